@@ -1,0 +1,22 @@
+//! rora: fine-tune LLaMA-family models with low-rank adapters (LoRA `alpha/r`, RoRA `alpha/sqrt(r)`,
+//! DoRA, fixed scale), driven by KDL pipelines, with a content-addressed cache of every stage.
+//!
+//! ```text
+//! SourceFile -> KdlDocument -> [shape] -> PipelineDecl -> [resolve, semantic] -> Pipeline   (`check`)
+//! Pipeline -> [expand sweeps, key] -> Plan { jobs, deps, StageKey per job }                  (`plan`)
+//! Plan -> Executor: lookup(key) -> Hit | Miss(reservation) -> runner -> commit              (`run`)
+//! ```
+
+pub mod adapter;
+pub mod cache;
+pub mod check;
+pub mod cli;
+pub mod diag;
+pub mod eval;
+pub mod exec;
+pub mod ir;
+pub mod lm;
+pub mod model;
+pub mod plan;
+pub mod schema;
+pub mod train;
