@@ -1,1 +1,2 @@
-//! (work in progress)
+//! LLaMA-family models: runtime config, forward pass, loaders.
+pub mod config;
