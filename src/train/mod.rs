@@ -1,1 +1,2 @@
-//! (work in progress)
+//! Training: examples and batches, the loop, optimizer, schedules, checkpoints.
+pub mod batch;
