@@ -1,4 +1,6 @@
 //! The command-line front end. Exit codes: 0 ok, 1 internal error, 2 check failed, 3 stage failed.
+pub mod model;
+
 use std::process::ExitCode;
 
 pub fn main() -> ExitCode {

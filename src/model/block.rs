@@ -1,0 +1,45 @@
+//! One decoder layer: pre-norm attention and a SwiGLU MLP, each with a residual connection.
+
+use candle_core::{Module, Result, Tensor};
+
+use super::attention::{Attention, LayerKv};
+use super::ops;
+use super::rope::Positions;
+use crate::adapter::linear::Linear;
+
+pub struct Mlp {
+    pub gate_proj: Linear,
+    pub up_proj: Linear,
+    pub down_proj: Linear,
+}
+
+impl Mlp {
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let h = ops::swiglu(&self.gate_proj.forward(x)?, &self.up_proj.forward(x)?)?;
+        self.down_proj.forward(&h)
+    }
+}
+
+pub struct Block {
+    /// `[hidden]`.
+    pub input_layernorm: Tensor,
+    pub self_attn: Attention,
+    /// `[hidden]`.
+    pub post_attention_layernorm: Tensor,
+    pub mlp: Mlp,
+}
+
+impl Block {
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        pos: &Positions,
+        eps: f64,
+        kv: Option<&mut LayerKv>,
+    ) -> Result<Tensor> {
+        let h = ops::rms_norm(x, &self.input_layernorm, eps)?;
+        let x = (x + self.self_attn.forward(&h, pos, kv)?)?;
+        let h = ops::rms_norm(&x, &self.post_attention_layernorm, eps)?;
+        x + self.mlp.forward(&h)?
+    }
+}

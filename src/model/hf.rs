@@ -1,0 +1,236 @@
+//! HF model directories: `config.json`, `model.safetensors` or a sharded
+//! `model.safetensors.index.json`, `tokenizer.json`, optional `tokenizer_config.json` (chat
+//! template, special token names). Safetensors files are memory-mapped.
+//!
+//! [`save_hf_dir`] writes `config.json`, `model.safetensors`, `tokenizer.json` and
+//! `tokenizer_config.json`; [`load_hf_dir`] reads them back to the same weights, config,
+//! special tokens and chat template.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use memmap2::Mmap;
+use safetensors::SafeTensors;
+use serde_json::{Value, json};
+use tokenizers::Tokenizer;
+
+use super::config::LlamaConfig;
+use super::error::{ModelError, Result};
+use super::llama::Llama;
+use super::source::SpecialTokens;
+use super::weights::NamedTensors;
+
+pub struct HfParts {
+    pub config: LlamaConfig,
+    pub tensors: NamedTensors,
+    pub tokenizer: Tokenizer,
+    pub special: SpecialTokens,
+    pub chat_template: Option<String>,
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    serde_json::from_str(&read_text(path)?).map_err(|e| ModelError::InvalidField {
+        path: path.into(),
+        field: "(json)".into(),
+        reason: e.to_string(),
+    })
+}
+
+/// The safetensors files of a directory: `model.safetensors`, or the shards an index names.
+fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let single = dir.join("model.safetensors");
+    if single.exists() {
+        return Ok(vec![single]);
+    }
+    let index = dir.join("model.safetensors.index.json");
+    if !index.exists() {
+        return Err(ModelError::io(
+            &single,
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "neither model.safetensors nor model.safetensors.index.json exists",
+            ),
+        ));
+    }
+    let v = read_json(&index)?;
+    let map = v
+        .get("weight_map")
+        .and_then(Value::as_object)
+        .ok_or_else(|| ModelError::MissingField {
+            path: index.clone(),
+            field: "weight_map".into(),
+        })?;
+    let mut files: Vec<String> = map
+        .values()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect();
+    files.sort();
+    files.dedup();
+    Ok(files.into_iter().map(|f| dir.join(f)).collect())
+}
+
+fn candle_dtype(d: safetensors::Dtype) -> Option<DType> {
+    match d {
+        safetensors::Dtype::F32 => Some(DType::F32),
+        safetensors::Dtype::F16 => Some(DType::F16),
+        safetensors::Dtype::BF16 => Some(DType::BF16),
+        _ => None,
+    }
+}
+
+/// Read every tensor of `files` (converted to `dtype`, on `device`).
+pub fn read_safetensors(
+    files: &[PathBuf],
+    dir: &Path,
+    dtype: DType,
+    device: &Device,
+) -> Result<NamedTensors> {
+    let mut out = NamedTensors::new(dir);
+    for file in files {
+        let f = std::fs::File::open(file).map_err(|e| ModelError::io(file, e))?;
+        // SAFETY: read-only mapping of a file rora does not modify while loading.
+        let mmap = unsafe { Mmap::map(&f) }.map_err(|e| ModelError::io(file, e))?;
+        let st = SafeTensors::deserialize(&mmap).map_err(|e| ModelError::CorruptSafetensors {
+            path: file.clone(),
+            reason: e.to_string(),
+        })?;
+        for (name, view) in st.tensors() {
+            let dt = candle_dtype(view.dtype()).ok_or_else(|| ModelError::UnsupportedDtype {
+                path: file.clone(),
+                tensor: name.clone(),
+                dtype: format!("{:?}", view.dtype()),
+            })?;
+            let t = Tensor::from_raw_buffer(view.data(), dt, view.shape(), device)?;
+            out.insert(name, t.to_dtype(dtype)?);
+        }
+    }
+    Ok(out)
+}
+
+/// A token named in tokenizer_config.json: a string or `{"content": ...}`.
+fn token_name(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.clone()),
+        Value::Object(o) => o.get("content").and_then(Value::as_str).map(str::to_string),
+        _ => None,
+    }
+}
+
+pub fn load_hf_dir(dir: &Path, dtype: DType, device: &Device) -> Result<HfParts> {
+    let cfg_path = dir.join("config.json");
+    let config = LlamaConfig::from_hf_json(&read_text(&cfg_path)?, &cfg_path)?;
+    let tok_path = dir.join("tokenizer.json");
+    let tokenizer = Tokenizer::from_file(&tok_path).map_err(|e| ModelError::Tokenizer {
+        path: tok_path.clone(),
+        reason: e.to_string(),
+    })?;
+    let n_tok = tokenizer.get_vocab_size(true);
+    if n_tok > config.vocab_size {
+        return Err(ModelError::VocabMismatch {
+            path: tok_path,
+            tokenizer: n_tok,
+            model: config.vocab_size,
+        });
+    }
+    let tc_path = dir.join("tokenizer_config.json");
+    let tc = if tc_path.exists() {
+        Some(read_json(&tc_path)?)
+    } else {
+        None
+    };
+    let id_of = |key: &str| {
+        token_name(tc.as_ref().and_then(|t| t.get(key))).and_then(|n| tokenizer.token_to_id(&n))
+    };
+    let mut eos = config.eos_token_ids.clone();
+    if let Some(e) = id_of("eos_token")
+        && !eos.contains(&e)
+    {
+        eos.push(e);
+    }
+    let special = SpecialTokens {
+        bos: config.bos_token_id.or_else(|| id_of("bos_token")),
+        eos,
+        pad: id_of("pad_token"),
+    };
+    let chat_template = tc
+        .as_ref()
+        .and_then(|t| t.get("chat_template"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let tensors = read_safetensors(&weight_files(dir)?, dir, dtype, device)?;
+    Ok(HfParts {
+        config,
+        tensors,
+        tokenizer,
+        special,
+        chat_template,
+    })
+}
+
+fn dtype_name(d: DType) -> &'static str {
+    match d {
+        DType::BF16 => "bfloat16",
+        DType::F16 => "float16",
+        _ => "float32",
+    }
+}
+
+/// Write `model` as an HF directory (created if needed).
+pub fn save_hf_dir(
+    model: &Llama,
+    tokenizer: &Tokenizer,
+    special: &SpecialTokens,
+    chat_template: Option<&str>,
+    dir: &Path,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
+    let mut cfg = model.config().to_hf_json();
+    cfg["torch_dtype"] = json!(dtype_name(model.dtype()));
+    cfg["bos_token_id"] = json!(special.bos);
+    match special.eos.as_slice() {
+        [] => {}
+        [e] => cfg["eos_token_id"] = json!(e),
+        many => cfg["eos_token_id"] = json!(many),
+    }
+    let cfg_path = dir.join("config.json");
+    let text =
+        serde_json::to_string_pretty(&cfg).map_err(|e| ModelError::InvalidInput(e.to_string()))?;
+    std::fs::write(&cfg_path, text).map_err(|e| ModelError::io(&cfg_path, e))?;
+
+    let tensors: HashMap<String, Tensor> = model.named_tensors().into_iter().collect();
+    let st_path = dir.join("model.safetensors");
+    candle_core::safetensors::save(&tensors, &st_path)?;
+
+    let tok_path = dir.join("tokenizer.json");
+    tokenizer
+        .save(&tok_path, false)
+        .map_err(|e| ModelError::Tokenizer {
+            path: tok_path.clone(),
+            reason: e.to_string(),
+        })?;
+
+    let name = |id: Option<u32>| id.and_then(|i| tokenizer.id_to_token(i));
+    let mut tc = json!({ "tokenizer_class": "PreTrainedTokenizerFast", "add_bos_token": false });
+    if let Some(b) = name(special.bos) {
+        tc["bos_token"] = json!(b);
+    }
+    if let Some(e) = name(special.eos.first().copied()) {
+        tc["eos_token"] = json!(e);
+    }
+    if let Some(p) = name(special.pad) {
+        tc["pad_token"] = json!(p);
+    }
+    if let Some(t) = chat_template {
+        tc["chat_template"] = json!(t);
+    }
+    let tc_path = dir.join("tokenizer_config.json");
+    let text =
+        serde_json::to_string_pretty(&tc).map_err(|e| ModelError::InvalidInput(e.to_string()))?;
+    std::fs::write(&tc_path, text).map_err(|e| ModelError::io(&tc_path, e))
+}

@@ -1,0 +1,317 @@
+//! The LLaMA decoder (LLaMA 1/2/3, TinyLlama, SmolLM, Sheared-LLaMA, per-layer pruned shapes).
+//!
+//! Guarantees: logits for every position (`crate::lm::CausalLm`), padding on either side gives
+//! the same logits for real tokens as the unpadded row, incremental decoding with a KV cache
+//! (`crate::lm::IncrementalLm`) equals the full forward, and every op on the path from the input
+//! embeddings to the logits has a backward pass (see `ops`). Projections are
+//! `crate::adapter::linear::Linear`s, reachable by their HF module paths for adapters.
+
+use candle_core::{DType, Device, Result, Tensor};
+
+use super::attention::{Attention, LayerKv};
+use super::block::{Block, Mlp};
+use super::config::{LlamaConfig, PROJECTIONS, module_path};
+use super::error::{ModelError, Result as ModelResult};
+use super::ops;
+use super::rope::{self, Positions};
+use super::weights::NamedTensors;
+use crate::adapter::linear::Linear;
+use crate::lm::{CausalLm, IncrementalLm};
+
+pub struct Llama {
+    config: LlamaConfig,
+    /// `[vocab, hidden]`.
+    embed_tokens: Tensor,
+    layers: Vec<Block>,
+    /// `[hidden]`.
+    norm: Tensor,
+    /// `[vocab, hidden]`; `None` when tied to `embed_tokens`.
+    lm_head: Option<Tensor>,
+    inv_freq: Vec<f64>,
+    dtype: DType,
+    device: Device,
+}
+
+/// Key/value cache for incremental decoding: one slot per layer.
+pub struct KvCache {
+    layers: Vec<LayerKv>,
+    batch: usize,
+}
+
+impl KvCache {
+    /// Positions already cached.
+    pub fn len(&self) -> usize {
+        self.layers
+            .first()
+            .and_then(|l| l.as_ref())
+            .map_or(0, |(k, _)| k.dims()[2])
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Llama {
+    /// Build from HF-named tensors, checking every shape against `config`. Tensors are converted
+    /// to `dtype`; tensors the model does not use are ignored.
+    pub fn from_tensors(
+        config: LlamaConfig,
+        mut w: NamedTensors,
+        dtype: DType,
+    ) -> ModelResult<Self> {
+        config.validate(w.path())?;
+        let (v, hs) = (config.vocab_size, config.hidden_size);
+        let device = match w.tensors.values().next() {
+            Some(t) => t.device().clone(),
+            None => Device::Cpu,
+        };
+        let embed_tokens = w.take("model.embed_tokens.weight", &[v, hs], dtype)?;
+        let mut layers = Vec::with_capacity(config.n_layers());
+        for (i, d) in config.layers.iter().enumerate() {
+            let mut lin = |proj: &str| -> ModelResult<Linear> {
+                // invariant: PROJECTIONS are the names proj_shape knows and i < n_layers.
+                let (o, n) = config
+                    .proj_shape(i, proj)
+                    .ok_or_else(|| ModelError::InvalidInput(proj.into()))?;
+                Ok(Linear::new(
+                    w.take(&format!("{}.weight", module_path(i, proj)), &[o, n], dtype)?,
+                    None,
+                ))
+            };
+            let self_attn = Attention {
+                q_proj: lin("q_proj")?,
+                k_proj: lin("k_proj")?,
+                v_proj: lin("v_proj")?,
+                o_proj: lin("o_proj")?,
+                n_heads: d.n_heads,
+                n_kv_heads: d.n_kv_heads,
+                head_dim: config.head_dim,
+            };
+            let mlp = Mlp {
+                gate_proj: lin("gate_proj")?,
+                up_proj: lin("up_proj")?,
+                down_proj: lin("down_proj")?,
+            };
+            let p = format!("model.layers.{i}");
+            layers.push(Block {
+                input_layernorm: w.take(&format!("{p}.input_layernorm.weight"), &[hs], dtype)?,
+                self_attn,
+                post_attention_layernorm: w.take(
+                    &format!("{p}.post_attention_layernorm.weight"),
+                    &[hs],
+                    dtype,
+                )?,
+                mlp,
+            });
+        }
+        let norm = w.take("model.norm.weight", &[hs], dtype)?;
+        let lm_head = if config.tie_word_embeddings {
+            None
+        } else {
+            Some(w.take("lm_head.weight", &[v, hs], dtype)?)
+        };
+        let inv_freq = rope::inv_freq(&config);
+        Ok(Self {
+            config,
+            embed_tokens,
+            layers,
+            norm,
+            lm_head,
+            inv_freq,
+            dtype,
+            device,
+        })
+    }
+
+    pub fn config(&self) -> &LlamaConfig {
+        &self.config
+    }
+
+    /// The dtype of the base weights (and of activations between layers).
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    pub fn embed_tokens(&self) -> &Tensor {
+        &self.embed_tokens
+    }
+
+    pub fn norm(&self) -> &Tensor {
+        &self.norm
+    }
+
+    /// The output projection `[vocab, hidden]` (the embedding matrix when tied).
+    pub fn lm_head(&self) -> &Tensor {
+        self.lm_head.as_ref().unwrap_or(&self.embed_tokens)
+    }
+
+    /// Every adaptable projection with its HF module path, layer by layer in PEFT's order.
+    pub fn linears(&self) -> Vec<(String, &Linear)> {
+        let mut out = Vec::with_capacity(self.layers.len() * PROJECTIONS.len());
+        for (i, b) in self.layers.iter().enumerate() {
+            let (a, m) = (&b.self_attn, &b.mlp);
+            let all = [
+                &a.q_proj,
+                &a.k_proj,
+                &a.v_proj,
+                &a.o_proj,
+                &m.gate_proj,
+                &m.up_proj,
+                &m.down_proj,
+            ];
+            out.extend(
+                PROJECTIONS
+                    .iter()
+                    .zip(all)
+                    .map(|(p, l)| (module_path(i, p), l)),
+            );
+        }
+        out
+    }
+
+    /// Mutable access to every adaptable projection (same order as [`Llama::linears`]).
+    pub fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
+        let mut out = Vec::with_capacity(self.layers.len() * PROJECTIONS.len());
+        for (i, b) in self.layers.iter_mut().enumerate() {
+            let (a, m) = (&mut b.self_attn, &mut b.mlp);
+            let all = [
+                &mut a.q_proj,
+                &mut a.k_proj,
+                &mut a.v_proj,
+                &mut a.o_proj,
+                &mut m.gate_proj,
+                &mut m.up_proj,
+                &mut m.down_proj,
+            ];
+            out.extend(
+                PROJECTIONS
+                    .iter()
+                    .zip(all)
+                    .map(|(p, l)| (module_path(i, p), l)),
+            );
+        }
+        out
+    }
+
+    /// The current weights under their HF names (projections as they are now, e.g. after a
+    /// merge). `lm_head.weight` is omitted when tied.
+    pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut out = vec![(
+            "model.embed_tokens.weight".to_string(),
+            self.embed_tokens.clone(),
+        )];
+        for (i, b) in self.layers.iter().enumerate() {
+            let p = format!("model.layers.{i}");
+            out.push((
+                format!("{p}.input_layernorm.weight"),
+                b.input_layernorm.clone(),
+            ));
+            out.push((
+                format!("{p}.post_attention_layernorm.weight"),
+                b.post_attention_layernorm.clone(),
+            ));
+        }
+        out.extend(
+            self.linears()
+                .into_iter()
+                .map(|(n, l)| (format!("{n}.weight"), l.weight().clone())),
+        );
+        out.push(("model.norm.weight".to_string(), self.norm.clone()));
+        if let Some(h) = &self.lm_head {
+            out.push(("lm_head.weight".to_string(), h.clone()));
+        }
+        out
+    }
+
+    /// Parameter count of the base model (tied embeddings counted once).
+    pub fn num_parameters(&self) -> usize {
+        self.named_tensors()
+            .iter()
+            .map(|(_, t)| t.elem_count())
+            .sum()
+    }
+
+    /// Final hidden states `[b, t_new, hidden]` (after the last norm).
+    pub fn forward_hidden(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        cache: Option<&mut KvCache>,
+    ) -> Result<Tensor> {
+        let (b, t) = input_ids.dims2()?;
+        let mask = attention_mask.to_dtype(DType::U32)?.to_vec2::<u32>()?;
+        if mask.len() != b {
+            candle_core::bail!("attention mask has {} rows, input_ids {b}", mask.len());
+        }
+        let cached = cache.as_ref().map_or(0, |c| c.len());
+        if mask.first().map_or(0, |r| r.len()) != cached + t {
+            candle_core::bail!(
+                "attention mask covers {} positions, expected {cached} cached + {t} new",
+                mask.first().map_or(0, |r| r.len())
+            );
+        }
+        let pos = Positions::new(&mask, t, &self.inv_freq, self.dtype, &self.device)?;
+        let mut x = self
+            .embed_tokens
+            .index_select(&input_ids.flatten_all()?, 0)?
+            .reshape((b, t, ()))?;
+        match cache {
+            Some(c) => {
+                if c.batch != b {
+                    candle_core::bail!("cache was made for batch {}, got {b}", c.batch);
+                }
+                for (layer, slot) in self.layers.iter().zip(c.layers.iter_mut()) {
+                    x = layer.forward(&x, &pos, self.config.rms_norm_eps, Some(slot))?;
+                }
+            }
+            None => {
+                for layer in &self.layers {
+                    x = layer.forward(&x, &pos, self.config.rms_norm_eps, None)?;
+                }
+            }
+        }
+        ops::rms_norm(&x, &self.norm, self.config.rms_norm_eps)
+    }
+
+    /// f32 logits for hidden states `[b, t, hidden]` -> `[b, t, vocab]`.
+    pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
+        let (b, t, h) = hidden.dims3()?;
+        let y = hidden.reshape((b * t, h))?.matmul(&self.lm_head().t()?)?;
+        y.to_dtype(DType::F32)?.reshape((b, t, ()))
+    }
+}
+
+impl CausalLm for Llama {
+    fn forward(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
+        self.logits(&self.forward_hidden(input_ids, attention_mask, None)?)
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.config.vocab_size
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+}
+
+impl IncrementalLm for Llama {
+    type Cache = KvCache;
+
+    fn new_cache(&self, batch: usize) -> Result<KvCache> {
+        Ok(KvCache {
+            layers: vec![None; self.layers.len()],
+            batch,
+        })
+    }
+
+    fn forward_step(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        cache: &mut KvCache,
+    ) -> Result<Tensor> {
+        self.logits(&self.forward_hidden(input_ids, attention_mask, Some(cache))?)
+    }
+}

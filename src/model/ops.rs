@@ -1,0 +1,51 @@
+//! Differentiable building blocks of the forward pass.
+//!
+//! candle_nn's fused `rms_norm`, `softmax_last_dim` and `rope` have no backward pass (DESIGN.md):
+//! gradients silently stop there. Everything here is composed from candle ops that do have one,
+//! and `tests` checks that gradients reach the inputs through each of them.
+
+use candle_core::{D, DType, Result, Tensor};
+
+/// RMSNorm over the last dimension: `x / sqrt(mean(x^2) + eps) * weight`, computed in at least f32
+/// and returned in `x`'s dtype.
+pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    let dtype = x.dtype();
+    let x = upcast(x)?;
+    let inv = (x.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?.recip()?;
+    let y = x.broadcast_mul(&inv)?.to_dtype(dtype)?;
+    y.broadcast_mul(weight)
+}
+
+/// Half-precision tensors widened to f32 for reductions; f32/f64 unchanged.
+pub fn upcast(x: &Tensor) -> Result<Tensor> {
+    match x.dtype() {
+        DType::BF16 | DType::F16 => x.to_dtype(DType::F32),
+        _ => Ok(x.clone()),
+    }
+}
+
+/// Softmax over the last dimension (`x - max` for stability; the max is a constant shift, so it
+/// is detached).
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    let e = x.broadcast_sub(&max)?.exp()?;
+    let s = e.sum_keepdim(D::Minus1)?;
+    e.broadcast_div(&s)
+}
+
+/// `silu(gate) * up` (SwiGLU).
+pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    gate.silu()?.mul(up)
+}
+
+/// Rotary embedding in HF's half-split layout (`rotate_half`): for `x` `[b, h, t, d]` and
+/// `cos`, `sin_signed` `[b, 1, t, d]` where `cos = [c, c]` and `sin_signed = [-s, s]`,
+/// returns `x * cos + [x2, x1] * sin_signed`.
+pub fn rope(x: &Tensor, cos: &Tensor, sin_signed: &Tensor) -> Result<Tensor> {
+    let d = x.dim(D::Minus1)?;
+    let half = d / 2;
+    let x1 = x.narrow(D::Minus1, 0, half)?;
+    let x2 = x.narrow(D::Minus1, half, half)?;
+    let swapped = Tensor::cat(&[&x2, &x1], D::Minus1)?;
+    x.broadcast_mul(cos)? + swapped.broadcast_mul(sin_signed)?
+}

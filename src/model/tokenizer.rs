@@ -1,0 +1,168 @@
+//! Byte-level BPE tokenizers built in memory: from GGUF vocabulary metadata, and the built-in
+//! 259-token byte tokenizer of random models.
+//!
+//! The pre-tokenizer follows the name llama.cpp stores in `tokenizer.ggml.pre`:
+//! `default`/`gpt2` (the GPT-2 regex, no prefix space), `smollm` (digits one by one, then the
+//! GPT-2 regex, as SmolLM2's tokenizer.json), `llama-bpe`/`llama3`/`smaug-bpe` (the LLaMA-3
+//! split regex), `qwen2`. Any other name is an error rather than a silently different split.
+//! Control and user-defined tokens (GGUF token types 3 and 4) become special tokens, so they are
+//! matched whole in text and skipped when decoding with `skip_special_tokens`.
+
+use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::models::bpe::BPE;
+use tokenizers::normalizers::unicode::NFC;
+use tokenizers::pre_tokenizers::PreTokenizerWrapper;
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+use tokenizers::processors::template::TemplateProcessing;
+use tokenizers::tokenizer::SplitDelimiterBehavior;
+use tokenizers::{AddedToken, Tokenizer};
+
+const REGEX_LLAMA3: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const REGEX_QWEN2: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// GPT-2's byte -> printable char table (`bytes_to_unicode` in GPT-2's encoder.py).
+pub fn bytes_to_unicode() -> [char; 256] {
+    let printable =
+        |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+    let mut out = ['\0'; 256];
+    let mut n = 0;
+    for b in 0..256u32 {
+        let c = if printable(b) {
+            b
+        } else {
+            n += 1;
+            255 + n
+        };
+        // invariant: c < 512, always a valid scalar value.
+        out[b as usize] = char::from_u32(c).unwrap_or('\u{FFFD}');
+    }
+    out
+}
+
+/// What a byte-level BPE vocabulary needs besides tokens and merges.
+pub struct BpeSpec<'a> {
+    pub tokens: &'a [String],
+    pub merges: Vec<(String, String)>,
+    /// The llama.cpp pre-tokenizer name (`tokenizer.ggml.pre`).
+    pub pre: &'a str,
+    /// Ids of the tokens to register as special.
+    pub special_ids: Vec<u32>,
+    /// Prepend this token id when encoding with special tokens.
+    pub add_bos: Option<u32>,
+    pub unk: Option<u32>,
+}
+
+fn pre_tokenizer(pre: &str) -> Result<PreTokenizerWrapper, String> {
+    let split = |re: &str| -> Result<PreTokenizerWrapper, String> {
+        Ok(Split::new(
+            SplitPattern::Regex(re.to_string()),
+            SplitDelimiterBehavior::Isolated,
+            false,
+        )
+        .map_err(|e| e.to_string())?
+        .into())
+    };
+    Ok(match pre {
+        "default" | "gpt2" | "gpt-2" => ByteLevel::new(false, true, true).into(),
+        "smollm" => Sequence::new(vec![
+            Digits::new(true).into(),
+            ByteLevel::new(false, true, true).into(),
+        ])
+        .into(),
+        "llama-bpe" | "llama3" | "smaug-bpe" => Sequence::new(vec![
+            split(REGEX_LLAMA3)?,
+            ByteLevel::new(false, true, false).into(),
+        ])
+        .into(),
+        "qwen2" => Sequence::new(vec![
+            split(REGEX_QWEN2)?,
+            ByteLevel::new(false, false, false).into(),
+        ])
+        .into(),
+        other => {
+            return Err(format!(
+                "pre-tokenizer `{other}` is not supported (default, gpt2, smollm, llama-bpe, qwen2)"
+            ));
+        }
+    })
+}
+
+/// A byte-level BPE tokenizer (`tokenizer.ggml.model = gpt2`). Errors are plain messages; the
+/// caller adds the file.
+pub fn byte_level_bpe(spec: BpeSpec<'_>) -> Result<Tokenizer, String> {
+    let vocab: tokenizers::models::bpe::Vocab = spec
+        .tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), i as u32))
+        .collect();
+    let mut builder = BPE::builder().vocab_and_merges(vocab, spec.merges);
+    if let Some(u) = spec.unk.and_then(|u| spec.tokens.get(u as usize)) {
+        builder = builder.unk_token(u.clone());
+    }
+    let bpe = builder.build().map_err(|e| e.to_string())?;
+    let mut tok = Tokenizer::new(bpe);
+    if spec.pre == "qwen2" {
+        tok.with_normalizer(Some(NFC)).map_err(|e| e.to_string())?;
+    }
+    tok.with_pre_tokenizer(Some(pre_tokenizer(spec.pre)?));
+    tok.with_decoder(Some(ByteLevelDecoder::default()));
+    if let Some(id) = spec.add_bos {
+        let name = spec
+            .tokens
+            .get(id as usize)
+            .ok_or_else(|| format!("BOS id {id} is outside the vocabulary"))?;
+        let tp = TemplateProcessing::builder()
+            .try_single(format!("{name} $0"))
+            .map_err(|e| e.to_string())?
+            .try_pair(format!("{name} $A {name} $B"))
+            .map_err(|e| e.to_string())?
+            .special_tokens(vec![(name.clone(), id)])
+            .build()
+            .map_err(|e| e.to_string())?;
+        tok.with_post_processor(Some(tp));
+    }
+    let specials: Vec<AddedToken> = spec
+        .special_ids
+        .iter()
+        .map(|&id| {
+            spec.tokens
+                .get(id as usize)
+                .map(|t| AddedToken::from(t.clone(), true))
+                .ok_or_else(|| format!("special token id {id} is outside the vocabulary"))
+        })
+        .collect::<Result<_, _>>()?;
+    tok.add_special_tokens(specials)
+        .map_err(|e| e.to_string())?;
+    Ok(tok)
+}
+
+/// The ChatML special tokens that open the byte vocabulary.
+pub const BYTE_SPECIALS: [&str; 3] = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
+
+/// The 259-token vocabulary of the tiny test GGUF and of random models: 3 ChatML specials, then
+/// the 256 bytes in GPT-2's byte-to-char form (byte `b` has id `b + 3`), no merges.
+pub fn byte_vocab() -> Vec<String> {
+    let table = bytes_to_unicode();
+    BYTE_SPECIALS
+        .iter()
+        .map(|s| s.to_string())
+        .chain(table.iter().map(|c| c.to_string()))
+        .collect()
+}
+
+/// The built-in byte tokenizer (vocab 259).
+pub fn byte_tokenizer() -> Result<Tokenizer, String> {
+    let tokens = byte_vocab();
+    byte_level_bpe(BpeSpec {
+        tokens: &tokens,
+        merges: vec![],
+        pre: "default",
+        special_ids: vec![0, 1, 2],
+        add_bos: None,
+        unk: None,
+    })
+}
