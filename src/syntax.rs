@@ -85,8 +85,8 @@ pub fn parse(file: &SourceFile, diags: &mut Diagnostics) -> Option<KdlDocument> 
             for d in err.diagnostics {
                 let msg = d.message.unwrap_or_else(|| "invalid KDL".to_string());
                 let label = d.label.unwrap_or_else(|| "here".to_string());
-                let mut diag =
-                    Diagnostic::error(Code::Kdl, msg).label(file.snap(d.span.into()), label);
+                let mut diag = Diagnostic::error(Code::Kdl, msg)
+                    .label(error_point(file, d.span.into()), label);
                 if let Some(h) = d.help {
                     diag = diag.help(h);
                 }
@@ -95,6 +95,19 @@ pub fn parse(file: &SourceFile, diags: &mut Diagnostics) -> Option<KdlDocument> 
             None
         }
     }
+}
+
+/// The parser labels some errors with the span of the whole node; point at its last token instead
+/// when it covers several lines.
+fn error_point(file: &SourceFile, span: Span) -> Span {
+    let s = file.snap(span);
+    let text = &file.text[s.start..s.end()];
+    if !text.contains('\n') {
+        return s;
+    }
+    let trimmed = text.trim_end();
+    let last = trimmed.char_indices().last().map_or(0, |(i, _)| i);
+    file.snap(Span::new(s.start + last, 1))
 }
 
 /// Byte offset of the first `{` that opens level `MAX_DEPTH + 1`, skipping strings and comments.

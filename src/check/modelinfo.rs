@@ -62,15 +62,34 @@ pub fn model_config(p: &ModelParams) -> Result<Option<LlamaConfig>, String> {
     }
 }
 
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// Errors from other crates may carry a backtrace after the first line.
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s).trim()
+}
+
 fn hf_config(path: &Path) -> Result<Option<LlamaConfig>, String> {
+    const KIND: &str = "JSON";
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(None);
     };
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "{} is not readable as {}: {}",
+            file_name(path),
+            KIND,
+            first_line(&e.to_string())
+        )
+    })?;
     let get = |k: &str| v.get(k).and_then(|x| x.as_u64()).map(|x| x as usize);
     let need =
-        |k: &str| get(k).ok_or_else(|| format!("{}: missing integer field `{k}`", path.display()));
+        |k: &str| get(k).ok_or_else(|| format!("{}: missing integer field `{k}`", file_name(path)));
     let hidden = need("hidden_size")?;
     let heads = need("num_attention_heads")?;
     let kv = get("num_key_value_heads").unwrap_or(heads);
@@ -87,11 +106,19 @@ fn hf_config(path: &Path) -> Result<Option<LlamaConfig>, String> {
 }
 
 fn gguf_config(path: &Path) -> Result<Option<LlamaConfig>, String> {
+    const KIND: &str = "GGUF";
     use candle_core::quantized::gguf_file::Content;
     let Ok(mut f) = std::fs::File::open(path) else {
         return Ok(None);
     };
-    let c = Content::read(&mut f).map_err(|e| format!("{}: {e}", path.display()))?;
+    let c = Content::read(&mut f).map_err(|e| {
+        format!(
+            "{} is not readable as {}: {}",
+            file_name(path),
+            KIND,
+            first_line(&e.to_string())
+        )
+    })?;
     let arch = c
         .metadata
         .get("general.architecture")
@@ -107,7 +134,7 @@ fn gguf_config(path: &Path) -> Result<Option<LlamaConfig>, String> {
                     .map(|x| x as usize)
                     .or_else(|| v.to_u64().ok().map(|x| x as usize))
             })
-            .ok_or_else(|| format!("{}: missing metadata `{arch}.{k}`", path.display()))
+            .ok_or_else(|| format!("{}: missing metadata `{arch}.{k}`", file_name(path)))
     };
     let hidden = get("embedding_length")?;
     let heads = get("attention.head_count")?;

@@ -218,9 +218,14 @@ impl Sem<'_> {
                     match model_config(m) {
                         Ok(c) => c,
                         Err(e) => {
+                            let f = if stage.fields.contains_key("gguf") {
+                                "gguf"
+                            } else {
+                                "path"
+                            };
                             self.push(
                                 Diagnostic::warning(Code::ModelConfig, e)
-                                    .label(stage.name_span, "model declared here")
+                                    .label(self.arg_span(stage, f, 0), "this model")
                                     .help("rank and layer checks are skipped for this model"),
                             );
                             None

@@ -629,7 +629,7 @@ impl Shape<'_> {
                 Code::UnknownChild,
                 format!("{} has no option `{cname}`", kind.name()),
                 name_span,
-                format!("not a {} option", kind.name()),
+                format!("not an option of {}", kind.name()),
                 help,
             );
             return None;

@@ -51,7 +51,8 @@ fn garbage_bytes() {
 
 #[test]
 fn ten_megabytes() {
-    let big = "model \"m\" { random; }\n".repeat(10 * 1024 * 1024 / 23 + 1);
+    let line = "model \"m\" { random; }\n";
+    let big = line.repeat(10 * 1024 * 1024 / line.len() + 1);
     assert!(big.len() >= 10 * 1024 * 1024);
     let (r, dt) = checked(big.as_bytes());
     assert_eq!(codes(&r), vec![Code::TooLarge]);

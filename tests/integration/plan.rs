@@ -158,13 +158,13 @@ fn golden_keys() {
 }
 
 const GOLDEN: [(&str, &str); 5] = [
-    ("m", ""),
-    ("d", ""),
-    ("a@rank=4,scaling=lora", ""),
-    ("t@rank=16,scaling=rora", ""),
-    ("r", ""),
+    ("m", "61431131449d"),
+    ("d", "13caa6a170ce"),
+    ("a@rank=4,scaling=lora", "88bf7c76331b"),
+    ("t@rank=16,scaling=rora", "ab57d9b50ff6"),
+    ("r", "f6aae3da3fd1"),
 ];
-const GOLDEN_MODEL_FINGERPRINT: &str = "";
+const GOLDEN_MODEL_FINGERPRINT: &str = r#"{"key_format_version":1,"kind":"model","kind_version":1,"params":{"dtype":"f32","random":{"args":[],"ffn":128,"heads":4,"hidden":64,"kv-heads":2,"layers":2,"seed":0}},"upstream":{},"inputs":{},"seed":null}"#;
 
 #[test]
 fn file_inputs_are_content_digests() {
