@@ -53,20 +53,20 @@ pub fn check_and_plan(path: Option<&Path>, g: &Global) -> miette::Result<Result<
     Ok(Ok(plan))
 }
 
-/// `scale=2 (rora, alpha=16 r=64)` for adapter jobs.
+/// `s=2.0000 (rora alpha=16 r=64)` or `s=2.0000 (lora alpha=2r=16 r=8)` for adapter jobs.
 pub fn scale_text(j: &Job) -> String {
     match &j.params {
         StageParams::Adapter(a) => {
             let policy = match a.alpha_policy {
                 AlphaPolicy::Fixed(_) => String::new(),
-                AlphaPolicy::PerRank(k) => format!(" = {k}r"),
+                AlphaPolicy::PerRank(k) => format!("{k}r="),
             };
             format!(
                 "s={:.4} ({} alpha={}{} r={})",
                 a.scale(),
                 a.scaling.name(),
-                a.alpha,
                 policy,
+                a.alpha,
                 a.rank
             )
         }

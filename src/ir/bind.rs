@@ -97,9 +97,20 @@ pub fn bind(
                 .iter()
                 .map(|f| bind_field(c, f, &resolve))
                 .collect::<Result<Vec<_>, _>>()?,
+            // An omitted option binds exactly like the option written with its defaults.
             None => c
                 .default
-                .map(|d| vec![default_field(d)])
+                .map(|d| {
+                    let mut f = default_field(d);
+                    f.props = c
+                        .props
+                        .iter()
+                        .filter_map(|p| {
+                            Some((p.name.to_string(), p.default.and_then(default_value)?))
+                        })
+                        .collect();
+                    vec![f]
+                })
                 .unwrap_or_default(),
         };
         if !bound.is_empty() {
