@@ -68,14 +68,7 @@ pub struct HubSettings {
 
 impl HubSettings {
     pub fn from_env() -> Self {
-        let offline = std::env::var("HF_HUB_OFFLINE")
-            .map(|v| {
-                matches!(
-                    v.trim().to_ascii_lowercase().as_str(),
-                    "1" | "true" | "yes" | "on"
-                )
-            })
-            .unwrap_or(false);
+        let offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| env_flag(&v));
         Self {
             endpoint: std::env::var("HF_ENDPOINT").ok().filter(|s| !s.is_empty()),
             token: None,
@@ -395,6 +388,14 @@ impl Hub {
             },
         }
     }
+}
+
+/// huggingface_hub's truthy values for boolean environment variables.
+fn env_flag(v: &str) -> bool {
+    matches!(
+        v.trim().to_ascii_lowercase().as_str(),
+        "1" | "true" | "yes" | "on"
+    )
 }
 
 fn is_commit(s: &str) -> bool {

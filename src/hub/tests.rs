@@ -297,3 +297,35 @@ fn dataset_files_by_glob() {
         .unwrap();
     assert_eq!(again, files[1..]);
 }
+
+#[test]
+fn offline_flag_and_commit_shapes() {
+    for v in ["1", "true", "YES", " on "] {
+        assert!(env_flag(v), "{v}");
+    }
+    for v in ["0", "", "false", "off"] {
+        assert!(!env_flag(v), "{v}");
+    }
+    assert!(is_commit(SHA));
+    assert!(!is_commit("main"));
+    assert!(!is_commit(&SHA[1..]));
+}
+
+#[test]
+fn shard_names_are_deduplicated_and_must_stay_inside_the_repo() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("index.json");
+    std::fs::write(
+        &p,
+        r#"{"weight_map": {"a": "s2.safetensors", "b": "s1.safetensors", "c": "s2.safetensors"}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        shard_names(&p).unwrap(),
+        ["s1.safetensors", "s2.safetensors"]
+    );
+    std::fs::write(&p, r#"{"weight_map": {"a": "../evil"}}"#).unwrap();
+    assert!(shard_names(&p).unwrap_err().contains("escapes the repo"));
+    std::fs::write(&p, r#"{"metadata": {}}"#).unwrap();
+    assert!(shard_names(&p).unwrap_err().contains("weight_map"));
+}

@@ -98,7 +98,14 @@ pub fn for_each_record(
     };
     match format {
         FileFormat::Jsonl => read_jsonl(path, open(path)?, sink),
-        FileFormat::Json => read_json_array(path, open(path)?, sink),
+        // A `.json` file may hold one array or, as many hub datasets do, JSON Lines.
+        FileFormat::Json => {
+            let mut reader = open(path)?;
+            match first_byte(&mut reader).map_err(|e| DataError::io(path, e))? {
+                Some(b'[') | None => read_json_array(path, reader, sink),
+                Some(_) => read_jsonl(path, reader, sink),
+            }
+        }
         FileFormat::Parquet => super::parquet::read_parquet(path, sink),
     }
 }
@@ -109,11 +116,33 @@ fn open(path: &Path) -> Result<Box<dyn BufRead>, DataError> {
     let gz = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
-    Ok(if gz {
+    let mut reader: Box<dyn BufRead> = if gz {
         Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(file)))
     } else {
         Box::new(BufReader::new(file))
-    })
+    };
+    // A UTF-8 byte-order mark is not JSON; skip it.
+    let buf = reader.fill_buf().map_err(|e| DataError::io(path, e))?;
+    if buf.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        reader.consume(3);
+    }
+    Ok(reader)
+}
+
+/// The first non-whitespace byte, not consumed (leading whitespace is consumed only when it
+/// fills a whole buffer).
+fn first_byte(reader: &mut Box<dyn BufRead>) -> std::io::Result<Option<u8>> {
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        let skip = buf.iter().take_while(|b| b.is_ascii_whitespace()).count();
+        if skip < buf.len() {
+            return Ok(Some(buf[skip]));
+        }
+        reader.consume(skip);
+    }
 }
 
 fn read_jsonl(
@@ -225,6 +254,9 @@ mod tests {
             format!("[{}, {}]", rows[0], rows[1]),
         )
         .unwrap();
+        // JSON Lines under a .json name, behind a byte-order mark.
+        let z = format!("\u{feff}{}\n{}\n", rows[0], rows[1]);
+        std::fs::write(dir.path().join("z.json"), z).unwrap();
         let plain = read_records(&dir.path().join("x.jsonl")).unwrap();
         assert_eq!(plain[1].0, Location::Line(3), "blank lines still count");
         let gz = read_records(&dir.path().join("x.jsonl.gz")).unwrap();
@@ -237,6 +269,9 @@ mod tests {
         assert_eq!(values(&plain), [1, 2]);
         assert_eq!(values(&gz), [1, 2]);
         assert_eq!(values(&arr), [1, 2]);
+        let lines = read_records(&dir.path().join("z.json")).unwrap();
+        assert_eq!(values(&lines), [1, 2]);
+        assert_eq!(lines[1].0, Location::Line(2));
         assert_eq!(arr[1].0, Location::Row(1));
     }
 

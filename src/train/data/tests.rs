@@ -166,3 +166,44 @@ fn batch_plan_over_a_built_dataset_collates_padded_batches() {
     assert!(packed.train.iter().all(|e| e.input_ids.len() <= 8));
     assert_eq!(packed.meta.train_tokens, ds.meta.train_tokens);
 }
+
+/// Throughput on the full shared commonsense train files (147,580 rows, 8 gzipped JSONL files),
+/// with the byte-level test tokenizer (one token per byte, so truncation at 256 is frequent).
+/// Run: `RAYON_NUM_THREADS=2 cargo test --release --lib full_commonsense_build -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn full_commonsense_build_throughput() {
+    let shared = std::env::var_os("RORA_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
+    let dir = shared.join("assets/commonsense");
+    if !dir.join("boolq.train.jsonl.gz").exists() {
+        eprintln!(
+            "SKIP full_commonsense_build_throughput: {} not found",
+            dir.display()
+        );
+        return;
+    }
+    let mut cfg = DataConfig::new(vec!["*.train.jsonl.gz".into()], Template::LlmAdapters);
+    cfg.tokenize.eos_id = Some(258);
+    cfg.val_rows = 120;
+    let t = std::time::Instant::now();
+    let ds = build_dataset(&cfg, &dir, &byte_tokenizer()).unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    let rows = ds.meta.rows_read;
+    eprintln!(
+        "built {rows} rows ({} train tokens, {} truncated) in {secs:.2} s = {:.0} rows/s",
+        ds.meta.train_tokens,
+        ds.meta.truncated,
+        rows as f64 / secs
+    );
+    let out = tempfile::tempdir().unwrap();
+    let t = std::time::Instant::now();
+    ds.save(out.path()).unwrap();
+    let save = t.elapsed().as_secs_f64();
+    let t = std::time::Instant::now();
+    let back = TokenizedDataset::load(out.path()).unwrap();
+    eprintln!("save {save:.2} s, load {:.2} s", t.elapsed().as_secs_f64());
+    assert_eq!(back.train.len(), ds.train.len());
+    assert_eq!(rows, 147_580);
+}

@@ -172,9 +172,15 @@ mod tests {
         assert!(out[0].truncated);
         // BOS + 7 letters = 8 tokens: with max_len 9 EOS fits, with max_len 8 it does not.
         let out = tokenize_batch(&tok, std::slice::from_ref(&r), &opts(9, true)).unwrap();
-        assert_eq!(out[0].example.input_ids, vec![257, 97, 98, 99, 100, 101, 102, 103, 258]);
+        assert_eq!(
+            out[0].example.input_ids,
+            vec![257, 97, 98, 99, 100, 101, 102, 103, 258]
+        );
         let out = tokenize_batch(&tok, &[r], &opts(8, true)).unwrap();
-        assert_eq!(out[0].example.input_ids, vec![257, 97, 98, 99, 100, 101, 102, 103]);
+        assert_eq!(
+            out[0].example.input_ids,
+            vec![257, 97, 98, 99, 100, 101, 102, 103]
+        );
         assert!(!out[0].truncated);
     }
 
