@@ -239,3 +239,17 @@ fn parameter_count_of_an_attached_model_counts_the_vars() {
     assert_eq!(count.trainable, report.trainable_params());
     assert_eq!(count.total, base + count.trainable);
 }
+
+#[test]
+fn attach_report_prints_the_effective_scale() {
+    let mut model = toy_model(1, DType::F32);
+    let mut cfg = qv(Method::Lora);
+    cfg.rank = 8;
+    cfg.alpha = 16.0;
+    let report = attach(&mut model, &cfg).unwrap();
+    // rora: 16 / sqrt(8) = 5.656854...
+    assert_eq!(
+        report.to_string(),
+        "lora on 2 modules, rule rora; r=8 alpha=16 scale=5.656854"
+    );
+}

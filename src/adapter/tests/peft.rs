@@ -343,3 +343,61 @@ fn bad_files_are_errors_naming_the_file_and_tensor() {
     assert!(load_peft(&mut model, dir.path()).is_err());
     assert!(model.iter().all(|(_, l)| l.adapter().is_none()));
 }
+
+// A fixed scale has no PEFT field: it is written as lora_alpha = s * r (scale alpha/r = s).
+#[test]
+fn fixed_scale_is_exported_baked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = toy_model(1, DType::F32);
+    let cfg = AdapterConfig::new(
+        Method::Dora,
+        ScalingRule::Fixed(0.7),
+        4,
+        12.0,
+        Targets::AllLinear,
+    );
+    attach(&mut model, &cfg).unwrap();
+    randomize_adapters(&model, 3);
+    let want = outputs(&model, DType::F32);
+    save_peft(&model, &cfg, dir.path(), &SaveOptions::default()).unwrap();
+    let j = read_json(dir.path());
+    assert_eq!(j["use_rslora"], false);
+    assert!((j["lora_alpha"].as_f64().unwrap() - 2.8).abs() < 1e-12);
+    assert_eq!(j["use_dora"], true);
+    let mut fresh = toy_model(1, DType::F32);
+    load_peft(&mut fresh, dir.path()).unwrap();
+    assert!(max_diff_all(&want, &outputs(&fresh, DType::F32)) < 1e-6);
+}
+
+// An adapted set that is not "names x layers" is written as full module paths, which PEFT
+// matches exactly (`key in config.target_modules`).
+#[test]
+fn irregular_target_sets_are_written_as_full_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = toy_model(2, DType::F32);
+    let re = r"model\.layers\.0\.self_attn\.q_proj|model\.layers\.1\.self_attn\.v_proj";
+    let cfg = AdapterConfig::new(
+        Method::Lora,
+        ScalingRule::Lora,
+        2,
+        3.0,
+        Targets::Regex(re.into()),
+    );
+    attach(&mut model, &cfg).unwrap();
+    randomize_adapters(&model, 6);
+    let want = outputs(&model, DType::F32);
+    save_peft(&model, &cfg, dir.path(), &SaveOptions::default()).unwrap();
+    let j = read_json(dir.path());
+    assert_eq!(
+        j["target_modules"],
+        serde_json::json!([
+            "model.layers.0.self_attn.q_proj",
+            "model.layers.1.self_attn.v_proj"
+        ])
+    );
+    assert_eq!(j["layers_to_transform"], serde_json::Value::Null);
+    let mut fresh = toy_model(2, DType::F32);
+    let loaded = load_peft(&mut fresh, dir.path()).unwrap();
+    assert_eq!(loaded.report.modules.len(), 2);
+    assert_eq!(max_diff_all(&want, &outputs(&fresh, DType::F32)), 0.0);
+}
