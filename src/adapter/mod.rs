@@ -26,6 +26,7 @@ pub mod lowrank;
 pub mod merge;
 pub mod params;
 pub mod peft_config;
+pub mod peft_convert;
 pub mod peft_io;
 pub mod scaling;
 pub mod spec;
