@@ -11,8 +11,8 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use candle_core::{DType, Result, Tensor};
-use rand::{Rng, SeedableRng};
+use candle_core::{Result, Tensor};
+use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 #[derive(Debug)]
@@ -77,19 +77,26 @@ impl Dropout {
         key[16..].copy_from_slice(&call.to_le_bytes());
         let mut rng = ChaCha8Rng::from_seed(*blake3::hash(&key).as_bytes());
         let keep = (1.0 / (1.0 - self.p)) as f32;
-        let p = self.p as f32;
+        // Drop when a uniform u32 falls below p * 2^32 (one draw per element, no float maths).
+        let threshold = (self.p * 4_294_967_296.0).min(u32::MAX as f64) as u32;
         let n: usize = shape.iter().product();
         let v: Vec<f32> = (0..n)
-            .map(|_| if rng.random::<f32>() < p { 0.0 } else { keep })
+            .map(|_| {
+                if rng.next_u32() < threshold {
+                    0.0
+                } else {
+                    keep
+                }
+            })
             .collect();
-        Tensor::from_vec(v, shape, &candle_core::Device::Cpu)?.to_dtype(DType::F32)
+        Tensor::from_vec(v, shape, &candle_core::Device::Cpu)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
+    use candle_core::{DType, Device};
 
     fn ones() -> Tensor {
         Tensor::ones((64, 100), DType::F32, &Device::Cpu).unwrap()
