@@ -91,8 +91,12 @@ impl Dora {
         let s = self.low.scale();
         let a = self.low.a().as_tensor().detach();
         let b = self.low.b().as_tensor().detach();
-        let w = weight.detach().to_dtype(a.dtype())?;
-        let wa = w.matmul(&a.t()?)?; // [out, r]
+        // W A^T in the base dtype (no f32 copy of a bf16 weight per step), accumulated in f32
+        // by the matmul kernels; the cross term is small next to ||W||^2.
+        let w = weight.detach();
+        let wa = w
+            .matmul(&a.t()?.to_dtype(w.dtype())?)?
+            .to_dtype(a.dtype())?; // [out, r]
         let cross = (&b * wa)?.sum(1)?.affine(2.0 * s, 0.0)?;
         let aat = a.matmul(&a.t()?)?; // [r, r]
         let quad = (b.matmul(&aat)? * &b)?.sum(1)?.affine(s * s, 0.0)?;

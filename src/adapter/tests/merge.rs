@@ -99,16 +99,18 @@ fn dora_merged_rows_have_the_magnitude_as_norm() {
 
 #[test]
 fn bf16_base_keeps_f32_adapters_and_merges_close() {
-    let mut model = toy_model(1, DType::BF16);
-    attach(&mut model, &config(Method::Lora, ScalingRule::Rora)).unwrap();
-    for (_, v) in crate::adapter::trainable_vars(&model) {
-        assert_eq!(v.dtype(), DType::F32);
+    for method in [Method::Lora, Method::Dora] {
+        let mut model = toy_model(1, DType::BF16);
+        attach(&mut model, &config(method, ScalingRule::Rora)).unwrap();
+        for (_, v) in crate::adapter::trainable_vars(&model) {
+            assert_eq!(v.dtype(), DType::F32);
+        }
+        randomize_adapters(&model, 2);
+        let adapted = outputs(&model, DType::BF16);
+        merge_all(&mut model).unwrap();
+        assert_eq!(model[0].1.weight().dtype(), DType::BF16);
+        // bf16 has 8 mantissa bits: outputs of size ~1 agree to a few 1e-2.
+        let d = max_diff_all(&adapted, &outputs(&model, DType::BF16));
+        assert!(d < 0.1, "{method:?}: bf16 merged vs unmerged {d}");
     }
-    randomize_adapters(&model, 2);
-    let adapted = outputs(&model, DType::BF16);
-    merge_all(&mut model).unwrap();
-    assert_eq!(model[0].1.weight().dtype(), DType::BF16);
-    // bf16 has 8 mantissa bits: outputs of size ~1 agree to a few 1e-2.
-    let d = max_diff_all(&adapted, &outputs(&model, DType::BF16));
-    assert!(d < 0.1, "bf16 merged vs unmerged {d}");
 }
