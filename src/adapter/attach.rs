@@ -187,11 +187,30 @@ fn build(
     })
 }
 
-/// Install ready-made adapters by module path (loading). Every path must name a module.
+/// Install ready-made adapters by module path (loading). Every path must name a module that has
+/// no adapter yet; otherwise nothing is installed.
 pub fn install<M: AdaptableModel + ?Sized>(
     model: &mut M,
     adapters: Vec<(String, Box<dyn LinearAdapter>)>,
 ) -> Result<(), AdapterError> {
+    {
+        let linears = model.linears();
+        for (path, _) in &adapters {
+            match linears.iter().find(|(p, _)| p == path) {
+                None => {
+                    return Err(AdapterError::UnknownModule {
+                        module: path.clone(),
+                    });
+                }
+                Some((_, l)) if l.adapter().is_some() => {
+                    return Err(AdapterError::AlreadyAdapted {
+                        module: path.clone(),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+    }
     let mut adapters = adapters;
     for (path, lin) in model.linears_mut() {
         if let Some(i) = adapters.iter().position(|(p, _)| *p == path) {
@@ -200,13 +219,7 @@ pub fn install<M: AdaptableModel + ?Sized>(
                 .map_err(AdapterError::tensor(&path))?;
         }
     }
-    match adapters.first() {
-        Some((path, _)) => Err(AdapterError::NoTargetMatched {
-            targets: path.clone(),
-            available: "the model has no module with this path".into(),
-        }),
-        None => Ok(()),
-    }
+    Ok(())
 }
 
 /// Remove every adapter (unmerging first), returning how many were removed.

@@ -27,6 +27,9 @@ pub enum AdapterError {
         inp: usize,
     },
 
+    #[error("{module}: the model has no module with this path")]
+    UnknownModule { module: String },
+
     #[error("{module}: already has an adapter")]
     AlreadyAdapted { module: String },
 

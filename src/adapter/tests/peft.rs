@@ -401,3 +401,12 @@ fn irregular_target_sets_are_written_as_full_paths() {
     assert_eq!(loaded.report.modules.len(), 2);
     assert_eq!(max_diff_all(&want, &outputs(&fresh, DType::F32)), 0.0);
 }
+
+#[test]
+fn loading_onto_an_adapted_model_is_an_error() {
+    let (dir, _) = fixture_dir(false);
+    let mut model = toy_model(1, DType::F32);
+    load_peft(&mut model, dir.path()).unwrap();
+    let err = load_peft(&mut model, dir.path()).unwrap_err().to_string();
+    assert!(err.contains("already has an adapter"), "{err}");
+}
