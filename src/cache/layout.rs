@@ -60,3 +60,19 @@ pub fn staging_root(root: &Path) -> PathBuf {
 pub fn is_committed(root: &Path, key_hex: &str) -> bool {
     manifest_path(root, key_hex).is_file()
 }
+
+/// Where entries being discarded (corrupt, replaced by `--force`, collected by gc) are moved
+/// before deletion, so a half-deleted entry is never visible under `entries/`.
+pub fn trash_root(root: &Path) -> PathBuf {
+    root.join(LAYOUT_VERSION).join("trash")
+}
+
+/// Event logs of `rora run`, one JSONL file per run.
+pub fn runs_dir(root: &Path) -> PathBuf {
+    root.join("runs")
+}
+
+/// The directory of the per-key lock files.
+pub fn locks_root(root: &Path) -> PathBuf {
+    root.join(LAYOUT_VERSION).join("locks")
+}

@@ -4,3 +4,5 @@ use std::process::ExitCode;
 pub fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
+
+pub mod cache;
