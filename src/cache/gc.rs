@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::error::Result;
+use super::error::{CacheError, Result, validate_key};
 use super::inventory::{self, EntryInfo};
 use super::layout;
 use super::lock::KeyLock;
@@ -57,6 +57,8 @@ pub struct GcReport {
     pub busy: Vec<String>,
     pub kept: usize,
     pub kept_bytes: u64,
+    /// Resume dirs (checkpoints of interrupted stages) removed.
+    pub resume_removed: usize,
 }
 
 impl GcReport {
@@ -102,7 +104,45 @@ pub fn gc(store: &Store, policy: &GcPolicy, now: SystemTime) -> Result<GcReport>
     }
     report.kept = keep.len();
     report.kept_bytes = keep.iter().map(|i| i.disk_size).sum();
+    report.resume_removed = gc_resume(store, policy, now)?;
     Ok(report)
+}
+
+/// Remove resume dirs nobody is using (key lock free) that are no longer useful: their key is
+/// committed, not live, or they were last written longer ago than `older_than`.
+fn gc_resume(store: &Store, policy: &GcPolicy, now: SystemTime) -> Result<usize> {
+    let parent = layout::resume_root(store.root());
+    if !parent.is_dir() {
+        return Ok(0);
+    }
+    let mut removed = 0;
+    for ent in std::fs::read_dir(&parent)
+        .map_err(CacheError::io("list", &parent))?
+        .flatten()
+    {
+        let key = ent.file_name().to_string_lossy().into_owned();
+        if validate_key(&key).is_err() {
+            continue;
+        }
+        let committed = layout::is_committed(store.root(), &key);
+        let not_live = policy.live.as_ref().is_some_and(|l| !l.contains(&key));
+        let age = ent
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| now.duration_since(t).ok());
+        let too_old = matches!((policy.older_than, age), (Some(limit), Some(age)) if age > limit);
+        if !(committed || not_live || too_old) {
+            continue;
+        }
+        let Some(_lock) = KeyLock::try_acquire(&layout::lock_path(store.root(), &key))? else {
+            continue;
+        };
+        if policy.dry_run || std::fs::remove_dir_all(ent.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 fn verdict(info: &EntryInfo, policy: &GcPolicy, now_s: u64) -> Option<GcReason> {

@@ -76,3 +76,13 @@ pub fn runs_dir(root: &Path) -> PathBuf {
 pub fn locks_root(root: &Path) -> PathBuf {
     root.join(LAYOUT_VERSION).join("locks")
 }
+
+/// Per-key scratch that survives a crash (training checkpoints), so a rerun of the same key can
+/// resume. Used only under the key's lock; deleted when the key is committed.
+pub fn resume_dir(root: &Path, key_hex: &str) -> PathBuf {
+    resume_root(root).join(key_hex)
+}
+
+pub fn resume_root(root: &Path) -> PathBuf {
+    root.join(LAYOUT_VERSION).join("resume")
+}

@@ -65,6 +65,28 @@ impl Reservation {
         &self.staging
     }
 
+    /// A per-key directory that survives a crash of this process (for training checkpoints): a
+    /// later reservation of the same key finds what was written here. Created on first call;
+    /// deleted after a successful commit. Same path as [`layout::resume_dir`].
+    pub fn resume_dir(&self) -> Result<PathBuf> {
+        let dir = layout::resume_dir(self.store.root(), &self.key);
+        fs::create_dir_all(&dir).map_err(CacheError::io("create resume directory", &dir))?;
+        Ok(dir)
+    }
+
+    /// Delete the key's resume dir (a forced recompute starts afresh).
+    pub(crate) fn clear_resume(&self) -> Result<()> {
+        let dir = layout::resume_dir(self.store.root(), &self.key);
+        match fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(CacheError::Io {
+                op: "remove",
+                path: dir,
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Set when a corrupt entry under this key was found and moved aside to make this reservation.
     pub fn discarded(&self) -> Option<&Defect> {
         self.discarded.as_ref()
@@ -86,6 +108,8 @@ impl Reservation {
         self.committed = true;
         fsutil::fsync_dir(&shard)?;
         fsutil::fsync_dir(&layout::entries_dir(self.store.root()))?;
+        // The checkpoints of this key are no longer needed; a leftover is harmless (gc removes it).
+        let _ = fs::remove_dir_all(layout::resume_dir(self.store.root(), &self.key));
         Ok(Entry::new(self.key.clone(), entry_dir, manifest))
     }
 

@@ -105,7 +105,8 @@ impl Store {
         }
     }
 
-    /// A reservation even if the key is cached (`--force`): the old entry is replaced on commit.
+    /// A reservation even if the key is cached (`--force`): the old entry is replaced on commit,
+    /// and the key's resume dir is cleared so the computation starts afresh.
     pub fn reserve(&self, key: &str) -> Result<Reservation> {
         validate_key(key)?;
         let lock = KeyLock::acquire(&layout::lock_path(&self.root, key), &mut || {})?;
@@ -116,7 +117,9 @@ impl Store {
             }
             _ => None,
         };
-        Reservation::create(self, key, lock, defect)
+        let reservation = Reservation::create(self, key, lock, defect)?;
+        reservation.clear_resume()?;
+        Ok(reservation)
     }
 
     /// The state of a key without locking or changing anything (`plan`, `explain`, `show-output`).

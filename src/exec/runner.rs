@@ -2,6 +2,11 @@
 //! output dir, reading its dependencies' committed outputs, and reports progress. It returns JSON
 //! metadata that is stored in the entry's manifest. It must not touch anything outside `out_dir`
 //! (the store commits exactly what is there).
+//!
+//! The executor calls `run` while holding the job key's lock, so a runner may also keep state in
+//! `cache::layout::resume_dir(root, &job.key)` (e.g. training checkpoints): it survives a crash,
+//! is seen by the next attempt of the same key, and is deleted when the key is committed (and
+//! cleared by `--force`).
 
 use std::path::Path;
 

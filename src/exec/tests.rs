@@ -510,3 +510,97 @@ impl std::io::Write for SharedBuf {
         Ok(())
     }
 }
+
+#[test]
+fn a_corrupt_entry_is_reported_and_recomputed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let fake = Fake::default();
+    run(&store, &fake, ExecOptions::default());
+    let ft4 = &graph()[2];
+    fs::write(layout::out_dir(tmp.path(), &ft4.key).join("out.txt"), "tr").unwrap();
+    let (s, events) = run(&store, &fake, ExecOptions::default());
+    assert_eq!(
+        s.counts(),
+        Counts {
+            cached: 6,
+            computed: 1,
+            ..Counts::default()
+        }
+    );
+    assert_eq!(fake.calls_of("ft@rank=4"), 2);
+    let corrupt: Vec<&Event> = events
+        .iter()
+        .filter(|e| matches!(e, Event::JobCorrupt { .. }))
+        .collect();
+    assert_eq!(corrupt.len(), 1);
+    assert!(
+        matches!(corrupt[0], Event::JobCorrupt { job, defect } if job.label == "ft@rank=4" && defect.contains("out/out.txt has 2 bytes"))
+    );
+}
+
+/// Counts steps in a checkpoint under the key's resume dir; fails once after step 2.
+struct Resumable {
+    root: std::path::PathBuf,
+    fail_at: Mutex<Option<u32>>,
+}
+
+impl StageRunner for Resumable {
+    fn run(
+        &self,
+        job: &JobSpec,
+        _: &[Entry],
+        out: &Path,
+        _: &dyn Progress,
+    ) -> Result<serde_json::Value, StageError> {
+        let dir = layout::resume_dir(&self.root, &job.key);
+        fs::create_dir_all(&dir)?;
+        let ckpt = dir.join("step");
+        let start: u32 = fs::read_to_string(&ckpt)
+            .map(|s| s.parse().unwrap_or(0))
+            .unwrap_or(0);
+        for step in start..4 {
+            if self
+                .fail_at
+                .lock()
+                .unwrap()
+                .take_if(|f| *f == step)
+                .is_some()
+            {
+                return Err(StageError::msg(format!("killed at step {step}")));
+            }
+            fs::write(&ckpt, (step + 1).to_string())?;
+        }
+        fs::write(out.join("out.txt"), format!("resumed from {start}"))?;
+        Ok(serde_json::Value::Null)
+    }
+}
+
+#[test]
+fn a_runner_resumes_from_its_checkpoint_and_commit_removes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let runner = Resumable {
+        root: tmp.path().to_path_buf(),
+        fail_at: Mutex::new(Some(2)),
+    };
+    let jobs = vec![job(0, "train", &[], &[])];
+    let reporters = Reporters::new();
+    let exec = Executor {
+        store: &store,
+        runner: &runner,
+        reporters: &reporters,
+        options: ExecOptions::default(),
+    };
+    let first = exec.run(&jobs).unwrap();
+    assert!(
+        matches!(first.outcome("train"), Some(Outcome::Failed { error }) if error == "killed at step 2")
+    );
+    let second = exec.run(&jobs).unwrap();
+    let entry = second.outcome("train").unwrap().entry().unwrap();
+    assert_eq!(
+        fs::read_to_string(entry.file("out.txt")).unwrap(),
+        "resumed from 2"
+    );
+    assert!(!layout::resume_dir(tmp.path(), &jobs[0].key).exists());
+}

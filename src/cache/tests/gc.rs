@@ -114,3 +114,20 @@ fn gc_skips_a_key_whose_lock_is_held() {
     assert!(report.removed.is_empty());
     drop(held);
 }
+
+#[test]
+fn gc_removes_resume_dirs_of_committed_keys_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let (done, pending) = (key("done"), key("pending"));
+    put(&store, &done, "x");
+    for k in [&done, &pending] {
+        let d = super::super::layout::resume_dir(tmp.path(), k);
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("ckpt"), "c").unwrap();
+    }
+    let report = gc(&store, &GcPolicy::default(), SystemTime::now()).unwrap();
+    assert_eq!(report.resume_removed, 1);
+    assert!(!super::super::layout::resume_dir(tmp.path(), &done).exists());
+    assert!(super::super::layout::resume_dir(tmp.path(), &pending).exists());
+}

@@ -84,6 +84,7 @@ fn child() {
                 panic!("expected a miss")
             };
             fs::write(r.out_dir().join("partial.bin"), vec![7u8; 4096]).unwrap();
+            fs::write(r.resume_dir().unwrap().join("ckpt"), "step 5").unwrap();
             fs::write(scratch.join("ready"), "").unwrap();
             std::thread::sleep(Duration::from_secs(60));
             panic!("should have been killed");
@@ -167,10 +168,15 @@ fn sigkill_mid_stage_leaves_no_entry_and_staging_is_cleaned() {
         "open removes it"
     );
     assert!(matches!(store.probe(&k).unwrap(), Probe::Absent));
-    assert!(
-        matches!(store.lookup(&k).unwrap(), Lookup::Miss(_)),
-        "the key is free again"
-    );
+    let Lookup::Miss(r) = store.lookup(&k).unwrap() else {
+        panic!("the key is free again")
+    };
+    // The checkpoint written before the kill is there for the retry, and goes once committed.
+    let resume = r.resume_dir().unwrap();
+    assert_eq!(fs::read_to_string(resume.join("ckpt")).unwrap(), "step 5");
+    fs::write(r.out_dir().join("a.txt"), "resumed").unwrap();
+    r.commit(info("s")).unwrap();
+    assert!(!resume.exists());
 }
 
 /// Run `cmd` as an unprivileged user when we are root (root ignores permission bits).

@@ -230,3 +230,29 @@ fn stale_cleanup_spares_a_live_reservation() {
     assert!(!dead.exists());
     assert!(live.out_dir().is_dir());
 }
+
+#[test]
+fn resume_dir_survives_a_failed_attempt_and_force_clears_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let k = key("resumable");
+    let Lookup::Miss(r) = store.lookup(&k).unwrap() else {
+        panic!()
+    };
+    fs::write(r.resume_dir().unwrap().join("ckpt"), "step 3").unwrap();
+    drop(r); // the stage failed
+    let Lookup::Miss(r) = store.lookup(&k).unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        fs::read_to_string(r.resume_dir().unwrap().join("ckpt")).unwrap(),
+        "step 3"
+    );
+    drop(r);
+    let r = store.reserve(&k).unwrap();
+    assert!(
+        !layout::resume_dir(tmp.path(), &k).exists(),
+        "--force starts afresh"
+    );
+    drop(r);
+}
