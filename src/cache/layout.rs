@@ -49,7 +49,9 @@ pub fn out_dir(root: &Path, key_hex: &str) -> PathBuf {
 }
 
 pub fn lock_path(root: &Path, key_hex: &str) -> PathBuf {
-    root.join(LAYOUT_VERSION).join("locks").join(format!("{key_hex}.lock"))
+    root.join(LAYOUT_VERSION)
+        .join("locks")
+        .join(format!("{key_hex}.lock"))
 }
 
 pub fn staging_root(root: &Path) -> PathBuf {

@@ -13,6 +13,7 @@
 
 pub mod entry;
 pub mod error;
+pub mod explain;
 pub mod fsutil;
 pub mod gc;
 pub mod inventory;

@@ -1,6 +1,7 @@
 //! Tests of the store. `process.rs` spawns this test binary as a child to get a second process
 //! (concurrent commits, SIGKILL mid-stage, dropped privileges, a file size limit).
 
+mod explain;
 mod gc;
 mod process;
 mod store;
