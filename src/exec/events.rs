@@ -87,6 +87,10 @@ impl Reporters {
         self.0.push(Box::new(r));
     }
 
+    pub fn push_boxed(&mut self, r: Box<dyn Reporter>) {
+        self.0.push(r);
+    }
+
     pub fn emit(&self, event: &Event) {
         for r in &self.0 {
             r.event(event);

@@ -21,6 +21,7 @@ pub mod order;
 pub mod progress;
 pub mod runner;
 pub mod select;
+pub mod session;
 pub mod summary;
 
 pub use console::ConsoleReporter;
@@ -32,6 +33,7 @@ pub use jsonl::JsonlReporter;
 pub use progress::{NoProgress, Progress};
 pub use runner::{StageError, StageRunner};
 pub use select::ExecOptions;
+pub use session::{Session, run_with_log};
 pub use summary::{Counts, Outcome, RunSummary};
 
 #[cfg(test)]

@@ -604,3 +604,28 @@ fn a_runner_resumes_from_its_checkpoint_and_commit_removes_it() {
     );
     assert!(!layout::resume_dir(tmp.path(), &jobs[0].key).exists());
 }
+
+#[test]
+fn run_with_log_writes_the_event_log_into_the_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let fake = Fake::default();
+    let rec = Arc::new(Recorder::default());
+    let extra: Vec<Box<dyn Reporter>> = vec![Box::new(rec.clone())];
+    let session =
+        run_with_log(&store, &fake, &graph(), ExecOptions::default(), None, extra).unwrap();
+    assert!(session.summary.success());
+    assert_eq!(session.log.parent().unwrap(), layout::runs_dir(tmp.path()));
+    let log = fs::read_to_string(&session.log).unwrap();
+    assert_eq!(
+        log.lines().count(),
+        rec.events().len(),
+        "every event is logged"
+    );
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("\"event\":\"job_done\""))
+            .count(),
+        7
+    );
+}
