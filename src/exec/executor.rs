@@ -144,7 +144,7 @@ impl Executor<'_> {
             Err(panic) => return self.fail(job, start.elapsed().as_secs_f64(), panic_text(&panic)),
         };
         let info = CommitInfo {
-            stage: job.label(),
+            stage: job.label.clone(),
             kind: job.kind.clone(),
             pipeline: job.pipeline.clone(),
             meta: serde_json::json!({ "fingerprint": job.fingerprint, "outputs": meta }),
@@ -193,7 +193,7 @@ impl Executor<'_> {
             match &outcomes[dep] {
                 Some(o) => match o.entry() {
                     Some(e) => inputs.push(e.clone()),
-                    None => return Err(Missing::Blocked(dep_job.label())),
+                    None => return Err(Missing::Blocked(dep_job.label.clone())),
                 },
                 None => match self.store.probe(&dep_job.key) {
                     Ok(Probe::Valid(e)) => inputs.push(e),

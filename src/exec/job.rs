@@ -14,6 +14,8 @@ pub struct JobSpec {
     pub id: JobId,
     /// The stage's name in the pipeline, e.g. `ft`.
     pub stage: String,
+    /// `stage` or `stage@k=v,...`, as the planner prints it.
+    pub label: String,
     /// The sweep point, in the planner's order, e.g. `[("rank", "8"), ("method", "rora")]`.
     pub point: Vec<(String, String)>,
     /// Stage kind, e.g. `train`.
@@ -29,20 +31,25 @@ pub struct JobSpec {
 }
 
 impl JobSpec {
-    /// `stage` or `stage@k=v,k=v`.
-    pub fn label(&self) -> String {
-        if self.point.is_empty() {
-            return self.stage.clone();
+    /// How the job is named to users: the planner's label, e.g. `ft@rank=8,method=rora`.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// `stage` or `stage@k=v,k=v` in the point's order (for job lists not made by the planner).
+    pub fn default_label(stage: &str, point: &[(String, String)]) -> String {
+        if point.is_empty() {
+            return stage.to_string();
         }
-        let point: Vec<String> = self.point.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        format!("{}@{}", self.stage, point.join(","))
+        let point: Vec<String> = point.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("{stage}@{}", point.join(","))
     }
 
     /// A short reference for events and logs.
     pub fn as_ref(&self) -> JobRef {
         JobRef {
             id: self.id,
-            label: self.label(),
+            label: self.label.clone(),
             kind: self.kind.clone(),
             key: self.key.clone(),
         }

@@ -15,7 +15,7 @@ pub fn topo_order(jobs: &[JobSpec]) -> Result<Vec<JobId>, ExecError> {
         }
         if let Some(&dep) = job.deps.iter().find(|&&d| d >= n) {
             return Err(ExecError::UnknownDep {
-                label: job.label(),
+                label: job.label.clone(),
                 dep,
             });
         }
@@ -61,7 +61,10 @@ fn cycle_path(jobs: &[JobSpec], indegree: &[usize]) -> String {
         }
     }
     let start = path.iter().position(|&p| p == cur).unwrap_or(0);
-    let mut labels: Vec<String> = path[start..].iter().map(|&i| jobs[i].label()).collect();
-    labels.push(jobs[cur].label());
+    let mut labels: Vec<String> = path[start..]
+        .iter()
+        .map(|&i| jobs[i].label.clone())
+        .collect();
+    labels.push(jobs[cur].label.clone());
     labels.join(" -> ")
 }

@@ -71,7 +71,7 @@ fn hint(jobs: &[JobSpec], sel: &Selector) -> String {
     let mut stages: Vec<&str> = jobs.iter().map(|j| j.stage.as_str()).collect();
     stages.dedup();
     if stages.contains(&sel.stage.as_str()) {
-        let labels: Vec<String> = jobs
+        let labels: Vec<&str> = jobs
             .iter()
             .filter(|j| j.stage == sel.stage)
             .map(JobSpec::label)

@@ -19,6 +19,7 @@ fn job(id: usize, stage: &str, point: &[(&str, &str)], deps: &[usize]) -> JobSpe
     let mut j = JobSpec {
         id,
         stage: stage.to_string(),
+        label: JobSpec::default_label(stage, &point),
         point,
         kind: stage.trim_end_matches(char::is_numeric).to_string(),
         key: String::new(),
@@ -26,7 +27,7 @@ fn job(id: usize, stage: &str, point: &[(&str, &str)], deps: &[usize]) -> JobSpe
         pipeline: Some("pipelines/t.kdl".into()),
         fingerprint: serde_json::json!({ "stage": stage }),
     };
-    j.key = blake3::hash(j.label().as_bytes()).to_hex().to_string();
+    j.key = blake3::hash(j.label.as_bytes()).to_hex().to_string();
     j
 }
 
@@ -68,7 +69,7 @@ impl StageRunner for Fake {
         out: &Path,
         progress: &dyn Progress,
     ) -> Result<serde_json::Value, StageError> {
-        let label = job.label();
+        let label = job.label.clone();
         *self.calls.lock().unwrap().entry(label.clone()).or_default() += 1;
         progress.set_total(2, "steps");
         fs::write(out.join("partial.txt"), "half")?;
