@@ -1,6 +1,6 @@
 //! `cache gc`: remove entries by policy. Corrupt entries always go; then entries not in the live
-//! set (if one is given), then entries older than a limit, then the oldest until the store fits a
-//! size budget. An entry whose key lock is held (being recomputed right now) is skipped.
+//! set (if one is given), then entries older than a limit, then the least recently used until the
+//! store fits a size budget. An entry whose key lock is held (being recomputed right now) is skipped.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -82,8 +82,8 @@ pub fn gc(store: &Store, policy: &GcPolicy, now: SystemTime) -> Result<GcReport>
         }
     }
     if let Some(budget) = policy.max_size {
-        // Oldest first; ties by key for a deterministic order.
-        keep.sort_by_key(|i| (i.created().unwrap_or(0), i.key.clone()));
+        // Least recently used first; ties by key for a deterministic order.
+        keep.sort_by_key(|i| (i.last_used.unwrap_or(UNIX_EPOCH), i.key.clone()));
         let mut total: u64 = keep.iter().map(|i| i.disk_size).sum();
         let mut survivors = Vec::new();
         for info in keep {

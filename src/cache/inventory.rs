@@ -19,6 +19,8 @@ pub struct EntryInfo {
     pub manifest: std::result::Result<Manifest, Defect>,
     /// Bytes of files under the entry dir (manifest included).
     pub disk_size: u64,
+    /// Last use (a hit or the commit): the entry dir's mtime.
+    pub last_used: Option<std::time::SystemTime>,
 }
 
 impl EntryInfo {
@@ -56,11 +58,13 @@ pub fn list(store: &Store) -> Result<Vec<EntryInfo>> {
             }
             let manifest = Manifest::load(&dir, &key);
             let disk_size = fsutil::tree_size(&dir);
+            let last_used = fs::metadata(&dir).and_then(|m| m.modified()).ok();
             out.push(EntryInfo {
                 key,
                 dir,
                 manifest,
                 disk_size,
+                last_used,
             });
         }
     }

@@ -87,11 +87,11 @@ impl Store {
         validate_key(key)?;
         // Fast path: entries appear by an atomic rename, so a valid one needs no lock.
         if let Probe::Valid(entry) = self.probe(key)? {
-            return Ok(Lookup::Hit(entry));
+            return Ok(Lookup::Hit(touch(entry)));
         }
         let lock = KeyLock::acquire(&layout::lock_path(&self.root, key), on_wait)?;
         match self.probe(key)? {
-            Probe::Valid(entry) => Ok(Lookup::Hit(entry)),
+            Probe::Valid(entry) => Ok(Lookup::Hit(touch(entry))),
             Probe::Absent => Ok(Lookup::Miss(Reservation::create(self, key, lock, None)?)),
             Probe::Corrupt(defect) => {
                 self.discard(key)?;
@@ -164,4 +164,13 @@ impl Store {
         let _ = fs::remove_dir_all(&target);
         Ok(())
     }
+}
+
+/// Record a use: the entry dir's mtime is its last-used time, which `gc --max-size` evicts by.
+/// Best effort (a read-only store still serves hits).
+fn touch(entry: Entry) -> Entry {
+    if let Ok(dir) = fs::File::open(entry.dir()) {
+        let _ = dir.set_modified(std::time::SystemTime::now());
+    }
+    entry
 }

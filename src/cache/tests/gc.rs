@@ -73,14 +73,17 @@ fn gc_to_a_size_budget_removes_until_it_fits_and_always_removes_corrupt() {
     let infos = super::super::inventory::list(&store).unwrap();
     let total: u64 = infos.iter().map(|i| i.disk_size).sum();
     let biggest = infos.iter().map(|i| i.disk_size).max().unwrap();
-    // A budget just under the total: exactly one entry (all have the same `created` second or
-    // increasing ones; the first in (created, key) order goes) must be removed, no more.
+    // g1 is used again, so g2 is now the least recently used.
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(matches!(store.lookup(&ks[0]).unwrap(), Lookup::Hit(_)));
+    // A budget just under the total: exactly the least recently used entry goes, no more.
     let policy = GcPolicy {
         max_size: Some(total - 1),
         ..Default::default()
     };
     let report = gc(&store, &policy, SystemTime::now()).unwrap();
     assert_eq!(report.removed.len(), 1);
+    assert_eq!(report.removed[0].key, ks[1]);
     assert!(report.kept_bytes <= total - 1 && report.kept_bytes >= total - biggest);
     // A corrupt entry goes even with no other rule.
     let survivor = ks.iter().find(|k| **k != report.removed[0].key).unwrap();
