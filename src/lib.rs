@@ -19,4 +19,6 @@ pub mod lm;
 pub mod model;
 pub mod plan;
 pub mod schema;
+pub mod source;
+pub mod syntax;
 pub mod train;

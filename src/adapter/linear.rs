@@ -24,7 +24,11 @@ pub struct Linear {
 
 impl Linear {
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
-        Self { weight, bias, adapter: None }
+        Self {
+            weight,
+            bias,
+            adapter: None,
+        }
     }
 
     pub fn weight(&self) -> &Tensor {
@@ -50,7 +54,10 @@ impl Linear {
         self.adapter.as_deref()
     }
 
-    pub fn set_adapter(&mut self, adapter: Option<Box<dyn LinearAdapter>>) -> Option<Box<dyn LinearAdapter>> {
+    pub fn set_adapter(
+        &mut self,
+        adapter: Option<Box<dyn LinearAdapter>>,
+    ) -> Option<Box<dyn LinearAdapter>> {
         std::mem::replace(&mut self.adapter, adapter)
     }
 
