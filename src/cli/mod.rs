@@ -129,3 +129,5 @@ mod tests {
         Cli::command().debug_assert();
     }
 }
+
+pub mod cache;
