@@ -8,6 +8,7 @@
 //! ```
 //! [`load`] is the one entry point; [`Llama`] implements `crate::lm::{CausalLm, IncrementalLm}`.
 
+pub mod adaptable;
 pub mod attention;
 pub mod block;
 pub mod chat;

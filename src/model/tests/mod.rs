@@ -3,6 +3,7 @@
 //! implementation of the same HF layout), finite differences, and the SmolLM2 asset's documented
 //! behaviour (ASSETS.md: perplexity about 6.7, "Paris").
 
+mod adapters;
 mod assets;
 mod bench;
 mod errors;

@@ -1,0 +1,29 @@
+//! `Llama` as an adapter host: `crate::adapter::AdaptableModel` (its projections by HF module
+//! path) and `crate::lm::TrainableLm` (the adapter variables, PEFT-named, and dropout mode).
+
+use candle_core::Var;
+
+use super::llama::Llama;
+use crate::adapter::attach::{self, AdaptableModel};
+use crate::adapter::linear::Linear;
+use crate::lm::TrainableLm;
+
+impl AdaptableModel for Llama {
+    fn linears(&self) -> Vec<(String, &Linear)> {
+        Llama::linears(self)
+    }
+
+    fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
+        Llama::linears_mut(self)
+    }
+}
+
+impl TrainableLm for Llama {
+    fn trainable_vars(&self) -> Vec<(String, Var)> {
+        attach::trainable_vars(self)
+    }
+
+    fn set_training(&self, training: bool) {
+        attach::set_training(self, training);
+    }
+}
