@@ -73,10 +73,16 @@ fn serve(
     if reader.read_line(&mut first).is_err() {
         return;
     }
+    let mut auth = String::from("-");
     loop {
         let mut h = String::new();
         if reader.read_line(&mut h).map(|n| n == 0).unwrap_or(true) || h == "\r\n" {
             break;
+        }
+        if let Some((name, value)) = h.split_once(':')
+            && name.eq_ignore_ascii_case("authorization")
+        {
+            auth = value.trim().to_string();
         }
     }
     let mut parts = first.split_whitespace();
@@ -84,7 +90,9 @@ fn serve(
         parts.next().unwrap_or("").to_string(),
         parts.next().unwrap_or("").to_string(),
     );
-    log.lock().unwrap().push(format!("{method} {path}"));
+    log.lock()
+        .unwrap()
+        .push(format!("{method} {path} auth={auth}"));
     let (status, headers, body) = route(&path, repos);
     let reason = if status == 200 { "OK" } else { "Not Found" };
     let mut head = format!(
@@ -214,7 +222,12 @@ fn downloads_a_sharded_model_pinned_to_a_commit_then_serves_it_offline() {
     );
     let reqs = server.requests();
     assert!(
-        reqs.contains(&"GET /api/models/org/tiny/revision/main".to_string()),
+        reqs.contains(&"GET /api/models/org/tiny/revision/main auth=Bearer hf_test".to_string()),
+        "{reqs:?}"
+    );
+    // The token goes with every request.
+    assert!(
+        reqs.iter().all(|r| r.ends_with("auth=Bearer hf_test")),
         "{reqs:?}"
     );
     // Every file request is pinned to the commit, not the branch.

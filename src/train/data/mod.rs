@@ -14,6 +14,7 @@
 
 pub mod build;
 pub mod error;
+pub mod mc;
 pub mod pack;
 mod parquet;
 pub mod plan;
@@ -32,6 +33,7 @@ pub(crate) mod test_tokenizer;
 
 pub use build::{DataConfig, build_dataset, build_from_files};
 pub use error::{DataError, Location};
+pub use mc::read_mc_file;
 pub use plan::{BatchIter, BatchPlan, Cursor, PlanConfig};
 pub use read::{FileFormat, resolve_files};
 pub use schema::{InstructionRow, McRow, Row, RowSchema};

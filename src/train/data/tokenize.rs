@@ -70,7 +70,7 @@ pub fn tokenize_batch(
     }
     let encode = |texts: Vec<String>| -> Result<Vec<Vec<u32>>, DataError> {
         let encs = tokenizer
-            .encode_batch(texts, opts.add_special_tokens)
+            .encode_batch_fast(texts, opts.add_special_tokens)
             .map_err(|e| DataError::Tokenizer(e.to_string()))?;
         Ok(encs
             .into_iter()
