@@ -630,3 +630,31 @@ fn run_with_log_writes_the_event_log_into_the_cache() {
         7
     );
 }
+
+#[test]
+fn console_with_bars_prints_result_lines_and_no_running_lines() {
+    // stderr is not a terminal under `cargo test`, so the bars are hidden but fully driven.
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let fake = Fake::default();
+    let buf = SharedBuf::default();
+    let mut reporters = Reporters::new();
+    reporters.push(ConsoleReporter::new(Box::new(buf.clone()), true));
+    Executor {
+        store: &store,
+        runner: &fake,
+        reporters: &reporters,
+        options: ExecOptions::default(),
+    }
+    .run(&graph())
+    .unwrap();
+    let text = buf.text();
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("  done     "))
+            .count(),
+        7,
+        "{text}"
+    );
+    assert!(!text.contains("running"), "{text}");
+}
