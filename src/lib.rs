@@ -14,6 +14,7 @@ pub mod cli;
 pub mod diag;
 pub mod eval;
 pub mod exec;
+pub mod hub;
 pub mod ir;
 pub mod lm;
 pub mod model;
