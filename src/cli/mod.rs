@@ -4,6 +4,7 @@
 //! To add a subcommand: write `src/cli/<name>.rs` with an `Args` struct and a `run`, add a variant
 //! to [`Command`] and a line to [`dispatch`].
 
+pub mod cache;
 pub mod check;
 pub mod explain;
 pub mod model;
@@ -133,5 +134,3 @@ mod tests {
         Cli::command().debug_assert();
     }
 }
-
-pub mod cache;
