@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use std::sync::Mutex;
 
 use super::batch::IGNORE_INDEX;
+use super::fastexp::softmax_row;
 
 /// Targets of each position after the causal shift, flattened `[b * t]`: `labels[row][i + 1]`,
 /// and `IGNORE_INDEX` at the last position of each row.
@@ -141,17 +142,9 @@ impl CustomOp1 for CrossEntropySum {
                 if target == IGNORE_INDEX {
                     return 0.0;
                 }
-                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0f32;
-                for (gi, &x) in g.iter_mut().zip(row) {
-                    let e = (x - max).exp();
-                    *gi = e;
-                    sum += e;
-                }
-                let inv = 1.0 / sum;
-                g.iter_mut().for_each(|gi| *gi *= inv);
+                let lse = softmax_row(row, g);
                 g[target as usize] -= 1.0;
-                f64::from(max + sum.ln() - row[target as usize])
+                f64::from(lse - row[target as usize])
             })
             .collect();
         // invariant: serial sum in row order, so the result does not depend on thread count.
@@ -305,5 +298,43 @@ mod tests {
                 .to_string()
                 .contains("label 9")
         );
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+    use candle_core::Var;
+
+    /// Not a check: prints the fused loss's forward + backward time on the SmolLM2 logits shape.
+    /// `cargo test --release --lib loss_speed -- --ignored --nocapture`
+    fn cpu() -> f64 {
+        let mut r: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut r) };
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+        tv(r.ru_utime) + tv(r.ru_stime)
+    }
+
+    #[test]
+    #[ignore]
+    fn loss_speed() {
+        let logits =
+            Var::from_tensor(&Tensor::randn(0f32, 1.0, (4, 128, 49152), &Device::Cpu).unwrap())
+                .unwrap();
+        let labels = Tensor::zeros((4, 128), DType::I64, &Device::Cpu).unwrap();
+        for _ in 0..3 {
+            let c = cpu();
+            let s = loss_sum(logits.as_tensor(), &labels).unwrap();
+            let c1 = cpu() - c;
+            let g = s.backward().unwrap();
+            let _ = g.get(logits.as_tensor()).unwrap();
+            eprintln!("fused cpu s: fwd {c1:.3} total {:.3}", cpu() - c);
+        }
+        let targets = shifted_targets(&labels).unwrap();
+        let c = cpu();
+        let s = loss_sum_composed(logits.as_tensor(), &targets).unwrap();
+        let c1 = cpu() - c;
+        let _ = s.backward().unwrap();
+        eprintln!("composed cpu s: fwd {c1:.3} total {:.3}", cpu() - c);
     }
 }

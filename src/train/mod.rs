@@ -9,6 +9,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+mod fastexp;
 pub mod grads;
 pub mod hooks;
 pub mod loss;
