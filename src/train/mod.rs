@@ -4,6 +4,7 @@
 //! by a [`TrainConfig`]; see `trainer` for what the loop guarantees (token-exact accumulation,
 //! exact resume, non-finite loss handling) and `checkpoint` for the on-disk layout.
 pub mod adamw;
+pub mod alloc;
 mod atomic;
 pub mod batch;
 pub mod checkpoint;

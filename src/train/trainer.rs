@@ -10,6 +10,7 @@
 //!   AdamW moments, data cursor, dropout RNG position) is in each checkpoint, and a run started
 //!   on an output directory with checkpoints resumes from the newest one. On CPU a resumed run ends
 //!   with the same adapter bytes as an uninterrupted one.
+//! - The process's allocator keeps freed blocks for reuse (`alloc`; `RORA_NO_MALLOPT=1` skips it).
 //! - A non-finite loss or gradient norm stops the run with an error naming the step, before any
 //!   variable or checkpoint is touched.
 
@@ -95,6 +96,9 @@ where
     S: BatchSource + ?Sized,
 {
     cfg.validate()?;
+    if std::env::var_os("RORA_NO_MALLOPT").is_none() {
+        super::alloc::keep_freed_memory_for_reuse();
+    }
     let plan = plan(cfg, data)?;
     let vars = model.trainable_vars();
     if vars.is_empty() {
