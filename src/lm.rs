@@ -45,4 +45,8 @@ pub trait TrainableLm: CausalLm {
     fn trainable_vars(&self) -> Vec<(String, Var)>;
     /// Switch adapter dropout on (training) or off (evaluation).
     fn set_training(&self, training: bool);
+    /// Seed the dropout masks of the following forward passes. The trainer calls this before
+    /// every micro-batch with a value drawn from its checkpointed RNG stream, so a resumed run
+    /// draws the same masks as an uninterrupted one. Models without dropout ignore it.
+    fn set_dropout_seed(&self, _seed: u64) {}
 }
