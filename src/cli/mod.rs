@@ -4,11 +4,13 @@
 //! To add a subcommand: write `src/cli/<name>.rs` with an `Args` struct and a `run`, add a variant
 //! to [`Command`] and a line to [`dispatch`].
 
+pub mod bench;
 pub mod cache;
 pub mod check;
 pub mod explain;
 pub mod model;
 pub mod plan;
+pub mod run;
 pub mod schema;
 
 use std::io::IsTerminal;
@@ -74,8 +76,14 @@ pub enum Command {
     Schema(schema::SchemaArgs),
     /// Explain a diagnostic code (`rora explain rora::shape::arity`) or a job's key (`rora explain ft@rank=8 x.kdl`).
     Explain(explain::ExplainArgs),
+    /// Run a pipeline: compute every job that is not cached, in dependency order.
+    Run(run::RunArgs),
     /// Inspect a model, measure perplexity, or generate (`info`, `ppl`, `generate`).
     Model(model::ModelArgs),
+    /// The artifact store: `ls`, `verify`, `gc`.
+    Cache(cache::CacheArgs),
+    /// Measure training throughput on random data (compare with PyTorch + PEFT).
+    Bench(bench::BenchArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -96,7 +104,10 @@ pub fn dispatch(cli: Cli) -> miette::Result<ExitCode> {
         Command::Plan(a) => plan::run(a, &g),
         Command::Schema(a) => schema::run(a, &g),
         Command::Explain(a) => explain::run(a, &g),
+        Command::Run(a) => run::run(a, &g),
         Command::Model(a) => model::run(a).map(|()| ExitCode::SUCCESS),
+        Command::Cache(a) => cache::run(a, g.cache_dir.clone()).map(|()| ExitCode::SUCCESS),
+        Command::Bench(a) => bench::run(a).map(|()| ExitCode::SUCCESS),
     }
 }
 

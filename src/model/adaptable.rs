@@ -26,4 +26,8 @@ impl TrainableLm for Llama {
     fn set_training(&self, training: bool) {
         attach::set_training(self, training);
     }
+
+    fn set_dropout_seed(&self, seed: u64) {
+        attach::set_dropout_stream(self, seed);
+    }
 }
