@@ -9,6 +9,8 @@ mod atomic;
 pub mod batch;
 pub mod checkpoint;
 pub mod config;
+pub mod data;
+pub mod dataset_source;
 pub mod error;
 mod fastexp;
 pub mod grads;
@@ -27,6 +29,7 @@ mod tests;
 mod toy;
 
 pub use config::{Budget, TrainConfig};
+pub use dataset_source::DatasetSource;
 pub use error::TrainError;
 pub use hooks::{Control, NoHooks, ProgressHooks, TrainHooks};
 pub use schedule::{Schedule, Warmup};
