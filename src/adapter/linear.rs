@@ -3,15 +3,41 @@
 //! The model owns its projections as [`Linear`]s and exposes them (with their HF module paths)
 //! so `adapter` can attach LoRA/DoRA to any subset. The frozen weight is a plain `Tensor`
 //! (never a `Var`); only adapter parameters are trainable. The base weight is shared, never
-//! copied per adapter.
+//! copied per adapter, and the base matmul computes no gradient for it ([`frozen_linear`]).
+//!
+//! Merge state: after [`Linear::merge`] the weight holds `W'` (the adapter folded in) and the
+//! forward pass skips the adapter; [`Linear::unmerge`] restores `W` (up to rounding).
 
-use candle_core::{Module, Result, Tensor};
+use candle_core::{Module, Result, Tensor, Var};
+
+use super::frozen::frozen_linear;
+use super::spec::AdapterSpec;
 
 /// Something that adds a learned correction to a frozen linear layer (LoRA, DoRA).
-/// Implemented in this module's siblings.
+/// Implemented by [`super::lora::Lora`] and [`super::dora::Dora`].
 pub trait LinearAdapter: Send + Sync {
-    /// Output of the adapted layer given the input `x` and the frozen base output `base = W x (+ b)`.
-    fn forward(&self, x: &Tensor, base: &Tensor, weight: &Tensor) -> Result<Tensor>;
+    /// Output of the adapted layer given the input `x`, the frozen base output
+    /// `base = W x (+ b)`, and the frozen weight and bias.
+    fn forward(
+        &self,
+        x: &Tensor,
+        base: &Tensor,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+    ) -> Result<Tensor>;
+    /// Method, rank, alpha and scaling rule of this adapter.
+    fn spec(&self) -> AdapterSpec;
+    /// The trainable variables with their PEFT suffixes (`lora_A.weight`, `lora_B.weight`,
+    /// `lora_magnitude_vector`), in that order.
+    fn vars(&self) -> Vec<(&'static str, Var)>;
+    /// Dropout on (training) or off (evaluation).
+    fn set_training(&self, training: bool);
+    /// Select the dropout random stream (see `adapter::dropout`).
+    fn set_dropout_stream(&self, stream: u64);
+    /// The weight with this adapter folded in, given the frozen `weight`.
+    fn merged_weight(&self, weight: &Tensor) -> Result<Tensor>;
+    /// The frozen weight recovered from a weight produced by [`LinearAdapter::merged_weight`].
+    fn unmerged_weight(&self, merged: &Tensor) -> Result<Tensor>;
 }
 
 /// A frozen linear layer `y = x W^T (+ b)` with an optional adapter.
@@ -20,11 +46,18 @@ pub struct Linear {
     weight: Tensor,
     bias: Option<Tensor>,
     adapter: Option<Box<dyn LinearAdapter>>,
+    /// True while `weight` holds the adapter folded in.
+    merged: bool,
 }
 
 impl Linear {
     pub fn new(weight: Tensor, bias: Option<Tensor>) -> Self {
-        Self { weight, bias, adapter: None }
+        Self {
+            weight,
+            bias,
+            adapter: None,
+            merged: false,
+        }
     }
 
     pub fn weight(&self) -> &Tensor {
@@ -41,7 +74,7 @@ impl Linear {
         (d[0], d[1])
     }
 
-    /// Replace the frozen weight (merge/unmerge, pruning).
+    /// Replace the frozen weight (pruning, loading).
     pub fn set_weight(&mut self, weight: Tensor) {
         self.weight = weight;
     }
@@ -50,17 +83,54 @@ impl Linear {
         self.adapter.as_deref()
     }
 
-    pub fn set_adapter(&mut self, adapter: Option<Box<dyn LinearAdapter>>) -> Option<Box<dyn LinearAdapter>> {
-        std::mem::replace(&mut self.adapter, adapter)
+    /// Install (or remove, with `None`) the adapter, returning the previous one. A merged adapter
+    /// is unmerged first so the weight is the frozen base again.
+    pub fn set_adapter(
+        &mut self,
+        adapter: Option<Box<dyn LinearAdapter>>,
+    ) -> Result<Option<Box<dyn LinearAdapter>>> {
+        self.unmerge()?;
+        Ok(std::mem::replace(&mut self.adapter, adapter))
+    }
+
+    pub fn is_merged(&self) -> bool {
+        self.merged
+    }
+
+    /// Fold the adapter into the weight. Returns false when there is nothing to merge.
+    pub fn merge(&mut self) -> Result<bool> {
+        match &self.adapter {
+            Some(a) if !self.merged => {
+                self.weight = a.merged_weight(&self.weight)?;
+                self.merged = true;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Undo [`Linear::merge`]. Returns false when the layer was not merged.
+    pub fn unmerge(&mut self) -> Result<bool> {
+        match &self.adapter {
+            Some(a) if self.merged => {
+                self.weight = a.unmerged_weight(&self.weight)?;
+                self.merged = false;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Fold the adapter in for good and drop it: the layer becomes a plain linear with `W'`.
+    pub fn merge_and_unload(&mut self) -> Result<Option<Box<dyn LinearAdapter>>> {
+        self.merge()?;
+        self.merged = false;
+        Ok(self.adapter.take())
     }
 
     /// The frozen path only: `x W^T (+ b)` for `x` of shape `[..., in]`.
     pub fn forward_base(&self, x: &Tensor) -> Result<Tensor> {
-        let w = self.weight.t()?;
-        let y = match x.dims() {
-            [b, t, i] => x.reshape((b * t, *i))?.matmul(&w)?.reshape((*b, *t, ()))?,
-            _ => x.broadcast_matmul(&w)?,
-        };
+        let y = frozen_linear(x, &self.weight)?;
         match &self.bias {
             Some(b) => y.broadcast_add(b),
             None => Ok(y),
@@ -72,8 +142,8 @@ impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let base = self.forward_base(x)?;
         match &self.adapter {
-            Some(a) => a.forward(x, &base, &self.weight),
-            None => Ok(base),
+            Some(a) if !self.merged => a.forward(x, &base, &self.weight, self.bias.as_ref()),
+            _ => Ok(base),
         }
     }
 }

@@ -46,7 +46,10 @@ mod tests {
         assert_eq!(ScalingRule::Rora.scale(16.0, 64), 2.0);
         assert_eq!(ScalingRule::Fixed(0.5).scale(16.0, 64), 0.5);
         // alpha = 2r: lora is constant, rora grows like sqrt(r)
-        assert_eq!(ScalingRule::Lora.scale(8.0, 4), ScalingRule::Lora.scale(256.0, 128));
+        assert_eq!(
+            ScalingRule::Lora.scale(8.0, 4),
+            ScalingRule::Lora.scale(256.0, 128)
+        );
         assert_eq!(ScalingRule::Rora.scale(32.0, 16), 8.0);
     }
 }

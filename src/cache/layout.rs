@@ -49,7 +49,9 @@ pub fn out_dir(root: &Path, key_hex: &str) -> PathBuf {
 }
 
 pub fn lock_path(root: &Path, key_hex: &str) -> PathBuf {
-    root.join(LAYOUT_VERSION).join("locks").join(format!("{key_hex}.lock"))
+    root.join(LAYOUT_VERSION)
+        .join("locks")
+        .join(format!("{key_hex}.lock"))
 }
 
 pub fn staging_root(root: &Path) -> PathBuf {
@@ -59,4 +61,30 @@ pub fn staging_root(root: &Path) -> PathBuf {
 /// Read-only check used by `rora plan`: is there a committed entry for this key?
 pub fn is_committed(root: &Path, key_hex: &str) -> bool {
     manifest_path(root, key_hex).is_file()
+}
+
+/// Where entries being discarded (corrupt, replaced by `--force`, collected by gc) are moved
+/// before deletion, so a half-deleted entry is never visible under `entries/`.
+pub fn trash_root(root: &Path) -> PathBuf {
+    root.join(LAYOUT_VERSION).join("trash")
+}
+
+/// Event logs of `rora run`, one JSONL file per run.
+pub fn runs_dir(root: &Path) -> PathBuf {
+    root.join("runs")
+}
+
+/// The directory of the per-key lock files.
+pub fn locks_root(root: &Path) -> PathBuf {
+    root.join(LAYOUT_VERSION).join("locks")
+}
+
+/// Per-key scratch that survives a crash (training checkpoints), so a rerun of the same key can
+/// resume. Used only under the key's lock; deleted when the key is committed.
+pub fn resume_dir(root: &Path, key_hex: &str) -> PathBuf {
+    resume_root(root).join(key_hex)
+}
+
+pub fn resume_root(root: &Path) -> PathBuf {
+    root.join(LAYOUT_VERSION).join("resume")
 }

@@ -1,8 +1,134 @@
-//! The command-line front end. Exit codes: 0 ok, 1 internal error, 2 check failed, 3 stage failed.
+//! The command-line front end: clap derive, one file per subcommand, one [`Command`] variant each.
+//!
+//! Exit codes ([`exit`]): 0 ok, 1 internal error, 2 check failed, 3 stage failed.
+//! To add a subcommand: write `src/cli/<name>.rs` with an `Args` struct and a `run`, add a variant
+//! to [`Command`] and a line to [`dispatch`].
+
+pub mod check;
+pub mod explain;
+pub mod plan;
+pub mod report;
+pub mod schema;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-pub mod report;
+use clap::{Parser, Subcommand};
+
+use crate::check::CheckResult;
+pub use crate::diag::Format;
+
+/// Documented exit codes.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const INTERNAL: u8 = 1;
+    pub const CHECK_FAILED: u8 = 2;
+    pub const STAGE_FAILED: u8 = 3;
+}
+
+/// The quickstart pipeline, embedded: `rora check` / `rora plan` without a file use it.
+pub const QUICKSTART: &str = include_str!("../../pipelines/quickstart.kdl");
+
+/// Fine-tune LLaMA-family models with LoRA / RoRA / DoRA adapters, driven by KDL pipelines.
+///
+/// Exit codes: 0 ok, 1 internal error, 2 check failed, 3 stage failed.
+#[derive(Debug, Parser)]
+#[command(name = "rora", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand accepts.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Global {
+    /// The artifact cache (default: $XDG_CACHE_HOME/rora).
+    #[arg(long, global = true, env = "RORA_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// How to print diagnostics and results (default: fancy on a terminal, plain otherwise).
+    #[arg(long, global = true, value_enum)]
+    pub format: Option<Format>,
+}
+
+impl Global {
+    pub fn format(&self) -> Format {
+        self.format.unwrap_or(if std::io::stderr().is_terminal() {
+            Format::Fancy
+        } else {
+            Format::Plain
+        })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a pipeline: every problem at once, with spans (exit 2 on errors).
+    Check(check::CheckArgs),
+    /// Show the job DAG after sweep expansion: keys, dependencies, effective scale, cached or not.
+    Plan(plan::PlanArgs),
+    /// Print the schema of a stage kind (or of all), from the registry the checker uses.
+    Schema(schema::SchemaArgs),
+    /// Explain a diagnostic code (`rora explain rora::shape::arity`) or a job's key (`rora explain ft@rank=8 x.kdl`).
+    Explain(explain::ExplainArgs),
+}
 
 pub fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(report) => {
+            eprintln!("{report:?}");
+            ExitCode::from(exit::INTERNAL)
+        }
+    }
 }
+
+pub fn dispatch(cli: Cli) -> miette::Result<ExitCode> {
+    let g = cli.global;
+    match cli.command {
+        Command::Check(a) => check::run(a, &g),
+        Command::Plan(a) => plan::run(a, &g),
+        Command::Schema(a) => schema::run(a, &g),
+        Command::Explain(a) => explain::run(a, &g),
+    }
+}
+
+/// Check the pipeline at `path`, or the embedded quickstart when `None`.
+pub fn load(path: Option<&Path>) -> miette::Result<CheckResult> {
+    match path {
+        Some(p) => crate::check::check_file(p).map_err(|e| {
+            miette::miette!(code = "rora::cli::read", "cannot read {}: {e}", p.display())
+        }),
+        None => {
+            let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("pipelines")
+                .join("quickstart.kdl");
+            Ok(crate::check::check_bytes(p, QUICKSTART.as_bytes()))
+        }
+    }
+}
+
+/// Print the diagnostics of a check (stderr for text, stdout for JSON).
+pub fn print_diagnostics(r: &CheckResult, format: Format) {
+    if format == Format::Json {
+        print!("{}", crate::diag::render(&r.file, &r.diagnostics, format));
+    } else if !r.diagnostics.is_empty() {
+        eprint!("{}", crate::diag::render(&r.file, &r.diagnostics, format));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+}
+
+pub mod cache;

@@ -19,6 +19,8 @@ pub mod llm_adapters;
 pub mod loglik;
 pub mod report;
 pub mod results;
+#[cfg(test)]
+mod smollm2_tests;
 pub mod subsample;
 pub mod task;
 #[cfg(test)]

@@ -74,8 +74,15 @@ impl LlamaConfig {
 }
 
 /// The projection names adapters can target, in PEFT's order.
-pub const PROJECTIONS: [&str; 7] =
-    ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+pub const PROJECTIONS: [&str; 7] = [
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+];
 
 /// HF module path of a projection: `model.layers.{i}.self_attn.q_proj` / `model.layers.{i}.mlp.up_proj`.
 pub fn module_path(layer: usize, proj: &str) -> String {

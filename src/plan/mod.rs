@@ -1,1 +1,250 @@
-//! (work in progress)
+//! `rora plan`: a checked [`Pipeline`] -> [`Plan`], the job DAG after sweep expansion.
+//!
+//! Guarantees: jobs are in dependency order (every dependency has a smaller id); a stage has one job
+//! per point of the sweep axes it uses directly or through its inputs (a report stage instead collects
+//! every job of its `from` stage), so a stage that does not depend on a swept axis is one job shared
+//! by all points; every job carries its typed params, resolved absolute paths (inside the params),
+//! dependency jobs by role, its [`StageKey`] and the [`Fingerprint`] the key was derived from.
+
+pub mod digest;
+pub mod key;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+pub use digest::{DigestError, DigestMemo};
+pub use key::{Fingerprint, KEY_FORMAT_VERSION, StageKey};
+
+use crate::ir::bind::{BindError, BoundStage, Point, bind};
+use crate::ir::params::{ModelSource, StageParams, shipped_eval_dir};
+use crate::ir::points::{label, points};
+use crate::ir::{Pipeline, VarKind};
+use crate::schema::{self, Kind};
+
+/// Most jobs a plan may have.
+pub const MAX_JOBS: usize = 100_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct JobId(pub usize);
+
+/// An input of a job: the job that produces it, under a role (`model`, `data`, `from`, ...).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Dep {
+    pub role: String,
+    pub job: JobId,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    pub id: JobId,
+    pub stage: String,
+    pub kind: Kind,
+    /// The sweep values this job depends on (empty for a shared job).
+    pub point: Point,
+    /// `stage` or `stage@rank=8,method=lora`.
+    pub label: String,
+    pub params: StageParams,
+    pub deps: Vec<Dep>,
+    pub key: StageKey,
+    pub fingerprint: Fingerprint,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub pipeline: PathBuf,
+    pub jobs: Vec<Job>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("stage `{stage}` expands to more than {MAX_JOBS} jobs")]
+    TooManyJobs { stage: String },
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    #[error(transparent)]
+    Digest(#[from] DigestError),
+}
+
+impl Plan {
+    pub fn job(&self, id: JobId) -> &Job {
+        &self.jobs[id.0]
+    }
+
+    /// Jobs of a stage.
+    pub fn stage_jobs<'a>(&'a self, stage: &'a str) -> impl Iterator<Item = &'a Job> + 'a {
+        self.jobs.iter().filter(move |j| j.stage == stage)
+    }
+
+    /// Find a job by `stage` or `stage@k=v,k2=v2` (the order of the pairs does not matter).
+    pub fn find(&self, spec: &str) -> Option<&Job> {
+        let (stage, point) = spec.split_once('@').unwrap_or((spec, ""));
+        let want: BTreeMap<&str, &str> = point
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .filter_map(|kv| kv.split_once('='))
+            .collect();
+        self.jobs.iter().find(|j| {
+            j.stage == stage
+                && j.point.len() == want.len()
+                && j.point
+                    .iter()
+                    .all(|(k, v)| want.get(k.as_str()) == Some(&v.to_string().as_str()))
+        })
+    }
+}
+
+/// Build the plan. `memo` memoizes input file digests.
+pub fn plan(p: &Pipeline, memo: &mut DigestMemo) -> Result<Plan, PlanError> {
+    let mut jobs: Vec<Job> = vec![];
+    let mut stage_axes: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    let mut stage_jobs: BTreeMap<&str, Vec<JobId>> = BTreeMap::new();
+    for s in &p.stages {
+        let mut axes: BTreeSet<String> = s
+            .vars()
+            .filter(|v| v.0 == VarKind::Sweep)
+            .map(|v| v.1.to_string())
+            .collect();
+        if s.kind != Kind::Report {
+            for r in s.refs.values() {
+                axes.extend(stage_axes.get(r.name.as_str()).cloned().unwrap_or_default());
+            }
+        }
+        let pts = points(&p.axes, &axes, MAX_JOBS).ok_or_else(|| PlanError::TooManyJobs {
+            stage: s.name.clone(),
+        })?;
+        if jobs.len() + pts.len() > MAX_JOBS {
+            return Err(PlanError::TooManyJobs {
+                stage: s.name.clone(),
+            });
+        }
+        let mut ids = vec![];
+        for pt in pts {
+            let b = bind(s, &pt, &p.params)?;
+            let params = StageParams::from_bound(&b, &p.file);
+            let mut deps = vec![];
+            let mut upstream: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for (role, r) in &s.refs {
+                for id in stage_jobs
+                    .get(r.name.as_str())
+                    .map_or(&[][..], |v| v.as_slice())
+                {
+                    let dj = &jobs[id.0];
+                    if dj
+                        .point
+                        .iter()
+                        .all(|(k, v)| pt.get(k).is_none_or(|x| x == v))
+                    {
+                        deps.push(Dep {
+                            role: role.clone(),
+                            job: *id,
+                        });
+                        upstream
+                            .entry(role.clone())
+                            .or_default()
+                            .push(dj.key.0.clone());
+                    }
+                }
+            }
+            let fingerprint = Fingerprint {
+                key_format_version: KEY_FORMAT_VERSION,
+                kind: s.kind.name().to_string(),
+                kind_version: schema::spec(s.kind).version,
+                params: key::key_params(&b),
+                upstream,
+                inputs: inputs(&b, &params, memo)?,
+                seed: b.int("seed"),
+            };
+            let id = JobId(jobs.len());
+            let lbl = if pt.is_empty() {
+                s.name.clone()
+            } else {
+                format!("{}@{}", s.name, label(&pt))
+            };
+            jobs.push(Job {
+                id,
+                stage: s.name.clone(),
+                kind: s.kind,
+                point: pt,
+                label: lbl,
+                params,
+                deps,
+                key: fingerprint.key(),
+                fingerprint,
+            });
+            ids.push(id);
+        }
+        stage_axes.insert(&s.name, axes);
+        stage_jobs.insert(&s.name, ids);
+    }
+    Ok(Plan {
+        pipeline: p.file.path.clone(),
+        jobs,
+    })
+}
+
+/// Content digests of a job's local inputs.
+fn inputs(
+    b: &BoundStage,
+    params: &StageParams,
+    memo: &mut DigestMemo,
+) -> Result<BTreeMap<String, String>, DigestError> {
+    let mut out = BTreeMap::new();
+    match params {
+        StageParams::Model(m) => match &m.source {
+            Some(ModelSource::Path(dir)) => {
+                let keep = |n: &str| {
+                    n.ends_with(".json")
+                        || n.ends_with(".safetensors")
+                        || n.ends_with(".model")
+                        || n.ends_with(".txt")
+                };
+                out.insert("path".into(), memo.dir(dir, keep)?);
+            }
+            Some(ModelSource::Gguf(f)) => {
+                out.insert("gguf".into(), memo.file(f)?);
+            }
+            _ => {}
+        },
+        StageParams::Data(d) => {
+            if let Some(crate::ir::params::DataSource::Files(pats)) = &d.source {
+                let digests = pats
+                    .iter()
+                    .map(|p| memo.glob(p))
+                    .collect::<Result<Vec<_>, _>>()?;
+                out.insert(
+                    "files".into(),
+                    blake3::hash(digests.join(",").as_bytes())
+                        .to_hex()
+                        .to_string(),
+                );
+            }
+        }
+        StageParams::Eval(e) => {
+            let wanted: Vec<String> = e
+                .tasks
+                .iter()
+                .flat_map(|t| {
+                    [
+                        format!("{t}.{}.jsonl", e.split),
+                        format!("{t}.{}.jsonl.gz", e.split),
+                    ]
+                })
+                .collect();
+            let d = if e.dir.is_dir() {
+                memo.dir(&e.dir, |n| wanted.iter().any(|w| w == n))?
+            } else if b.has("dir") || e.dir != shipped_eval_dir() {
+                return Err(DigestError::Io {
+                    path: e.dir.clone(),
+                    source: std::io::Error::from(std::io::ErrorKind::NotFound),
+                });
+            } else {
+                "absent".to_string()
+            };
+            out.insert("dir".into(), d);
+        }
+        _ => {}
+    }
+    Ok(out)
+}

@@ -20,7 +20,11 @@ impl Example {
     /// Tokens that contribute to the loss (labels not ignored, excluding the first position,
     /// which nothing predicts).
     pub fn loss_tokens(&self) -> usize {
-        self.labels.iter().skip(1).filter(|&&l| l != IGNORE_INDEX).count()
+        self.labels
+            .iter()
+            .skip(1)
+            .filter(|&&l| l != IGNORE_INDEX)
+            .count()
     }
 }
 
@@ -41,7 +45,11 @@ impl Batch {
     /// Right-pad `examples` to their longest length with `pad_id` (labels `IGNORE_INDEX`, mask 0).
     pub fn collate(examples: &[&Example], pad_id: u32, device: &Device) -> Result<Self> {
         let b = examples.len();
-        let t = examples.iter().map(|e| e.input_ids.len()).max().unwrap_or(0);
+        let t = examples
+            .iter()
+            .map(|e| e.input_ids.len())
+            .max()
+            .unwrap_or(0);
         let mut ids = vec![pad_id; b * t];
         let mut mask = vec![0u32; b * t];
         let mut labels = vec![IGNORE_INDEX; b * t];
@@ -68,14 +76,29 @@ mod tests {
 
     #[test]
     fn collate_right_pads_and_ignores_padding() {
-        let a = Example { input_ids: vec![5, 6, 7], labels: vec![IGNORE_INDEX, 6, 7] };
-        let b = Example { input_ids: vec![8], labels: vec![8] };
+        let a = Example {
+            input_ids: vec![5, 6, 7],
+            labels: vec![IGNORE_INDEX, 6, 7],
+        };
+        let b = Example {
+            input_ids: vec![8],
+            labels: vec![8],
+        };
         let batch = Batch::collate(&[&a, &b], 0, &Device::Cpu).unwrap();
-        assert_eq!(batch.input_ids.to_vec2::<u32>().unwrap(), vec![vec![5, 6, 7], vec![8, 0, 0]]);
-        assert_eq!(batch.attention_mask.to_vec2::<u32>().unwrap(), vec![vec![1, 1, 1], vec![1, 0, 0]]);
+        assert_eq!(
+            batch.input_ids.to_vec2::<u32>().unwrap(),
+            vec![vec![5, 6, 7], vec![8, 0, 0]]
+        );
+        assert_eq!(
+            batch.attention_mask.to_vec2::<u32>().unwrap(),
+            vec![vec![1, 1, 1], vec![1, 0, 0]]
+        );
         assert_eq!(
             batch.labels.to_vec2::<i64>().unwrap(),
-            vec![vec![IGNORE_INDEX, 6, 7], vec![8, IGNORE_INDEX, IGNORE_INDEX]]
+            vec![
+                vec![IGNORE_INDEX, 6, 7],
+                vec![8, IGNORE_INDEX, IGNORE_INDEX]
+            ]
         );
         assert_eq!(batch.n_tokens, 4);
         assert_eq!(a.loss_tokens(), 2);

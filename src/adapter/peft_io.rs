@@ -1,0 +1,254 @@
+//! Saving and loading adapters in PEFT's on-disk format: a directory with `adapter_config.json`
+//! and `adapter_model.safetensors`.
+//!
+//! Tensor names are PEFT's, without the adapter name (`get_peft_model_state_dict` strips
+//! `.default`): `base_model.model.{module}.lora_A.weight` `[r, in]`,
+//! `base_model.model.{module}.lora_B.weight` `[out, r]` and, for DoRA,
+//! `base_model.model.{module}.lora_magnitude_vector` `[out]` (PEFT drops the `.weight` of its
+//! `DoraLinearLayer`; a `.weight` suffix is accepted on load). The safetensors header metadata is
+//! `{"format": "pt"}` as PEFT writes it. The config side is `peft_convert`.
+//!
+//! Loading checks that the file holds exactly the modules the config targets, with the ranks the
+//! config gives them, and names the file and tensor when it does not; a failed load leaves the
+//! model unchanged. Files are written to a temporary name and renamed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use candle_core::Tensor;
+use candle_core::safetensors::Load;
+
+use super::attach::{AdaptableModel, AttachReport, install, peft_key, plan};
+use super::config::AdapterConfig;
+use super::dora::Dora;
+use super::dropout::Dropout;
+use super::error::AdapterError;
+use super::init::derive_seed;
+use super::linear::LinearAdapter;
+use super::lora::Lora;
+use super::lowrank::{LowRank, adapter_dtype};
+use super::peft_config::PeftLoraConfig;
+pub use super::peft_convert::{SaveOptions, ScaleExport, adapter_config_from_peft, peft_config};
+use super::spec::Method;
+
+pub const CONFIG_FILE: &str = "adapter_config.json";
+pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AdapterError + '_ {
+    move |source| AdapterError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn format_err(path: &Path, msg: impl Into<String>) -> AdapterError {
+    AdapterError::Format {
+        path: path.to_path_buf(),
+        msg: msg.into(),
+    }
+}
+
+/// Write `adapter_config.json` and `adapter_model.safetensors` into `dir` (created if needed).
+/// Each file is written to a temporary name and renamed, so a crash never leaves half a file.
+pub fn save_peft<M: AdaptableModel + ?Sized>(
+    model: &M,
+    cfg: &AdapterConfig,
+    dir: &Path,
+    opts: &SaveOptions,
+) -> Result<PeftLoraConfig, AdapterError> {
+    let config = peft_config(model, cfg, opts)?;
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let mut tensors: BTreeMap<String, Tensor> = BTreeMap::new();
+    for (path, lin) in model.linears() {
+        if let Some(a) = lin.adapter() {
+            for (suffix, var) in a.vars() {
+                let t = var
+                    .as_tensor()
+                    .detach()
+                    .to_device(&candle_core::Device::Cpu);
+                let t = t.map_err(AdapterError::tensor(&path))?;
+                tensors.insert(peft_key(&path, suffix), t);
+            }
+        }
+    }
+    let weights = dir.join(WEIGHTS_FILE);
+    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    let bytes =
+        safetensors::serialize(tensors.iter().map(|(k, t)| (k.as_str(), t)), Some(metadata))
+            .map_err(|e| format_err(&weights, format!("cannot serialize: {e}")))?;
+    write_atomic(&weights, &bytes)?;
+    let json = serde_json::to_vec_pretty(&config).map_err(|source| AdapterError::Json {
+        path: dir.join(CONFIG_FILE),
+        source,
+    })?;
+    write_atomic(&dir.join(CONFIG_FILE), &json)?;
+    Ok(config)
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AdapterError> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
+    tmp.write_all(bytes).map_err(io(path))?;
+    tmp.as_file().sync_all().map_err(io(path))?;
+    tmp.persist(path).map_err(|e| AdapterError::Io {
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
+    Ok(())
+}
+
+/// What [`load_peft`] installed.
+#[derive(Debug, Clone)]
+pub struct LoadedPeft {
+    pub config: AdapterConfig,
+    pub peft: PeftLoraConfig,
+    pub report: AttachReport,
+}
+
+/// Read a PEFT adapter directory and install its adapters on `model`.
+pub fn load_peft<M: AdaptableModel + ?Sized>(
+    model: &mut M,
+    dir: &Path,
+) -> Result<LoadedPeft, AdapterError> {
+    let config_path = dir.join(CONFIG_FILE);
+    let text = std::fs::read(&config_path).map_err(io(&config_path))?;
+    let peft: PeftLoraConfig =
+        serde_json::from_slice(&text).map_err(|source| AdapterError::Json {
+            path: config_path.clone(),
+            source,
+        })?;
+    let config = adapter_config_from_peft(&peft, &config_path)?;
+    let shapes: Vec<(String, (usize, usize))> = model
+        .linears()
+        .into_iter()
+        .map(|(p, l)| (p, l.shape()))
+        .collect();
+    let report = plan(&shapes, &config)?;
+
+    let weights = dir.join(WEIGHTS_FILE);
+    let bytes = std::fs::read(&weights).map_err(io(&weights))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| format_err(&weights, format!("not a valid safetensors file: {e}")))?;
+    let mut by_module = group_tensors(&st, &weights)?;
+
+    let mut adapters: Vec<(String, Box<dyn LinearAdapter>)> = Vec::new();
+    {
+        let linears = model.linears();
+        for m in &report.modules {
+            let Some(found) = by_module.remove(&m.path) else {
+                return Err(format_err(
+                    &weights,
+                    format!("no tensors for targeted module {}", m.path),
+                ));
+            };
+            let Some((_, lin)) = linears.iter().find(|(p, _)| *p == m.path) else {
+                continue;
+            };
+            let w = lin.weight();
+            let (dtype, device) = (adapter_dtype(w.dtype()), w.device());
+            let get = |suffix: &str| -> Result<Tensor, AdapterError> {
+                let key = peft_key(&m.path, suffix);
+                let view = found
+                    .get(suffix)
+                    .ok_or_else(|| format_err(&weights, format!("missing tensor {key}")))?;
+                let t = view.load(device).and_then(|t| t.to_dtype(dtype));
+                t.map_err(|e| format_err(&weights, format!("tensor {key}: {e}")))
+            };
+            let (a, b) = (get("lora_A.weight")?, get("lora_B.weight")?);
+            let (out, inp) = m.shape;
+            let r = m.spec.rank;
+            for (name, t, want) in [
+                ("lora_A.weight", &a, [r, inp]),
+                ("lora_B.weight", &b, [out, r]),
+            ] {
+                if t.dims() != want {
+                    return Err(format_err(
+                        &weights,
+                        format!(
+                            "tensor {}: shape {:?}, expected {want:?} (r={r} from the config)",
+                            peft_key(&m.path, name),
+                            t.dims()
+                        ),
+                    ));
+                }
+            }
+            let dropout =
+                Dropout::new(config.dropout, derive_seed(config.seed, &m.path, "dropout"));
+            let low =
+                LowRank::new(m.spec, &a, &b, dropout).map_err(AdapterError::tensor(&m.path))?;
+            let adapter: Box<dyn LinearAdapter> = match m.spec.method {
+                Method::Lora => {
+                    if found.contains_key("lora_magnitude_vector") {
+                        return Err(format_err(
+                            &weights,
+                            format!("{}: DoRA magnitude present but use_dora=false", m.path),
+                        ));
+                    }
+                    Box::new(Lora::new(low))
+                }
+                Method::Dora => {
+                    let mag = get("lora_magnitude_vector")?;
+                    let d = Dora::new(low, &mag, out).map_err(|e| {
+                        format_err(
+                            &weights,
+                            format!("tensor {}: {e}", peft_key(&m.path, "lora_magnitude_vector")),
+                        )
+                    })?;
+                    Box::new(d)
+                }
+            };
+            adapters.push((m.path.clone(), adapter));
+        }
+    }
+    if let Some((path, _)) = by_module.into_iter().next() {
+        return Err(format_err(
+            &weights,
+            format!("tensors for {path}, which the config does not target"),
+        ));
+    }
+    install(model, adapters)?;
+    Ok(LoadedPeft {
+        config,
+        peft,
+        report,
+    })
+}
+
+type ModuleTensors<'a> =
+    BTreeMap<String, BTreeMap<&'static str, safetensors::tensor::TensorView<'a>>>;
+
+/// Split `base_model.model.{module}.{suffix}` keys by module; unknown keys are errors.
+fn group_tensors<'a>(
+    st: &safetensors::SafeTensors<'a>,
+    path: &Path,
+) -> Result<ModuleTensors<'a>, AdapterError> {
+    const SUFFIXES: [(&str, &str); 4] = [
+        (".lora_A.weight", "lora_A.weight"),
+        (".lora_B.weight", "lora_B.weight"),
+        (".lora_magnitude_vector.weight", "lora_magnitude_vector"),
+        (".lora_magnitude_vector", "lora_magnitude_vector"),
+    ];
+    let mut out: ModuleTensors<'a> = BTreeMap::new();
+    for (key, view) in st.tensors() {
+        let Some(rest) = key.strip_prefix("base_model.model.") else {
+            return Err(format_err(
+                path,
+                format!("tensor {key}: expected a name starting with base_model.model."),
+            ));
+        };
+        let Some((module, suffix)) = SUFFIXES
+            .iter()
+            .find_map(|(end, s)| rest.strip_suffix(end).map(|m| (m.to_string(), *s)))
+        else {
+            return Err(format_err(
+                path,
+                format!(
+                    "tensor {key}: not a LoRA/DoRA tensor (lora_A, lora_B, lora_magnitude_vector)"
+                ),
+            ));
+        };
+        out.entry(module).or_default().insert(suffix, view);
+    }
+    Ok(out)
+}

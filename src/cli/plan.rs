@@ -1,0 +1,176 @@
+//! `rora plan [pipeline]`: the jobs after sweep expansion, with their dependencies, key prefixes,
+//! effective adapter scale, and whether each is already in the cache (read-only lookup).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use super::{Format, Global, exit, load, print_diagnostics};
+use crate::cache::layout::{is_committed, resolve_root};
+use crate::ir::params::{AlphaPolicy, StageParams};
+use crate::plan::{DigestMemo, Job, Plan, plan};
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// The pipeline file (default: the embedded quickstart pipeline).
+    pub pipeline: Option<PathBuf>,
+}
+
+/// Where the file-digest memo lives: beside the entries, and only once the cache exists.
+pub fn memo_path(root: &Path) -> PathBuf {
+    root.join(crate::cache::layout::LAYOUT_VERSION)
+        .join("digests.json")
+}
+
+/// Check and plan a pipeline file (the embedded quickstart when `None`); `Err(code)` when it does not check.
+pub fn check_and_plan(path: Option<&Path>, g: &Global) -> miette::Result<Result<Plan, ExitCode>> {
+    let r = load(path)?;
+    let format = g.format();
+    if r.has_errors() || format == Format::Json {
+        print_diagnostics(
+            &r,
+            if r.has_errors() {
+                format
+            } else {
+                Format::Plain
+            },
+        );
+    } else {
+        print_diagnostics(&r, format);
+    }
+    let Some(p) = r.pipeline else {
+        return Ok(Err(ExitCode::from(exit::CHECK_FAILED)));
+    };
+    let root = resolve_root(g.cache_dir.as_deref());
+    let memo_file = memo_path(&root);
+    let mut memo = DigestMemo::load(&memo_file);
+    let plan = plan(&p, &mut memo).map_err(|e| miette::miette!(code = "rora::plan", "{e}"))?;
+    if root.is_dir() {
+        // The memo only speeds up later plans; failing to write it is not an error.
+        let _ = memo.save(&memo_file);
+    }
+    Ok(Ok(plan))
+}
+
+/// `s=2.0000 (rora alpha=16 r=64)` or `s=2.0000 (lora alpha=2r=16 r=8)` for adapter jobs.
+pub fn scale_text(j: &Job) -> String {
+    match &j.params {
+        StageParams::Adapter(a) => {
+            let policy = match a.alpha_policy {
+                AlphaPolicy::Fixed(_) => String::new(),
+                AlphaPolicy::PerRank(k) => format!("{k}r="),
+            };
+            format!(
+                "s={:.4} ({} alpha={}{} r={})",
+                a.scale(),
+                a.scaling.name(),
+                policy,
+                a.alpha,
+                a.rank
+            )
+        }
+        _ => String::new(),
+    }
+}
+
+#[derive(Serialize)]
+struct JsonJob<'a> {
+    #[serde(flatten)]
+    job: &'a Job,
+    cached: bool,
+    scale: Option<f64>,
+}
+
+pub fn run(args: PlanArgs, g: &Global) -> miette::Result<ExitCode> {
+    let plan = match check_and_plan(args.pipeline.as_deref(), g)? {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    let root = resolve_root(g.cache_dir.as_deref());
+    if g.format == Some(Format::Json) {
+        let jobs: Vec<JsonJob> = plan
+            .jobs
+            .iter()
+            .map(|j| JsonJob {
+                job: j,
+                cached: is_committed(&root, j.key.hex()),
+                scale: match &j.params {
+                    StageParams::Adapter(a) => Some(a.scale()),
+                    _ => None,
+                },
+            })
+            .collect();
+        let out = serde_json::json!({"pipeline": plan.pipeline, "cache": root, "jobs": jobs});
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).map_err(|e| miette::miette!("{e}"))?
+        );
+        return Ok(ExitCode::from(exit::OK));
+    }
+    print!("{}", render_text(&plan, &root));
+    Ok(ExitCode::from(exit::OK))
+}
+
+/// The text table of `rora plan`.
+pub fn render_text(plan: &Plan, root: &Path) -> String {
+    let cached = plan
+        .jobs
+        .iter()
+        .filter(|j| is_committed(root, j.key.hex()))
+        .count();
+    let width = plan
+        .jobs
+        .iter()
+        .map(|j| j.label.len())
+        .max()
+        .unwrap_or(3)
+        .max(3);
+    let mut out = format!(
+        "{}: {} jobs, {} cached (cache: {})\n",
+        plan.pipeline.display(),
+        plan.jobs.len(),
+        cached,
+        root.display()
+    );
+    out.push_str(&format!(
+        "{:>4}  {:<width$}  {:<7}  {:<12}  {:<6}  {}\n",
+        "#", "job", "kind", "key", "cached", "needs / scale"
+    ));
+    for j in &plan.jobs {
+        let deps: Vec<String> = j.deps.iter().map(|d| format!("#{}", d.job.0)).collect();
+        let mut extra = if deps.is_empty() {
+            String::new()
+        } else {
+            deps.join(" ")
+        };
+        let scale = scale_text(j);
+        if !scale.is_empty() {
+            extra = if extra.is_empty() {
+                scale
+            } else {
+                format!("{extra}  {scale}")
+            };
+        }
+        let c = if is_committed(root, j.key.hex()) {
+            "yes"
+        } else {
+            "no"
+        };
+        out.push_str(
+            &format!(
+                "{:>4}  {:<width$}  {:<7}  {:<12}  {:<6}  {}\n",
+                j.id.0,
+                j.label,
+                j.kind.name(),
+                j.key.short(),
+                c,
+                extra
+            )
+            .trim_end()
+            .to_string(),
+        );
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,49 @@
+//! `rora schema [kind]`: the registry as text (or JSON with `--format json`).
+
+use std::process::ExitCode;
+
+use super::{Format, Global, exit};
+use crate::schema::{Kind, generate, spec};
+
+#[derive(Debug, clap::Args)]
+pub struct SchemaArgs {
+    /// A stage kind (model, prune, data, adapter, train, merge, eval, report); all when omitted.
+    pub kind: Option<String>,
+}
+
+pub fn run(args: SchemaArgs, g: &Global) -> miette::Result<ExitCode> {
+    let json = g.format == Some(Format::Json);
+    let Some(name) = args.kind else {
+        if json {
+            let all: Vec<_> = Kind::ALL
+                .iter()
+                .map(|k| generate::kind_json(spec(*k)))
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&all).map_err(|e| miette::miette!("{e}"))?
+            );
+        } else {
+            print!("{}", generate::all_text());
+        }
+        return Ok(ExitCode::from(exit::OK));
+    };
+    let Some(kind) = Kind::from_name(&name) else {
+        let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+        eprintln!(
+            "error: `{name}` is not a stage kind; {}",
+            crate::diag::suggest_help(&name, &names, "kinds are")
+        );
+        return Ok(ExitCode::from(exit::CHECK_FAILED));
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&generate::kind_json(spec(kind)))
+                .map_err(|e| miette::miette!("{e}"))?
+        );
+    } else {
+        print!("{}", generate::kind_text(spec(kind)));
+    }
+    Ok(ExitCode::from(exit::OK))
+}

@@ -1,0 +1,234 @@
+//! The executor: runs the selected jobs in dependency order against the store.
+//!
+//! For each job: a dependency failed -> `Blocked`; `--dry-run` -> probe only; else
+//! `store.lookup(key)` -> `Hit` (no compute) | `Miss(reservation)` -> runner -> `commit`. A runner
+//! error or panic drops the reservation, so nothing is committed for that key. Without
+//! `keep_going` the first failure stops the run (the rest is `NotRun`).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::cache::{CommitInfo, Entry, Lookup, Probe, Reservation, Store};
+
+use super::error::ExecError;
+use super::events::{Event, Reporters};
+use super::job::JobSpec;
+use super::order::topo_order;
+use super::progress::EventProgress;
+use super::runner::StageRunner;
+use super::select::{ExecOptions, Selection, select};
+use super::summary::{Outcome, RunSummary};
+
+pub struct Executor<'a> {
+    pub store: &'a Store,
+    pub runner: &'a dyn StageRunner,
+    pub reporters: &'a Reporters,
+    pub options: ExecOptions,
+}
+
+impl Executor<'_> {
+    /// Run `jobs` (indexed by id). Errors only for a malformed job list or selector; stage
+    /// failures are outcomes in the summary.
+    pub fn run(&self, jobs: &[JobSpec]) -> Result<RunSummary, ExecError> {
+        let order = topo_order(jobs)?;
+        let sel = select(jobs, &self.options)?;
+        let start = Instant::now();
+        let unix_time = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let selected = sel.selected.iter().filter(|s| **s).count();
+        self.reporters.emit(&Event::RunStarted {
+            jobs: jobs.len(),
+            selected,
+            dry_run: self.options.dry_run,
+            unix_time,
+        });
+
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; jobs.len()];
+        let mut stopped = false;
+        let mut summary = Vec::new();
+        for id in order.into_iter().filter(|&id| sel.selected[id]) {
+            let job = &jobs[id];
+            let outcome = if stopped {
+                Outcome::NotRun
+            } else {
+                self.job(jobs, job, &outcomes, &sel)
+            };
+            if matches!(outcome, Outcome::Failed { .. } | Outcome::Blocked { .. })
+                && !self.options.keep_going
+            {
+                stopped = true;
+            }
+            summary.push((job.as_ref(), outcome.clone()));
+            outcomes[id] = Some(outcome);
+        }
+        let summary = RunSummary {
+            jobs: summary,
+            secs: start.elapsed().as_secs_f64(),
+        };
+        self.reporters.emit(&Event::RunFinished {
+            counts: summary.counts(),
+            secs: summary.secs,
+        });
+        Ok(summary)
+    }
+
+    fn job(
+        &self,
+        jobs: &[JobSpec],
+        job: &JobSpec,
+        outcomes: &[Option<Outcome>],
+        sel: &Selection,
+    ) -> Outcome {
+        let forced = sel.forced[job.id];
+        if self.options.dry_run {
+            return self.plan_only(job, forced);
+        }
+        let inputs = match self.inputs(jobs, job, outcomes) {
+            Ok(inputs) => inputs,
+            Err(Missing::Blocked(dep)) => {
+                self.reporters.emit(&Event::JobBlocked {
+                    job: job.as_ref(),
+                    failed_dep: dep.clone(),
+                });
+                return Outcome::Blocked { failed_dep: dep };
+            }
+            Err(Missing::NotCached(why)) => return self.fail(job, 0.0, why),
+        };
+        let lookup = if forced {
+            self.store.reserve(&job.key).map(Lookup::Miss)
+        } else {
+            self.store.lookup_with(&job.key, &mut || {
+                self.reporters
+                    .emit(&Event::JobWaiting { job: job.as_ref() })
+            })
+        };
+        match lookup {
+            Err(e) => self.fail(job, 0.0, e.to_string()),
+            Ok(Lookup::Hit(entry)) => {
+                let path = entry.out_dir().display().to_string();
+                self.reporters.emit(&Event::JobCached {
+                    job: job.as_ref(),
+                    path,
+                });
+                Outcome::Cached(entry)
+            }
+            Ok(Lookup::Miss(reservation)) => self.compute(job, &inputs, reservation),
+        }
+    }
+
+    fn compute(&self, job: &JobSpec, inputs: &[Entry], reservation: Reservation) -> Outcome {
+        if let Some(defect) = reservation.discarded() {
+            self.reporters.emit(&Event::JobCorrupt {
+                job: job.as_ref(),
+                defect: defect.to_string(),
+            });
+        }
+        self.reporters
+            .emit(&Event::JobStarted { job: job.as_ref() });
+        let start = Instant::now();
+        let progress = EventProgress {
+            job: job.as_ref(),
+            reporters: self.reporters,
+            start,
+        };
+        let out_dir = reservation.out_dir();
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            self.runner.run(job, inputs, &out_dir, &progress)
+        }));
+        let meta = match result {
+            Ok(Ok(meta)) => meta,
+            // The reservation is dropped on return: staging removed, lock released, no entry.
+            Ok(Err(e)) => return self.fail(job, start.elapsed().as_secs_f64(), e.to_string()),
+            Err(panic) => return self.fail(job, start.elapsed().as_secs_f64(), panic_text(&panic)),
+        };
+        let info = CommitInfo {
+            stage: job.label.clone(),
+            kind: job.kind.clone(),
+            pipeline: job.pipeline.clone(),
+            meta: serde_json::json!({ "fingerprint": job.fingerprint, "outputs": meta }),
+        };
+        match reservation.commit(info) {
+            Ok(entry) => {
+                let secs = start.elapsed().as_secs_f64();
+                let (bytes, path) = (entry.manifest().size, entry.out_dir().display().to_string());
+                self.reporters.emit(&Event::JobDone {
+                    job: job.as_ref(),
+                    secs,
+                    bytes,
+                    path,
+                });
+                Outcome::Computed { entry, secs }
+            }
+            Err(e) => self.fail(job, start.elapsed().as_secs_f64(), e.to_string()),
+        }
+    }
+
+    fn plan_only(&self, job: &JobSpec, forced: bool) -> Outcome {
+        let probe = self.store.probe(&job.key);
+        let cached = !forced && matches!(probe, Ok(Probe::Valid(_)));
+        self.reporters.emit(&Event::JobPlanned {
+            job: job.as_ref(),
+            cached,
+            forced,
+        });
+        match probe {
+            Ok(Probe::Valid(entry)) if cached => Outcome::Cached(entry),
+            _ => Outcome::WouldRun,
+        }
+    }
+
+    /// The committed entries of `job`'s dependencies, in `job.deps` order. A dependency outside the
+    /// selection (`--only`) must already be in the store.
+    fn inputs(
+        &self,
+        jobs: &[JobSpec],
+        job: &JobSpec,
+        outcomes: &[Option<Outcome>],
+    ) -> Result<Vec<Entry>, Missing> {
+        let mut inputs = Vec::with_capacity(job.deps.len());
+        for &dep in &job.deps {
+            let dep_job = &jobs[dep];
+            match &outcomes[dep] {
+                Some(o) => match o.entry() {
+                    Some(e) => inputs.push(e.clone()),
+                    None => return Err(Missing::Blocked(dep_job.label.clone())),
+                },
+                None => match self.store.probe(&dep_job.key) {
+                    Ok(Probe::Valid(e)) => inputs.push(e),
+                    _ => {
+                        return Err(Missing::NotCached(format!(
+                            "input {} is not in the cache and is outside this run's selection; run it first",
+                            dep_job.label()
+                        )));
+                    }
+                },
+            }
+        }
+        Ok(inputs)
+    }
+
+    fn fail(&self, job: &JobSpec, secs: f64, error: String) -> Outcome {
+        self.reporters.emit(&Event::JobFailed {
+            job: job.as_ref(),
+            secs,
+            error: error.clone(),
+        });
+        Outcome::Failed { error }
+    }
+}
+
+enum Missing {
+    Blocked(String),
+    NotCached(String),
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    let msg = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown payload".to_string());
+    format!("stage panicked: {msg}")
+}

@@ -1,0 +1,296 @@
+//! The vocabulary of the registry: stage kinds, value types with ranges, argument shapes, defaults.
+
+use serde::Serialize;
+
+/// A stage kind. The discriminant indexes [`super::KINDS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Model,
+    Prune,
+    Data,
+    Adapter,
+    Train,
+    Merge,
+    Eval,
+    Report,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 8] = [
+        Kind::Model,
+        Kind::Prune,
+        Kind::Data,
+        Kind::Adapter,
+        Kind::Train,
+        Kind::Merge,
+        Kind::Eval,
+        Kind::Report,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Model => "model",
+            Kind::Prune => "prune",
+            Kind::Data => "data",
+            Kind::Adapter => "adapter",
+            Kind::Train => "train",
+            Kind::Merge => "merge",
+            Kind::Eval => "eval",
+            Kind::Report => "report",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == s)
+    }
+}
+
+/// The type of one value, with its allowed range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Ty {
+    /// Integer in `min..=max`.
+    Int {
+        min: i64,
+        max: i64,
+    },
+    /// Number (integers accepted) in the range; `*_open` excludes the bound.
+    Float {
+        min: f64,
+        max: f64,
+        min_open: bool,
+        max_open: bool,
+    },
+    Str,
+    Bool,
+    /// A local file or directory, relative to the pipeline file; must exist.
+    Path,
+    /// A glob of local files, relative to the pipeline file; must match something.
+    Glob,
+    /// One of a fixed set of strings.
+    Choice(&'static [&'static str]),
+    /// The name of a stage of one of these kinds.
+    Stage(&'static [Kind]),
+}
+
+impl Ty {
+    pub const fn int(min: i64, max: i64) -> Ty {
+        Ty::Int { min, max }
+    }
+
+    pub const fn pos_int() -> Ty {
+        Ty::Int {
+            min: 1,
+            max: i64::MAX,
+        }
+    }
+
+    pub const fn nonneg_int() -> Ty {
+        Ty::Int {
+            min: 0,
+            max: i64::MAX,
+        }
+    }
+
+    /// `(0, inf)`
+    pub const fn pos_float() -> Ty {
+        Ty::Float {
+            min: 0.0,
+            max: f64::INFINITY,
+            min_open: true,
+            max_open: true,
+        }
+    }
+
+    /// `[0, 1)`
+    pub const fn fraction() -> Ty {
+        Ty::Float {
+            min: 0.0,
+            max: 1.0,
+            min_open: false,
+            max_open: true,
+        }
+    }
+
+    /// Human description, e.g. `integer >= 1`, `number in [0, 1)`, `one of lora, dora`.
+    pub fn describe(&self) -> String {
+        match self {
+            Ty::Int { min, max } if *max == i64::MAX => format!("integer >= {min}"),
+            Ty::Int { min, max } => format!("integer in {min}..={max}"),
+            Ty::Float {
+                min,
+                max,
+                min_open,
+                max_open,
+            } => {
+                let lo = if *min_open { "(" } else { "[" };
+                let hi = if *max_open { ")" } else { "]" };
+                if max.is_infinite() {
+                    format!("number {} {min}", if *min_open { ">" } else { ">=" })
+                } else {
+                    format!("number in {lo}{min}, {max}{hi}")
+                }
+            }
+            Ty::Str => "string".into(),
+            Ty::Bool => "boolean".into(),
+            Ty::Path => "path (relative to the pipeline file)".into(),
+            Ty::Glob => "glob of files (relative to the pipeline file)".into(),
+            Ty::Choice(c) => format!("one of {}", c.join(", ")),
+            Ty::Stage(k) => {
+                let names: Vec<_> = k.iter().map(|k| k.name()).collect();
+                format!("name of a {} stage", names.join(" / "))
+            }
+        }
+    }
+
+    /// The short type name (`integer`, `number`, `string`, `boolean`).
+    pub fn base_name(&self) -> &'static str {
+        match self {
+            Ty::Int { .. } => "integer",
+            Ty::Float { .. } => "number",
+            Ty::Bool => "boolean",
+            _ => "string",
+        }
+    }
+}
+
+/// The positional arguments a child node takes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Args {
+    /// A flag: `table`.
+    None,
+    /// Exactly one: `rank 8`.
+    One(Ty),
+    /// `min` or more of one type: `targets "q_proj" "v_proj"`.
+    Many { ty: Ty, min: usize },
+    /// A fixed tuple of named values: `n-m 2 4`.
+    Fixed(&'static [(&'static str, Ty)]),
+}
+
+impl Args {
+    pub fn count_range(&self) -> (usize, usize) {
+        match self {
+            Args::None => (0, 0),
+            Args::One(_) => (1, 1),
+            Args::Many { min, .. } => (*min, usize::MAX),
+            Args::Fixed(f) => (f.len(), f.len()),
+        }
+    }
+
+    /// The type of the `i`-th argument.
+    pub fn ty(&self, i: usize) -> Option<Ty> {
+        match self {
+            Args::None => None,
+            Args::One(t) => (i == 0).then_some(*t),
+            Args::Many { ty, .. } => Some(*ty),
+            Args::Fixed(f) => f.get(i).map(|(_, t)| *t),
+        }
+    }
+}
+
+/// A default value, filled in before binding and hashing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Default {
+    Int(i64),
+    Float(f64),
+    Str(&'static str),
+    Bool(bool),
+    Strs(&'static [&'static str]),
+}
+
+impl Default {
+    /// Whether the default is a valid value for `args` (registry self-check).
+    pub fn fits(&self, args: &Args) -> bool {
+        match (self, args) {
+            (Default::Strs(v), Args::Many { ty, min }) => {
+                v.len() >= *min && v.iter().all(|s| str_fits(s, ty))
+            }
+            (d, Args::One(t)) => match (d, t) {
+                (Default::Int(i), Ty::Int { min, max }) => i >= min && i <= max,
+                (Default::Int(i), Ty::Float { min, max, .. }) => {
+                    (*i as f64) >= *min && (*i as f64) <= *max
+                }
+                (Default::Float(f), Ty::Float { min, max, .. }) => f >= min && f <= max,
+                (Default::Str(s), t) => str_fits(s, t),
+                (Default::Bool(_), Ty::Bool) => true,
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Default::Int(i) => i.to_string(),
+            Default::Float(f) => f.to_string(),
+            Default::Str(s) => format!("{s:?}"),
+            Default::Bool(b) => format!("#{b}"),
+            Default::Strs(v) => v
+                .iter()
+                .map(|s| format!("{s:?}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
+}
+
+fn str_fits(s: &str, ty: &Ty) -> bool {
+    match ty {
+        Ty::Choice(c) => c.contains(&s),
+        Ty::Str | Ty::Path | Ty::Glob => true,
+        _ => false,
+    }
+}
+
+/// A `key=value` property.
+#[derive(Debug, Clone, Copy)]
+pub struct PropSpec {
+    pub name: &'static str,
+    pub ty: Ty,
+    pub doc: &'static str,
+    pub required: bool,
+    pub default: Option<Default>,
+}
+
+/// A child node (an option of a stage).
+#[derive(Debug, Clone, Copy)]
+pub struct ChildSpec {
+    pub name: &'static str,
+    pub doc: &'static str,
+    pub args: Args,
+    pub props: &'static [PropSpec],
+    pub required: bool,
+    /// May appear more than once (`module`, `plot`).
+    pub repeat: bool,
+    pub default: Option<Default>,
+    /// Part of the stage key (false for options that do not change outputs, e.g. `device`, eval `batch-size`).
+    pub keyed: bool,
+}
+
+/// One stage kind.
+#[derive(Debug, Clone, Copy)]
+pub struct KindSpec {
+    pub kind: Kind,
+    pub doc: &'static str,
+    /// Bumped when the kind's runner changes its outputs for the same params (part of the key).
+    pub version: u32,
+    /// Properties on the stage node itself: stage references.
+    pub props: &'static [PropSpec],
+    pub children: &'static [ChildSpec],
+}
+
+impl KindSpec {
+    pub fn child(&self, name: &str) -> Option<&'static ChildSpec> {
+        self.children.iter().find(|c| c.name == name)
+    }
+
+    pub fn prop(&self, name: &str) -> Option<&'static PropSpec> {
+        self.props.iter().find(|p| p.name == name)
+    }
+}
+
+impl ChildSpec {
+    pub fn prop(&self, name: &str) -> Option<&'static PropSpec> {
+        self.props.iter().find(|p| p.name == name)
+    }
+}
