@@ -35,6 +35,13 @@ pub trait IncrementalLm: CausalLm {
         attention_mask: &Tensor,
         cache: &mut Self::Cache,
     ) -> Result<Tensor>;
+
+    /// Rearrange the cache's rows for beam search: afterwards row `i` holds what row `rows[i]`
+    /// held (repeats allowed, the row count may change). Returns `Ok(false)` when the model does
+    /// not support it (the default); beam search then recomputes each step without a cache.
+    fn reorder_cache(&self, _cache: &mut Self::Cache, _rows: &[u32]) -> Result<bool> {
+        Ok(false)
+    }
 }
 
 /// A model whose adapter parameters can be trained.

@@ -10,6 +10,7 @@ pub mod check;
 pub mod explain;
 pub mod model;
 pub mod plan;
+pub mod report;
 pub mod run;
 pub mod schema;
 
@@ -80,6 +81,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Inspect a model, measure perplexity, or generate (`info`, `ppl`, `generate`).
     Model(model::ModelArgs),
+    /// Tables and plots (accuracy vs rank, loss curves) from run directories or a runs.json.
+    Report(report::ReportArgs),
     /// The artifact store: `ls`, `verify`, `gc`.
     Cache(cache::CacheArgs),
     /// Measure training throughput on random data (compare with PyTorch + PEFT).
@@ -106,6 +109,7 @@ pub fn dispatch(cli: Cli) -> miette::Result<ExitCode> {
         Command::Explain(a) => explain::run(a, &g),
         Command::Run(a) => run::run(a, &g),
         Command::Model(a) => model::run(a).map(|()| ExitCode::SUCCESS),
+        Command::Report(a) => report::run(a).map(|()| ExitCode::SUCCESS),
         Command::Cache(a) => cache::run(a, g.cache_dir.clone()).map(|()| ExitCode::SUCCESS),
         Command::Bench(a) => bench::run(a).map(|()| ExitCode::SUCCESS),
     }
