@@ -1,5 +1,5 @@
 //! `Llama` as an adapter host: `crate::adapter::AdaptableModel` (its projections by HF module
-//! path) and `crate::lm::TrainableLm` (the adapter variables, PEFT-named, and dropout mode).
+//! path) and `crate::lm::TrainableLm` (the adapter variables, PEFT-named, dropout mode and seed).
 
 use candle_core::Var;
 
