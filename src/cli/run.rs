@@ -55,7 +55,11 @@ pub fn device(spec: &str) -> miette::Result<Device> {
         "cpu" => Ok(Device::Cpu),
         "auto" => Ok(Device::cuda_if_available(0).unwrap_or(Device::Cpu)),
         s if s == "cuda" || s.starts_with("cuda:") => {
-            let n = s.strip_prefix("cuda:").map(ordinal).transpose()?.unwrap_or(0);
+            let n = s
+                .strip_prefix("cuda:")
+                .map(ordinal)
+                .transpose()?
+                .unwrap_or(0);
             if !candle_core::utils::cuda_is_available() {
                 return Err(miette!(
                     code = "rora::cli::device",

@@ -7,15 +7,15 @@ use candle_core::DType;
 use serde_json::json;
 
 use crate::adapter::{
-    AdapterConfig, LoraInit, Method, SaveOptions, Targets, attach, llama_base_params, save_peft,
-    ParamCount,
+    AdapterConfig, LoraInit, Method, ParamCount, SaveOptions, Targets, attach, llama_base_params,
+    save_peft,
 };
 use crate::cache::Entry;
 use crate::ir::params::{AdapterMethod, AdapterParams, Targets as IrTargets};
 
+use super::Ctx;
 use super::artifacts::{ADAPTER_CONFIG, ADAPTER_DIR, load_model, write_json};
 use super::error::{Result, RunError};
-use super::Ctx;
 
 /// The adapter library's config for a planned adapter stage.
 pub fn config(p: &AdapterParams) -> Result<AdapterConfig> {
@@ -53,7 +53,12 @@ pub fn run(ctx: &Ctx, p: &AdapterParams, model: &Entry, out: &Path) -> Result<se
     let cfg = config(p)?;
     let mut loaded = load_model(model, DType::F32, &ctx.device)?;
     let report = attach(&mut loaded.model, &cfg)?;
-    save_peft(&loaded.model, &cfg, &out.join(ADAPTER_DIR), &SaveOptions::default())?;
+    save_peft(
+        &loaded.model,
+        &cfg,
+        &out.join(ADAPTER_DIR),
+        &SaveOptions::default(),
+    )?;
     write_json(&out.join(ADAPTER_CONFIG), &cfg)?;
     let count = ParamCount::new(llama_base_params(&loaded.config), report.trainable_params());
     Ok(json!({

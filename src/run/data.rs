@@ -41,7 +41,9 @@ fn config(p: &DataParams, files: Vec<String>) -> Result<DataConfig> {
     };
     let task = match &p.task {
         None => None,
-        Some(t) => Some(Task::parse(t).ok_or_else(|| RunError::Unsupported(format!("task `{t}`")))?),
+        Some(t) => {
+            Some(Task::parse(t).ok_or_else(|| RunError::Unsupported(format!("task `{t}`")))?)
+        }
     };
     let mut c = DataConfig::new(files, template);
     c.format = format;
@@ -70,7 +72,11 @@ pub fn run(p: &DataParams, out: &Path, progress: &dyn Progress) -> Result<serde_
         }
         DataSource::Hub { id, revision, .. } => {
             progress.message(&format!("downloading {id}@{revision}"));
-            let (commit, files) = Hub::from_env()?.dataset_files(id, revision, &["*.jsonl".into(), "*.json".into(), "*.parquet".into()])?;
+            let (commit, files) = Hub::from_env()?.dataset_files(
+                id,
+                revision,
+                &["*.jsonl".into(), "*.json".into(), "*.parquet".into()],
+            )?;
             let names = files.iter().map(|f| f.display().to_string()).collect();
             (names, files, Some(commit))
         }

@@ -13,6 +13,10 @@ pub enum RunError {
     #[error(transparent)]
     Train(#[from] crate::train::TrainError),
     #[error(transparent)]
+    Eval(#[from] crate::eval::EvalError),
+    #[error(transparent)]
+    Report(#[from] crate::eval::report::ReportError),
+    #[error(transparent)]
     Cache(#[from] crate::cache::CacheError),
     #[error(transparent)]
     Hub(#[from] crate::hub::HubError),

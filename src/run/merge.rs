@@ -9,11 +9,17 @@ use crate::adapter::merge_and_unload;
 use crate::cache::Entry;
 use crate::ir::params::MergeParams;
 
+use super::Ctx;
 use super::artifacts::{MODEL_DIR, dtype, install_adapter, load_model, subdir};
 use super::error::Result;
-use super::Ctx;
 
-pub fn run(ctx: &Ctx, p: &MergeParams, model: &Entry, trained: &Entry, out: &Path) -> Result<serde_json::Value> {
+pub fn run(
+    ctx: &Ctx,
+    p: &MergeParams,
+    model: &Entry,
+    trained: &Entry,
+    out: &Path,
+) -> Result<serde_json::Value> {
     let mut loaded = load_model(model, dtype(&p.dtype)?, &ctx.device)?;
     install_adapter(&mut loaded, trained)?;
     let merged = merge_and_unload(&mut loaded.model)?;

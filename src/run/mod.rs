@@ -7,8 +7,10 @@ pub mod adapter;
 pub mod artifacts;
 pub mod data;
 pub mod error;
+pub mod eval;
 pub mod merge;
 pub mod model;
+pub mod report;
 pub mod train;
 
 use std::path::Path;
@@ -21,8 +23,8 @@ use crate::ir::params::StageParams;
 use crate::plan::{Job, JobId, Plan};
 use crate::schema::Kind;
 
-pub use error::RunError;
 use error::Result;
+pub use error::RunError;
 
 /// What every runner may use.
 pub struct Ctx<'a> {
@@ -89,6 +91,44 @@ impl<'a> PipelineRunner<'a> {
         }
     }
 
+    /// What the report needs about one eval job: the train job behind its model, if any.
+    fn run_source(&self, eval_job: &'a Job, eval_entry: &Entry) -> Result<report::RunSource<'a>> {
+        let mut train_job = None;
+        let mut j = self.input_job(eval_job, "model")?;
+        loop {
+            match j.kind {
+                Kind::Train => {
+                    train_job = Some(j);
+                    break;
+                }
+                Kind::Merge => j = self.input_job(j, "from")?,
+                _ => break,
+            }
+        }
+        let (train_out, adapter, seed) = match train_job {
+            Some(t) => {
+                let adapter_job = self.input_job(t, "adapter")?;
+                let adapter = match &adapter_job.params {
+                    StageParams::Adapter(a) => Some(a),
+                    _ => None,
+                };
+                let seed = match &t.params {
+                    StageParams::Train(tp) => Some(tp.seed),
+                    _ => None,
+                };
+                (Some(self.entry_of(t)?.out_dir()), adapter, seed)
+            }
+            None => (None, None, None),
+        };
+        Ok(report::RunSource {
+            eval_out: eval_entry.out_dir(),
+            eval_job,
+            train_out,
+            adapter,
+            train_seed: seed,
+        })
+    }
+
     fn dispatch(
         &self,
         job: &'a Job,
@@ -118,9 +158,41 @@ impl<'a> PipelineRunner<'a> {
                 let model = self.entry_of(self.base_model_job(job)?)?;
                 merge::run(ctx, p, &model, trained, out)
             }
-            StageParams::Eval(_) | StageParams::Report(_) | StageParams::Prune(_) => Err(
-                RunError::Unsupported(format!("stage kind `{}` has no runner yet", job.kind.name())),
-            ),
+            StageParams::Eval(p) => {
+                let src_job = self.input_job(job, "model")?;
+                let src = self.input(job, inputs, "model")?;
+                let base;
+                let model = match src_job.kind {
+                    Kind::Model | Kind::Merge | Kind::Prune => eval::EvalModel::Dir(src),
+                    Kind::Train => {
+                        base = self.entry_of(self.base_model_job(src_job)?)?;
+                        eval::EvalModel::Adapted {
+                            base: &base,
+                            trained: src,
+                        }
+                    }
+                    other => {
+                        return Err(RunError::Plan(format!(
+                            "eval `{}` cannot evaluate a `{}` stage",
+                            job.label,
+                            other.name()
+                        )));
+                    }
+                };
+                eval::run(ctx, p, model, out, progress)
+            }
+            StageParams::Report(p) => {
+                let mut runs = Vec::new();
+                for (dep, entry) in job.deps.iter().zip(inputs) {
+                    let eval_job = self.plan.job(dep.job);
+                    runs.push(self.run_source(eval_job, entry)?);
+                }
+                report::run(p, &runs, out)
+            }
+            StageParams::Prune(_) => Err(RunError::Unsupported(format!(
+                "stage kind `{}` has no runner yet",
+                job.kind.name()
+            ))),
         }
     }
 }

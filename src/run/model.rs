@@ -10,11 +10,16 @@ use crate::hub::Hub;
 use crate::ir::params::{ModelParams, ModelSource as IrSource};
 use crate::model::{LoadOptions, ModelSource, RandomSpec, load};
 
+use super::Ctx;
 use super::artifacts::{MODEL_DIR, dtype, subdir};
 use super::error::{Result, RunError};
-use super::Ctx;
 
-pub fn run(ctx: &Ctx, p: &ModelParams, out: &Path, progress: &dyn Progress) -> Result<serde_json::Value> {
+pub fn run(
+    ctx: &Ctx,
+    p: &ModelParams,
+    out: &Path,
+    progress: &dyn Progress,
+) -> Result<serde_json::Value> {
     let source = p
         .source
         .as_ref()

@@ -11,9 +11,10 @@ use crate::cache::Entry;
 use crate::exec::Progress;
 use crate::ir::params::{Duration, TrainParams, Warmup as IrWarmup};
 use crate::train::adamw::AdamWParams;
+use crate::train::data::PlanConfig;
 use crate::train::metrics::StepMetrics;
 use crate::train::{
-    Budget, Control, ExampleSource, Schedule, TrainConfig, TrainHooks, Warmup, train,
+    Budget, Control, DatasetSource, Schedule, TrainConfig, TrainHooks, Warmup, train,
 };
 
 use super::artifacts::{
@@ -77,7 +78,8 @@ impl TrainHooks for StageHooks<'_> {
 
     fn on_step(&mut self, m: &StepMetrics) -> Control {
         self.0.set_position(m.step as u64);
-        self.0.message(&format!("loss {:.4} lr {:.2e}", m.loss, m.lr));
+        self.0
+            .message(&format!("loss {:.4} lr {:.2e}", m.loss, m.lr));
         Control::Continue
     }
 }
@@ -97,14 +99,35 @@ pub fn run(
     progress: &dyn Progress,
 ) -> Result<serde_json::Value> {
     let mut loaded = load_model(inputs.model, DType::F32, &ctx.device)?;
-    let ds = data::tokenized(ctx.store, inputs.data, inputs.model.key(), &loaded, progress)?;
+    let ds = data::tokenized(
+        ctx.store,
+        inputs.data,
+        inputs.model.key(),
+        &loaded,
+        progress,
+    )?;
     install_adapter(&mut loaded, inputs.adapter)?;
     let adapter_cfg = adapter_config(inputs.adapter)?;
     let cfg = config(p, ds.train.len())?;
     let (train_rows, val_rows) = (ds.train.len(), ds.val.len());
-    let source = ExampleSource::new(ds.train, ds.val, loaded.special.pad_id());
-    let summary = train(&loaded.model, &source, &cfg, resume_dir, &mut StageHooks(progress))?;
-    save_peft(&loaded.model, &adapter_cfg, &out.join(ADAPTER_DIR), &SaveOptions::default())?;
+    let source = DatasetSource::new(
+        &ds,
+        loaded.special.pad_id(),
+        PlanConfig::new(cfg.micro_batch_size, cfg.seed),
+    );
+    let summary = train(
+        &loaded.model,
+        &source,
+        &cfg,
+        resume_dir,
+        &mut StageHooks(progress),
+    )?;
+    save_peft(
+        &loaded.model,
+        &adapter_cfg,
+        &out.join(ADAPTER_DIR),
+        &SaveOptions::default(),
+    )?;
     write_json(&out.join(ADAPTER_CONFIG), &adapter_cfg)?;
     std::fs::copy(&summary.metrics, out.join(METRICS)).map_err(io(&summary.metrics))?;
     let meta = json!({
