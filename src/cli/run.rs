@@ -78,12 +78,13 @@ pub fn device(spec: &str) -> miette::Result<Device> {
 
 pub fn run(a: RunArgs, g: &Global) -> miette::Result<ExitCode> {
     let device = device(&a.device)?;
+    // Open (create) the store first so planning can save its file-digest memo there.
+    let root = layout::resolve_root(g.cache_dir.as_deref());
+    let store = Store::open(&root).into_diagnostic()?;
     let plan = match check_and_plan(a.pipeline.as_deref(), g)? {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
-    let root = layout::resolve_root(g.cache_dir.as_deref());
-    let store = Store::open(&root).into_diagnostic()?;
     let jobs = jobs_from_plan(&plan);
     let options = ExecOptions {
         dry_run: a.dry_run,

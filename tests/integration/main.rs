@@ -7,6 +7,7 @@ mod cli;
 mod fuzz;
 mod pipelines;
 mod plan;
+mod run;
 mod ui;
 
 use std::path::PathBuf;

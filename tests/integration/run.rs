@@ -1,0 +1,179 @@
+//! `rora run` end to end on a tiny random model: every stage kind runs, a second run computes
+//! nothing, a changed training value recomputes only train and what follows, and a run killed
+//! with SIGKILL in the middle of training loses nothing (the rerun completes, the store verifies).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn pipeline(dir: &Path, lr: &str, steps: u32) -> PathBuf {
+    let data = crate::root().join("datasets/commonsense");
+    let text = format!(
+        r#"
+sweep rank 2 4
+model "tiny" {{
+    random layers=1 hidden=32 heads=2 kv-heads=1 ffn=64 seed=3
+}}
+data "cs" {{
+    files "{data}/boolq.train.jsonl" "{data}/piqa.train.jsonl"
+    template "llm-adapters"
+    max-len 96
+    limit 64
+}}
+adapter "ad" model="tiny" {{
+    scaling "rora"
+    rank (sweep)"rank"
+    alpha 8
+    targets "q_proj" "v_proj"
+    dropout 0.1
+}}
+train "ft" adapter="ad" data="cs" {{
+    steps {steps}
+    batch 4 micro=2
+    lr {lr}
+    checkpoint-every 2
+    seed 7
+}}
+merge "merged" from="ft"
+eval "ev" model="merged" {{
+    tasks "boolq"
+    protocol "loglik"
+    limit 8
+    dir "{data}"
+}}
+report "summary" from="ev" {{
+    table
+    plot "accuracy-vs-rank"
+}}
+"#,
+        data = data.display()
+    );
+    let p = dir.join("tiny.kdl");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn rora(args: &[&str], cache: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rora"))
+        .args(args)
+        .env("RORA_CACHE_DIR", cache)
+        .env("NO_COLOR", "1")
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn run_computes_once_and_reuses_across_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let p = pipeline(dir.path(), "1e-3", 4);
+    let ps = p.to_str().unwrap();
+
+    let first = rora(&["run", ps], &cache);
+    let out = text(&first);
+    assert_eq!(first.status.code(), Some(0), "{out}");
+    // model, data, 2 adapters, 2 trains, 2 merges, 2 evals, 1 report
+    assert!(out.contains("12 jobs: 12 computed"), "{out}");
+
+    let second = rora(&["run", ps], &cache);
+    let out2 = text(&second);
+    assert_eq!(second.status.code(), Some(0), "{out2}");
+    assert!(out2.contains("12 jobs: 12 cached"), "{out2}");
+
+    // A new learning rate: train, merge, eval and report recompute; model, data and adapters do not.
+    let p = pipeline(dir.path(), "2e-3", 4);
+    let third = rora(&["run", p.to_str().unwrap()], &cache);
+    let out3 = text(&third);
+    assert_eq!(third.status.code(), Some(0), "{out3}");
+    assert!(out3.contains("12 jobs: 5 cached, 7 computed"), "{out3}");
+
+    let verify = rora(&["cache", "verify"], &cache);
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+
+    // The report holds one row per rank with the effective scale alpha/sqrt(r).
+    let entries = cache.join("v1/entries");
+    let table = walk(&entries)
+        .into_iter()
+        .find(|f| f.ends_with("out/table.md"))
+        .expect("a report table");
+    let md = std::fs::read_to_string(table).unwrap();
+    assert!(md.contains("| rora | 2 | 8 | 5.657 (rora)"), "{md}");
+    assert!(md.contains("| rora | 4 | 8 | 4.000 (rora)"), "{md}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn sigkill_during_training_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let p = pipeline(dir.path(), "1e-3", 40);
+    let ps = p.to_str().unwrap().to_string();
+
+    // Kill the run once a training checkpoint exists.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rora"))
+        .args(["run", &ps])
+        .env("RORA_CACHE_DIR", &cache)
+        .env("RAYON_NUM_THREADS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let resume = cache.join("v1/resume");
+    let start = Instant::now();
+    let mut killed_mid_train = false;
+    while start.elapsed() < Duration::from_secs(120) {
+        if walk(&resume).iter().any(|f| f.to_string_lossy().contains("step-")) {
+            child.kill().unwrap(); // SIGKILL
+            killed_mid_train = true;
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.wait();
+    assert!(killed_mid_train, "no checkpoint appeared before the run ended");
+
+    // What was committed before the kill is intact; nothing half-written is an entry.
+    let verify = rora(&["cache", "verify"], &cache);
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+
+    let rerun = rora(&["run", &ps], &cache);
+    let out = text(&rerun);
+    assert_eq!(rerun.status.code(), Some(0), "{out}");
+    assert!(out.contains("cached"), "{out}");
+    // The killed train job resumed from its checkpoint instead of starting over.
+    let resumed = walk(&cache.join("v1/entries"))
+        .into_iter()
+        .filter(|f| f.ends_with("manifest.json"))
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .filter(|m| m.contains("\"kind\": \"train\""))
+        .any(|m| m.contains("\"resumed_from\": ") && !m.contains("\"resumed_from\": null"));
+    assert!(resumed, "no train entry records a resume");
+    let verify = rora(&["cache", "verify"], &cache);
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
+}
