@@ -72,7 +72,49 @@ pub fn run(args: ExplainArgs, g: &Global) -> miette::Result<ExitCode> {
         let dj = plan.job(d.job);
         println!("needs:     {} = {} ({})", d.role, dj.label, dj.key.short());
     }
+    if committed {
+        println!(
+            "output:    {}",
+            crate::cache::layout::out_dir(&root, job.key.hex()).display()
+        );
+    } else if root.is_dir() {
+        explain_miss(&root, job)?;
+    }
     let fp = serde_json::to_string_pretty(&job.fingerprint).map_err(|e| miette::miette!("{e}"))?;
     println!("key components (blake3 of the canonical JSON):\n{fp}");
     Ok(ExitCode::from(exit::OK))
+}
+
+/// For a miss: which key components differ from the nearest stored entry of the same stage.
+fn explain_miss(root: &std::path::Path, job: &crate::plan::Job) -> miette::Result<()> {
+    let store = crate::cache::Store::open_read_only(root);
+    let fp = serde_json::to_value(&job.fingerprint).map_err(|e| miette::miette!("{e}"))?;
+    match crate::cache::explain::nearest(&store, &job.stage, &fp)
+        .map_err(|e| miette::miette!("{e}"))?
+    {
+        None => println!("nearest:   no stored entry of stage `{}`", job.stage),
+        Some(n) => {
+            let stage = n
+                .entry
+                .manifest
+                .as_ref()
+                .map(|m| m.stage.clone())
+                .unwrap_or_default();
+            println!(
+                "nearest:   {} ({}), {} component(s) differ:",
+                stage,
+                &n.entry.key[..12.min(n.entry.key.len())],
+                n.changes.len()
+            );
+            for c in &n.changes {
+                println!(
+                    "  {}: {} -> {}",
+                    c.path,
+                    c.stored.as_deref().unwrap_or("(absent)"),
+                    c.now.as_deref().unwrap_or("(absent)")
+                );
+            }
+        }
+    }
+    Ok(())
 }

@@ -13,6 +13,7 @@ pub mod plan;
 pub mod report;
 pub mod run;
 pub mod schema;
+pub mod show_output;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -81,6 +82,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Inspect a model, measure perplexity, or generate (`info`, `ppl`, `generate`).
     Model(model::ModelArgs),
+    /// Where a job's artifacts are in the cache (`rora show-output ft@rank=8 x.kdl`).
+    ShowOutput(show_output::ShowOutputArgs),
     /// Tables and plots (accuracy vs rank, loss curves) from run directories or a runs.json.
     Report(report::ReportArgs),
     /// The artifact store: `ls`, `verify`, `gc`.
@@ -109,6 +112,7 @@ pub fn dispatch(cli: Cli) -> miette::Result<ExitCode> {
         Command::Explain(a) => explain::run(a, &g),
         Command::Run(a) => run::run(a, &g),
         Command::Model(a) => model::run(a).map(|()| ExitCode::SUCCESS),
+        Command::ShowOutput(a) => show_output::run(a, &g),
         Command::Report(a) => report::run(a).map(|()| ExitCode::SUCCESS),
         Command::Cache(a) => cache::run(a, g.cache_dir.clone()).map(|()| ExitCode::SUCCESS),
         Command::Bench(a) => bench::run(a).map(|()| ExitCode::SUCCESS),

@@ -145,7 +145,10 @@ fn sigkill_during_training_loses_nothing() {
     let start = Instant::now();
     let mut killed_mid_train = false;
     while start.elapsed() < Duration::from_secs(120) {
-        if walk(&resume).iter().any(|f| f.to_string_lossy().contains("step-")) {
+        if walk(&resume)
+            .iter()
+            .any(|f| f.to_string_lossy().contains("step-"))
+        {
             child.kill().unwrap(); // SIGKILL
             killed_mid_train = true;
             break;
@@ -156,7 +159,10 @@ fn sigkill_during_training_loses_nothing() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let _ = child.wait();
-    assert!(killed_mid_train, "no checkpoint appeared before the run ended");
+    assert!(
+        killed_mid_train,
+        "no checkpoint appeared before the run ended"
+    );
 
     // What was committed before the kill is intact; nothing half-written is an entry.
     let verify = rora(&["cache", "verify"], &cache);
