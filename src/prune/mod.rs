@@ -26,6 +26,7 @@ pub mod mask;
 pub mod merge;
 pub mod report;
 pub mod structured;
+pub mod target;
 pub mod unstructured;
 
 #[cfg(test)]
@@ -38,4 +39,5 @@ pub use report::{ModuleSparsity, PruneReport};
 pub use structured::{
     Importance, LayerKeep, StructuredPlan, StructuredSpec, apply_structured, plan_structured,
 };
+pub use target::{predicted_params, ratio_for_target};
 pub use unstructured::{Group, Pattern, Score, UnstructuredSpec, prune_unstructured};

@@ -187,3 +187,29 @@ fn pruned_per_layer_model_round_trips_through_an_hf_dir() {
         Err(PruneError::Plan(_))
     ));
 }
+
+/// Reference: the predicted count must equal the pruned model's own `num_parameters`.
+#[test]
+fn a_parameter_budget_gives_a_ratio_whose_model_fits() {
+    use crate::prune::{predicted_params, ratio_for_target};
+    let m = tiny(12);
+    assert_eq!(predicted_params(m.config(), 0.0), m.num_parameters());
+    let target = m.num_parameters() * 4 / 5;
+    let r = ratio_for_target(m.config(), target).unwrap();
+    assert!(r > 0.0 && r < 1.0, "{r}");
+    let spec = StructuredSpec {
+        head_ratio: r,
+        ffn_ratio: r,
+        importance: Importance::Magnitude,
+        global: false,
+    };
+    let small = apply_structured(&m, &plan_structured(&m, &spec, None).unwrap()).unwrap();
+    assert_eq!(small.num_parameters(), predicted_params(m.config(), r));
+    assert!(small.num_parameters() <= target);
+    // A slightly smaller ratio no longer fits (the ratio is the least that does).
+    assert!(predicted_params(m.config(), r - 1e-6) > target);
+    assert!(matches!(
+        ratio_for_target(m.config(), 1000),
+        Err(PruneError::Plan(_))
+    ));
+}
