@@ -20,6 +20,7 @@ pub mod lm;
 pub mod model;
 pub mod plan;
 pub mod prune;
+pub mod run;
 pub mod schema;
 pub mod source;
 pub mod syntax;

@@ -35,6 +35,13 @@ pub trait IncrementalLm: CausalLm {
         attention_mask: &Tensor,
         cache: &mut Self::Cache,
     ) -> Result<Tensor>;
+
+    /// Rearrange the cache's rows for beam search: afterwards row `i` holds what row `rows[i]`
+    /// held (repeats allowed, the row count may change). Returns `Ok(false)` when the model does
+    /// not support it (the default); beam search then recomputes each step without a cache.
+    fn reorder_cache(&self, _cache: &mut Self::Cache, _rows: &[u32]) -> Result<bool> {
+        Ok(false)
+    }
 }
 
 /// A model whose adapter parameters can be trained.
@@ -45,4 +52,8 @@ pub trait TrainableLm: CausalLm {
     fn trainable_vars(&self) -> Vec<(String, Var)>;
     /// Switch adapter dropout on (training) or off (evaluation).
     fn set_training(&self, training: bool);
+    /// Seed the dropout masks of the following forward passes. The trainer calls this before
+    /// every micro-batch with a value drawn from its checkpointed RNG stream, so a resumed run
+    /// draws the same masks as an uninterrupted one. Models without dropout ignore it.
+    fn set_dropout_seed(&self, _seed: u64) {}
 }

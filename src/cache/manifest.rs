@@ -101,6 +101,14 @@ impl std::fmt::Display for Defect {
     }
 }
 
+/// `a/b.txt`: relative, `/`-separated, no empty, `.` or `..` component.
+fn is_plain_relative(path: &str) -> bool {
+    !path.is_empty()
+        && path
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != ".." && !c.contains('\\'))
+}
+
 impl Manifest {
     /// Read and parse the manifest of the entry in `entry_dir`, checking that it names `key`.
     pub fn load(entry_dir: &Path, key: &str) -> std::result::Result<Manifest, Defect> {
@@ -116,6 +124,13 @@ impl Manifest {
         }
         if m.key != key {
             return Err(Defect::KeyMismatch { found: m.key });
+        }
+        // Paths come from disk: never let one point outside `out/`.
+        if let Some(f) = m.files.iter().find(|f| !is_plain_relative(&f.path)) {
+            return Err(Defect::ManifestUnreadable(format!(
+                "file path {:?} leaves out/",
+                f.path
+            )));
         }
         Ok(m)
     }

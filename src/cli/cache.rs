@@ -35,7 +35,10 @@ pub struct GcArgs {
     /// Then remove the oldest entries until the store fits (e.g. `10G`, `500M`; powers of 1024).
     #[arg(long, value_parser = parse_size)]
     pub max_size: Option<u64>,
-    /// Keep only the keys listed in this file (one per line), e.g. from `rora plan --keys`.
+    /// Keep only the entries of these pipelines' jobs (repeatable); everything else is removed.
+    #[arg(long = "pipeline", value_name = "FILE")]
+    pub pipelines: Vec<PathBuf>,
+    /// Keep only the keys listed in this file (one per line; `#` comments); combines with `--pipeline`.
     #[arg(long)]
     pub live_keys: Option<PathBuf>,
     /// Print what would be removed, remove nothing.
@@ -130,10 +133,14 @@ fn verify_all(root: &Path, out: &mut dyn Write) -> miette::Result<()> {
 }
 
 fn gc_cmd(args: GcArgs, root: &Path, out: &mut dyn Write, now: SystemTime) -> miette::Result<()> {
-    let live = match &args.live_keys {
+    let mut live: Option<BTreeSet<String>> = match &args.live_keys {
         Some(path) => Some(read_keys(path)?),
         None => None,
     };
+    for p in &args.pipelines {
+        live.get_or_insert_with(BTreeSet::new)
+            .extend(pipeline_keys(p)?);
+    }
     let policy = GcPolicy {
         older_than: args.older_than,
         max_size: args.max_size,
@@ -170,6 +177,27 @@ fn gc_cmd(args: GcArgs, root: &Path, out: &mut dyn Write, now: SystemTime) -> mi
         human_bytes(report.kept_bytes)
     )
     .into_diagnostic()
+}
+
+/// The keys of every job of a pipeline. A pipeline that does not check is an error: collecting
+/// garbage against a broken live set would delete what the user meant to keep.
+fn pipeline_keys(path: &Path) -> miette::Result<BTreeSet<String>> {
+    let checked = crate::check::check_file(path)
+        .map_err(|e| miette!("cannot read pipeline {}: {e}", path.display()))?;
+    let Some(pipeline) = checked.pipeline else {
+        let text = crate::diag::render(
+            &checked.file,
+            &checked.diagnostics,
+            crate::diag::Format::Plain,
+        );
+        return Err(miette!(
+            "pipeline {} does not check; nothing removed\n{text}",
+            path.display()
+        ));
+    };
+    let plan = crate::plan::plan(&pipeline, &mut crate::plan::DigestMemo::new())
+        .map_err(|e| miette!("cannot plan {}: {e}; nothing removed", path.display()))?;
+    Ok(plan.jobs.iter().map(|j| j.key.hex().to_string()).collect())
 }
 
 fn read_keys(path: &Path) -> miette::Result<BTreeSet<String>> {

@@ -4,10 +4,14 @@
 //! To add a subcommand: write `src/cli/<name>.rs` with an `Args` struct and a `run`, add a variant
 //! to [`Command`] and a line to [`dispatch`].
 
+pub mod bench;
+pub mod cache;
 pub mod check;
 pub mod explain;
 pub mod model;
 pub mod plan;
+pub mod report;
+pub mod run;
 pub mod schema;
 
 use std::io::IsTerminal;
@@ -73,8 +77,16 @@ pub enum Command {
     Schema(schema::SchemaArgs),
     /// Explain a diagnostic code (`rora explain rora::shape::arity`) or a job's key (`rora explain ft@rank=8 x.kdl`).
     Explain(explain::ExplainArgs),
+    /// Run a pipeline: compute every job that is not cached, in dependency order.
+    Run(run::RunArgs),
     /// Inspect a model, measure perplexity, or generate (`info`, `ppl`, `generate`).
     Model(model::ModelArgs),
+    /// Tables and plots (accuracy vs rank, loss curves) from run directories or a runs.json.
+    Report(report::ReportArgs),
+    /// The artifact store: `ls`, `verify`, `gc`.
+    Cache(cache::CacheArgs),
+    /// Measure training throughput on random data (compare with PyTorch + PEFT).
+    Bench(bench::BenchArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -95,7 +107,11 @@ pub fn dispatch(cli: Cli) -> miette::Result<ExitCode> {
         Command::Plan(a) => plan::run(a, &g),
         Command::Schema(a) => schema::run(a, &g),
         Command::Explain(a) => explain::run(a, &g),
+        Command::Run(a) => run::run(a, &g),
         Command::Model(a) => model::run(a).map(|()| ExitCode::SUCCESS),
+        Command::Report(a) => report::run(a).map(|()| ExitCode::SUCCESS),
+        Command::Cache(a) => cache::run(a, g.cache_dir.clone()).map(|()| ExitCode::SUCCESS),
+        Command::Bench(a) => bench::run(a).map(|()| ExitCode::SUCCESS),
     }
 }
 
@@ -133,5 +149,3 @@ mod tests {
         Cli::command().debug_assert();
     }
 }
-
-pub mod cache;

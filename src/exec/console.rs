@@ -198,7 +198,9 @@ pub fn human_bytes(b: u64) -> String {
 
 fn new_bar(job: &JobRef) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    bar.set_style(bar_style(""));
+    // A spinner until the runner says how much work there is.
+    let spinner = ProgressStyle::with_template("  running  {prefix} {spinner} {elapsed} {msg}");
+    bar.set_style(spinner.unwrap_or_else(|_| ProgressStyle::default_spinner()));
     bar.set_prefix(job.label.clone());
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     bar

@@ -1,5 +1,5 @@
 //! `Llama` as an adapter host: `crate::adapter::AdaptableModel` (its projections by HF module
-//! path) and `crate::lm::TrainableLm` (the adapter variables, PEFT-named, and dropout mode).
+//! path) and `crate::lm::TrainableLm` (the adapter variables, PEFT-named, dropout mode and seed).
 
 use candle_core::Var;
 
@@ -25,5 +25,9 @@ impl TrainableLm for Llama {
 
     fn set_training(&self, training: bool) {
         attach::set_training(self, training);
+    }
+
+    fn set_dropout_seed(&self, seed: u64) {
+        attach::set_dropout_stream(self, seed);
     }
 }

@@ -256,3 +256,23 @@ fn resume_dir_survives_a_failed_attempt_and_force_clears_it() {
     );
     drop(r);
 }
+
+#[test]
+fn a_manifest_pointing_outside_its_entry_is_corrupt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let k = key("escape");
+    let e = put(&store, &k, "x");
+    let text = fs::read_to_string(e.dir().join("manifest.json")).unwrap();
+    fs::write(
+        e.dir().join("manifest.json"),
+        text.replace("\"a.txt\"", "\"../../../../../etc/hostname\""),
+    )
+    .unwrap();
+    match store.probe(&k).unwrap() {
+        Probe::Corrupt(Defect::ManifestUnreadable(why)) => {
+            assert!(why.contains("leaves out/"), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+}

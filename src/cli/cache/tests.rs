@@ -144,3 +144,56 @@ fn sizes_parse_with_binary_units() {
     assert!(parse_size("10X").is_err());
     assert!(parse_size("G").is_err());
 }
+
+#[test]
+fn gc_keeps_the_jobs_of_the_given_pipeline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("c");
+    let pipeline = tmp.path().join("p.kdl");
+    fs::write(
+        &pipeline,
+        "model \"tiny\" {\n    random layers=1 hidden=32 heads=2 kv-heads=1 ffn=64 seed=0\n}\n",
+    )
+    .unwrap();
+    let checked = crate::check::check_file(&pipeline).unwrap();
+    let plan = crate::plan::plan(
+        &checked.pipeline.unwrap(),
+        &mut crate::plan::DigestMemo::new(),
+    )
+    .unwrap();
+    let live_key = plan.jobs[0].key.hex().to_string();
+    let store = Store::open(&root).unwrap();
+    let Lookup::Miss(r) = store.lookup(&live_key).unwrap() else {
+        panic!()
+    };
+    r.commit(CommitInfo::default()).unwrap();
+    let dead = store_with(&root, &["stale"]);
+    let (res, out) = text(
+        args(&["gc", "--pipeline", pipeline.to_str().unwrap()]),
+        &root,
+        SystemTime::now(),
+    );
+    res.unwrap();
+    assert!(out.contains(&format!("removed  {}", dead[0])), "{out}");
+    assert_eq!(
+        inventory::list(&store)
+            .unwrap()
+            .iter()
+            .map(|e| e.key.clone())
+            .collect::<Vec<_>>(),
+        [live_key]
+    );
+    // A pipeline that does not check removes nothing.
+    fs::write(&pipeline, "model \"tiny\" { nonsense 1 }\n").unwrap();
+    let (res, _) = text(
+        args(&["gc", "--pipeline", pipeline.to_str().unwrap()]),
+        &root,
+        SystemTime::now(),
+    );
+    assert!(
+        res.unwrap_err()
+            .to_string()
+            .contains("does not check; nothing removed")
+    );
+    assert_eq!(inventory::list(&store).unwrap().len(), 1);
+}

@@ -1,0 +1,110 @@
+//! `rora run [pipeline]`: check, plan, then compute every job that is not cached, in dependency
+//! order, committing each output to the store. Exit 2 when the pipeline does not check, 3 when a
+//! stage failed.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use candle_core::Device;
+use miette::{IntoDiagnostic, miette};
+
+use super::plan::check_and_plan;
+use super::{Global, exit};
+use crate::cache::{Store, layout};
+use crate::exec::{ConsoleReporter, ExecOptions, Selector, jobs_from_plan, run_with_log};
+use crate::run::PipelineRunner;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The pipeline file (default: the embedded quickstart pipeline).
+    pub pipeline: Option<PathBuf>,
+    /// Show what would run; compute nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run only these jobs (`stage` or `stage@k=v,...`, repeatable); their inputs must be cached.
+    #[arg(long, value_name = "JOB")]
+    pub only: Vec<String>,
+    /// Run these jobs and what they need, nothing after them (repeatable).
+    #[arg(long, value_name = "JOB")]
+    pub until: Vec<String>,
+    /// Recompute these jobs even when cached (repeatable).
+    #[arg(long, value_name = "JOB")]
+    pub force: Vec<String>,
+    /// After a failed job, go on with the jobs that do not depend on it.
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Where to compute: `cpu`, `cuda[:N]` (needs the `cuda` feature) or `auto`.
+    #[arg(long, default_value = "cpu", env = "RORA_DEVICE")]
+    pub device: String,
+}
+
+fn selectors(specs: &[String]) -> miette::Result<Vec<Selector>> {
+    specs
+        .iter()
+        .map(|s| Selector::parse(s).map_err(|e| miette!(code = "rora::cli::selector", "{e}")))
+        .collect()
+}
+
+/// The compute device named on the command line.
+pub fn device(spec: &str) -> miette::Result<Device> {
+    let ordinal = |s: &str| -> miette::Result<usize> {
+        s.parse()
+            .map_err(|_| miette!(code = "rora::cli::device", "`{spec}`: expected cuda:N"))
+    };
+    match spec {
+        "cpu" => Ok(Device::Cpu),
+        "auto" => Ok(Device::cuda_if_available(0).unwrap_or(Device::Cpu)),
+        s if s == "cuda" || s.starts_with("cuda:") => {
+            let n = s
+                .strip_prefix("cuda:")
+                .map(ordinal)
+                .transpose()?
+                .unwrap_or(0);
+            if !candle_core::utils::cuda_is_available() {
+                return Err(miette!(
+                    code = "rora::cli::device",
+                    help = "build with `--features cuda` on a machine with the CUDA toolkit, or use --device cpu",
+                    "`{spec}`: this build of rora has no CUDA support"
+                ));
+            }
+            Device::new_cuda(n).map_err(|e| miette!(code = "rora::cli::device", "`{spec}`: {e}"))
+        }
+        other => Err(miette!(
+            code = "rora::cli::device",
+            "unknown device `{other}` (cpu, cuda, cuda:N, auto)"
+        )),
+    }
+}
+
+pub fn run(a: RunArgs, g: &Global) -> miette::Result<ExitCode> {
+    let device = device(&a.device)?;
+    let plan = match check_and_plan(a.pipeline.as_deref(), g)? {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
+    let root = layout::resolve_root(g.cache_dir.as_deref());
+    let store = Store::open(&root).into_diagnostic()?;
+    let jobs = jobs_from_plan(&plan);
+    let options = ExecOptions {
+        dry_run: a.dry_run,
+        only: selectors(&a.only)?,
+        until: selectors(&a.until)?,
+        force: selectors(&a.force)?,
+        keep_going: a.keep_going,
+    };
+    let runner = PipelineRunner::new(&plan, &store, device);
+    let session = run_with_log(
+        &store,
+        &runner,
+        &jobs,
+        options,
+        Some(ConsoleReporter::stdout()),
+        vec![],
+    )
+    .map_err(|e| miette!(code = "rora::run", "{e}"))?;
+    println!("event log: {}", session.log.display());
+    Ok(ExitCode::from(match session.summary.exit_code() {
+        0 => exit::OK,
+        _ => exit::STAGE_FAILED,
+    }))
+}

@@ -1,0 +1,111 @@
+//! Run the loglik protocol over one task's items.
+
+use std::time::Instant;
+
+use super::prompt::{ChoiceRequest, requests};
+use super::score::{EncodedRequest, encode_pair, score_requests};
+use crate::eval::codec::TextCodec;
+use crate::eval::config::{EvalConfig, Progress};
+use crate::eval::error::{EvalError, Result};
+use crate::eval::results::{LoglikPrediction, Prediction, Protocol, TaskResult};
+use crate::eval::task::{McItem, Task};
+use crate::lm::CausalLm;
+
+/// Items scored per call of `score_requests` (sorted by length inside), for progress reports.
+const ITEMS_PER_BLOCK: usize = 64;
+
+/// Index of the first maximum.
+fn first_argmax(xs: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, &x) in xs.iter().enumerate() {
+        if x > xs[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Evaluate `items` of `task`; predictions come back in item order.
+pub fn run_task<M: CausalLm>(
+    model: &M,
+    codec: &TextCodec,
+    task: &Task,
+    items: &[McItem],
+    cfg: &EvalConfig,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<(TaskResult, Vec<Prediction>)> {
+    let started = Instant::now();
+    let mut preds = Vec::with_capacity(items.len());
+    let (mut correct, mut correct_norm) = (0, 0);
+    for (block_no, block) in items.chunks(ITEMS_PER_BLOCK).enumerate() {
+        let reqs: Vec<Vec<ChoiceRequest>> = block
+            .iter()
+            .map(|it| {
+                requests(task.kind, it).map_err(|message| EvalError::BadItem {
+                    task: task.name.clone(),
+                    id: it.id_text(),
+                    message,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let encoded: Vec<EncodedRequest> = reqs
+            .iter()
+            .flatten()
+            .map(|r| encode_pair(codec, r))
+            .collect::<Result<_>>()?;
+        let scored = score_requests(model, &encoded, cfg.batch_size, cfg.max_len, codec.pad_id)?;
+        let mut next = scored.into_iter();
+        for (item, item_reqs) in block.iter().zip(&reqs) {
+            let scores: Vec<f64> = next
+                .by_ref()
+                .take(item_reqs.len())
+                .map(|s| s.loglik)
+                .collect();
+            let scores_norm: Vec<f64> = scores
+                .iter()
+                .zip(item_reqs)
+                .map(|(s, r)| s / r.norm_chars.max(1) as f64)
+                .collect();
+            let prediction = first_argmax(&scores);
+            let prediction_norm = first_argmax(&scores_norm);
+            let ok = prediction == item.label;
+            let ok_norm = prediction_norm == item.label;
+            correct += ok as usize;
+            correct_norm += ok_norm as usize;
+            preds.push(Prediction::Loglik(LoglikPrediction {
+                id: item.id.clone(),
+                contexts: item_reqs.iter().map(|r| r.context.clone()).collect(),
+                continuations: item_reqs.iter().map(|r| r.continuation.clone()).collect(),
+                scores,
+                scores_norm,
+                prediction,
+                prediction_norm,
+                label: item.label,
+                correct: ok,
+                correct_norm: ok_norm,
+            }));
+        }
+        let done = (block_no * ITEMS_PER_BLOCK + block.len()).min(items.len());
+        progress(Progress::Advanced {
+            task: &task.name,
+            done,
+            total: items.len(),
+        });
+    }
+    let n = items.len();
+    let rate = |k: usize| if n == 0 { 0.0 } else { k as f64 / n as f64 };
+    let result = TaskResult {
+        task: task.name.clone(),
+        kind: task.kind,
+        protocol: Protocol::Loglik,
+        n,
+        correct,
+        accuracy: rate(correct),
+        acc_norm: Some(rate(correct_norm)),
+        unparseable: None,
+        unparseable_rate: None,
+        generated_tokens: None,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok((result, preds))
+}

@@ -1,0 +1,61 @@
+//! The `model` stage: load a base model from the hub, an HF dir, a GGUF file or a seeded random
+//! init, and store it as an HF dir so later stages load it by mmap without converting again.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::exec::Progress;
+use crate::hub::Hub;
+use crate::ir::params::{ModelParams, ModelSource as IrSource};
+use crate::model::{LoadOptions, ModelSource, RandomSpec, load};
+
+use super::Ctx;
+use super::artifacts::{MODEL_DIR, dtype, subdir};
+use super::error::{Result, RunError};
+
+pub fn run(
+    ctx: &Ctx,
+    p: &ModelParams,
+    out: &Path,
+    progress: &dyn Progress,
+) -> Result<serde_json::Value> {
+    let source = p
+        .source
+        .as_ref()
+        .ok_or_else(|| RunError::Plan("model stage without a source".into()))?;
+    let mut extra = serde_json::Map::new();
+    let src = match source {
+        IrSource::Gguf(path) => ModelSource::Gguf(path.clone()),
+        IrSource::Path(path) => ModelSource::HfDir(path.clone()),
+        IrSource::Random(r) => ModelSource::Random(RandomSpec::uniform(
+            r.hidden, r.layers, r.heads, r.kv_heads, r.ffn, r.seed,
+        )),
+        IrSource::Hub { id, revision } => {
+            progress.message(&format!("downloading {id}@{revision}"));
+            let snap = Hub::from_env()?.model(id, revision, &[])?;
+            extra.insert("hub_commit".into(), json!(snap.commit));
+            ModelSource::HfDir(snap.dir)
+        }
+    };
+    progress.message(&format!("loading {}", src.describe()));
+    let opts = LoadOptions {
+        dtype: dtype(&p.dtype)?,
+        device: ctx.device.clone(),
+    };
+    let loaded = load(&src, &opts)?;
+    loaded.save_hf_dir(&subdir(out, MODEL_DIR)?)?;
+    let c = &loaded.config;
+    let mut meta = json!({
+        "source": src.describe(),
+        "layers": c.n_layers(),
+        "hidden": c.hidden_size,
+        "vocab": c.vocab_size,
+        "parameters": loaded.model.num_parameters(),
+        "dtype": p.dtype,
+    });
+    if let Some(m) = meta.as_object_mut() {
+        m.extend(extra);
+    }
+    Ok(meta)
+}

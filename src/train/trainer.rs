@@ -1,0 +1,379 @@
+//! The training loop: micro-batches -> loss -> gradients accumulated on the host -> clip -> AdamW,
+//! with schedules, validation, metrics, checkpoints and exact resume.
+//!
+//! Guarantees:
+//! - Gradient accumulation is token-exact: every micro-batch's loss SUM is divided by the number
+//!   of loss tokens in the whole optimizer step, so accumulating k micro-batches gives the
+//!   gradient of the mean over the full batch (as transformers >= 4.46 with `num_items_in_batch`;
+//!   older HF averaged per micro-batch, which weights short micro-batches more).
+//! - Only the model's trainable variables change; everything the next step depends on (variables,
+//!   AdamW moments, data cursor, dropout RNG position) is in each checkpoint, and a run started
+//!   on an output directory with checkpoints resumes from the newest one. On CPU a resumed run ends
+//!   with the same adapter bytes as an uninterrupted one.
+//! - The process's allocator keeps freed blocks for reuse (`alloc`; `RORA_NO_MALLOPT=1` skips it).
+//! - A non-finite loss or gradient norm stops the run with an error naming the step, before any
+//!   variable or checkpoint is touched.
+
+use candle_core::{DType, Tensor, Var};
+use serde::{Deserialize, Serialize};
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::adamw::AdamW;
+use super::atomic::write_file;
+use super::batch::Batch;
+use super::checkpoint::{self, LoopState, Params};
+use super::config::{Budget, TrainConfig};
+use super::error::{Result, TrainError};
+use super::grads;
+use super::hooks::{Control, TrainHooks};
+use super::loss::{count_loss_tokens, loss_sum};
+use super::metrics::{self, EvalMetrics, StepMetrics};
+use super::rng::DropoutRng;
+use super::schedule::lr_factor;
+use super::source::BatchSource;
+use super::tensors_io;
+use crate::lm::TrainableLm;
+
+/// The final adapter, `<out>/adapter.safetensors`: every trainable variable by its PEFT name.
+pub const FINAL_ADAPTER: &str = "adapter.safetensors";
+pub const METRICS: &str = "metrics.jsonl";
+pub const CHECKPOINTS: &str = "checkpoints";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainSummary {
+    pub steps: usize,
+    pub epochs: f64,
+    pub final_loss: Option<f64>,
+    pub final_val_loss: Option<f64>,
+    pub tokens_seen: u64,
+    pub elapsed_s: f64,
+    /// Step of the checkpoint this attempt resumed from, if any.
+    pub resumed_from: Option<usize>,
+    pub adapter: PathBuf,
+    pub metrics: PathBuf,
+}
+
+/// The plan derived from the config and the data size.
+struct Plan {
+    accumulation: usize,
+    micro_per_epoch: usize,
+    total_steps: usize,
+    warmup_steps: usize,
+}
+
+fn plan(cfg: &TrainConfig, data: &(impl BatchSource + ?Sized)) -> Result<Plan> {
+    let micro_per_epoch = data.num_batches(cfg.micro_batch_size);
+    if micro_per_epoch == 0 {
+        return Err(TrainError::NoData);
+    }
+    let accumulation = cfg.accumulation();
+    let total_steps = match cfg.budget {
+        Budget::Epochs(e) => e * micro_per_epoch.div_ceil(accumulation),
+        Budget::MaxSteps(s) => s,
+    };
+    Ok(Plan {
+        accumulation,
+        micro_per_epoch,
+        total_steps,
+        warmup_steps: cfg.warmup.steps(total_steps),
+    })
+}
+
+/// Train the model's adapter variables on `data` into `out_dir` (created if needed; resumed from
+/// its newest checkpoint when there is one). See the module docs for what is guaranteed.
+pub fn train<M, S>(
+    model: &M,
+    data: &S,
+    cfg: &TrainConfig,
+    out_dir: &Path,
+    hooks: &mut dyn TrainHooks,
+) -> Result<TrainSummary>
+where
+    M: TrainableLm + ?Sized,
+    S: BatchSource + ?Sized,
+{
+    cfg.validate()?;
+    if std::env::var_os("RORA_NO_MALLOPT").is_none() {
+        super::alloc::keep_freed_memory_for_reuse();
+    }
+    let plan = plan(cfg, data)?;
+    let vars = model.trainable_vars();
+    if vars.is_empty() {
+        return Err(TrainError::NoTrainableVars);
+    }
+    fs::create_dir_all(out_dir).map_err(TrainError::io(out_dir))?;
+    let ckpt_root = out_dir.join(CHECKPOINTS);
+    let metrics_path = out_dir.join(METRICS);
+    let names: Vec<(String, Vec<usize>)> = vars
+        .iter()
+        .map(|(n, v)| (n.clone(), v.dims().to_vec()))
+        .collect();
+    let sizes: Vec<usize> = vars.iter().map(|(_, v)| v.elem_count()).collect();
+
+    let mut opt = AdamW::new(cfg.adamw, &sizes);
+    let mut params = read_vars(&vars)?;
+    let (mut st, mut rng, resumed_from) = match checkpoint::latest(&ckpt_root)? {
+        Some(dir) => {
+            let loaded = checkpoint::load(&dir, &names, cfg)?;
+            params = loaded.values;
+            write_vars(&vars, &params, loaded.state.step)?;
+            opt.state = loaded.adam;
+            write_file(&metrics_path, loaded.metrics.as_bytes())?;
+            let rng = DropoutRng::restore(&loaded.state.rng)
+                .ok_or_else(|| TrainError::checkpoint(&dir, "unreadable RNG state"))?;
+            let step = loaded.state.step;
+            (loaded.state, rng, Some(step))
+        }
+        None => {
+            write_file(&metrics_path, b"")?;
+            let rng = DropoutRng::new(cfg.seed);
+            let st = LoopState {
+                step: 0,
+                epoch: 0,
+                index: 0,
+                rng: rng.state(),
+                tokens_seen: 0,
+                elapsed_s: 0.0,
+                last_loss: None,
+                last_val_loss: None,
+            };
+            (st, rng, None)
+        }
+    };
+    let mut metrics_file = OpenOptions::new()
+        .append(true)
+        .open(&metrics_path)
+        .map_err(TrainError::io(&metrics_path))?;
+    let mut metrics_text =
+        fs::read_to_string(&metrics_path).map_err(TrainError::io(&metrics_path))?;
+    let mut emit = |line: String, text: &mut String| -> Result<()> {
+        metrics_file
+            .write_all(line.as_bytes())
+            .map_err(TrainError::io(&metrics_path))?;
+        text.push_str(&line);
+        Ok(())
+    };
+
+    hooks.on_start(plan.total_steps, st.step);
+    model.set_training(true);
+    let device = model.device().clone();
+    let attempt_start = Instant::now();
+    let elapsed_before = st.elapsed_s;
+
+    while st.step < plan.total_steps {
+        let step_start = Instant::now();
+        let step = st.step;
+        // The step's micro-batches: up to `accumulation`, never across an epoch boundary.
+        if st.index >= plan.micro_per_epoch {
+            st.epoch += 1;
+            st.index = 0;
+        }
+        let n_micro = plan.accumulation.min(plan.micro_per_epoch - st.index);
+        let mut batches = Vec::with_capacity(n_micro);
+        for k in 0..n_micro {
+            let index = st.index + k;
+            let b = data
+                .batch(cfg.seed, st.epoch, index, cfg.micro_batch_size, &device)
+                .map_err(|source| TrainError::Data {
+                    epoch: st.epoch,
+                    index,
+                    source,
+                })?;
+            batches.push(b);
+        }
+        let loss_tokens: usize = batches
+            .iter()
+            .map(|b| count_loss_tokens(&b.labels))
+            .sum::<candle_core::Result<usize>>()
+            .map_err(TrainError::candle(step + 1))?;
+        let tokens: usize = batches.iter().map(|b| b.n_tokens).sum();
+
+        let mut acc: Vec<Vec<f32>> = sizes.iter().map(|&n| vec![0.0; n]).collect();
+        let mut loss_total = 0f64;
+        for b in &batches {
+            model.set_dropout_seed(rng.next_seed());
+            let sum = micro_step(model, b, loss_tokens.max(1), &vars, &mut acc, step + 1)?;
+            loss_total += sum;
+        }
+        let loss = loss_total / loss_tokens.max(1) as f64;
+        if !loss.is_finite() {
+            return Err(TrainError::NonFiniteLoss {
+                step: step + 1,
+                loss,
+            });
+        }
+        let grad_norm = grads::clip(&mut acc, cfg.max_grad_norm);
+        if !grad_norm.is_finite() {
+            return Err(TrainError::NonFiniteGrad {
+                step: step + 1,
+                norm: grad_norm,
+            });
+        }
+        let lr = cfg.lr * lr_factor(cfg.schedule, plan.warmup_steps, plan.total_steps, step);
+        opt.step(lr, &mut params, &acc);
+        write_vars(&vars, &params, step + 1)?;
+
+        st.step += 1;
+        st.index += n_micro;
+        st.tokens_seen += tokens as u64;
+        st.elapsed_s = elapsed_before + attempt_start.elapsed().as_secs_f64();
+        st.last_loss = Some(loss);
+        st.rng = rng.state();
+        let m = StepMetrics {
+            kind: "train".into(),
+            step: st.step,
+            total_steps: plan.total_steps,
+            epoch: st.epoch as f64 + st.index as f64 / plan.micro_per_epoch as f64,
+            loss,
+            lr,
+            grad_norm,
+            tokens,
+            loss_tokens,
+            tokens_per_s: tokens as f64 / step_start.elapsed().as_secs_f64().max(1e-9),
+            elapsed_s: st.elapsed_s,
+        };
+        emit(metrics::line(&m), &mut metrics_text)?;
+        let control = hooks.on_step(&m);
+
+        let last = st.step == plan.total_steps;
+        if cfg.eval_every.is_some_and(|n| st.step % n == 0 || last)
+            && data.num_val_batches(cfg.micro_batch_size) > 0
+        {
+            let (val_loss, val_tokens) = validate(model, data, cfg.micro_batch_size, st.step)?;
+            st.last_val_loss = Some(val_loss);
+            let e = EvalMetrics {
+                kind: "eval".into(),
+                step: st.step,
+                val_loss,
+                val_tokens,
+                elapsed_s: st.elapsed_s,
+            };
+            emit(metrics::line(&e), &mut metrics_text)?;
+            hooks.on_eval(&e);
+        }
+        if cfg.save_every.is_some_and(|n| st.step % n == 0) {
+            let p = Params {
+                names: &names,
+                values: &params,
+            };
+            let dir = checkpoint::save(
+                &ckpt_root,
+                &st,
+                &p,
+                &opt.state,
+                cfg,
+                &metrics_text,
+                cfg.keep_checkpoints,
+            )?;
+            hooks.on_checkpoint(st.step, &dir);
+        }
+        if control == Control::Stop {
+            return Err(TrainError::Stopped { step: st.step });
+        }
+    }
+
+    model.set_training(false);
+    let adapter = out_dir.join(FINAL_ADAPTER);
+    let p = Params {
+        names: &names,
+        values: &params,
+    };
+    write_file(
+        &adapter,
+        &tensors_io::to_bytes(&checkpoint::adapter_tensors(&p), &adapter)?,
+    )?;
+    let summary = TrainSummary {
+        steps: st.step,
+        epochs: st.epoch as f64 + st.index as f64 / plan.micro_per_epoch as f64,
+        final_loss: st.last_loss,
+        final_val_loss: st.last_val_loss,
+        tokens_seen: st.tokens_seen,
+        elapsed_s: st.elapsed_s,
+        resumed_from,
+        adapter,
+        metrics: metrics_path,
+    };
+    let json =
+        serde_json::to_vec_pretty(&summary).map_err(|e| TrainError::checkpoint(out_dir, e))?;
+    write_file(&out_dir.join("summary.json"), &json)?;
+    hooks.on_finish();
+    Ok(summary)
+}
+
+/// Forward + backward of one micro-batch, its loss sum divided by `norm_tokens`; gradients are
+/// added into `acc`. Returns the (unnormalised) loss sum.
+pub(crate) fn micro_step<M: TrainableLm + ?Sized>(
+    model: &M,
+    b: &Batch,
+    norm_tokens: usize,
+    vars: &[(String, Var)],
+    acc: &mut [Vec<f32>],
+    step: usize,
+) -> Result<f64> {
+    let run = || -> candle_core::Result<(f64, candle_core::backprop::GradStore)> {
+        let logits = model.forward(&b.input_ids, &b.attention_mask)?;
+        let sum = loss_sum(&logits, &b.labels)?;
+        let value = f64::from(sum.to_dtype(DType::F32)?.to_scalar::<f32>()?);
+        let grads = sum.affine(1.0 / norm_tokens as f64, 0.0)?.backward()?;
+        Ok((value, grads))
+    };
+    let (value, grads) = run().map_err(TrainError::candle(step))?;
+    if !value.is_finite() {
+        return Ok(value);
+    }
+    grads::accumulate(acc, &grads, vars, step)?;
+    Ok(value)
+}
+
+/// Mean validation loss over all validation batches (dropout off), and its token count.
+pub fn validate<M, S>(model: &M, data: &S, size: usize, step: usize) -> Result<(f64, usize)>
+where
+    M: TrainableLm + ?Sized,
+    S: BatchSource + ?Sized,
+{
+    model.set_training(false);
+    let device = model.device().clone();
+    let (mut total, mut tokens) = (0f64, 0usize);
+    for index in 0..data.num_val_batches(size) {
+        let b = data
+            .val_batch(index, size, &device)
+            .map_err(|source| TrainError::ValData { index, source })?;
+        let run = || -> candle_core::Result<(f64, usize)> {
+            let logits = model.forward(&b.input_ids, &b.attention_mask)?.detach();
+            let sum = loss_sum(&logits, &b.labels)?
+                .to_dtype(DType::F32)?
+                .to_scalar::<f32>()?;
+            Ok((f64::from(sum), count_loss_tokens(&b.labels)?))
+        };
+        let (s, n) = run().map_err(TrainError::candle(step))?;
+        total += s;
+        tokens += n;
+    }
+    model.set_training(true);
+    Ok((total / tokens.max(1) as f64, tokens))
+}
+
+fn read_vars(vars: &[(String, Var)]) -> Result<Vec<Vec<f32>>> {
+    vars.iter()
+        .map(|(_, v)| {
+            v.as_tensor()
+                .to_dtype(DType::F32)?
+                .flatten_all()?
+                .to_vec1::<f32>()
+        })
+        .collect::<candle_core::Result<_>>()
+        .map_err(TrainError::candle(0))
+}
+
+fn write_vars(vars: &[(String, Var)], values: &[Vec<f32>], step: usize) -> Result<()> {
+    for ((_, var), v) in vars.iter().zip(values) {
+        let t = Tensor::from_slice(v, var.shape(), var.device())
+            .and_then(|t| t.to_dtype(var.dtype()))
+            .and_then(|t| var.set(&t));
+        t.map_err(TrainError::candle(step))?;
+    }
+    Ok(())
+}
