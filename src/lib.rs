@@ -19,6 +19,7 @@ pub mod ir;
 pub mod lm;
 pub mod model;
 pub mod plan;
+pub mod prune;
 pub mod run;
 pub mod schema;
 pub mod source;
