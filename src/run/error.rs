@@ -17,6 +17,8 @@ pub enum RunError {
     #[error(transparent)]
     Report(#[from] crate::eval::report::ReportError),
     #[error(transparent)]
+    Prune(#[from] crate::prune::PruneError),
+    #[error(transparent)]
     Cache(#[from] crate::cache::CacheError),
     #[error(transparent)]
     Hub(#[from] crate::hub::HubError),

@@ -10,6 +10,7 @@ pub mod error;
 pub mod eval;
 pub mod merge;
 pub mod model;
+pub mod prune;
 pub mod report;
 pub mod train;
 
@@ -76,11 +77,12 @@ impl<'a> PipelineRunner<'a> {
         }
     }
 
-    /// The `model` stage job a job's weights come from, walking `model=`/`from=`/`adapter=` refs.
+    /// The `model` (or `prune`) stage job a job's base weights come from, walking
+    /// `model=`/`from=`/`adapter=` refs.
     fn base_model_job(&self, job: &'a Job) -> Result<&'a Job> {
         let mut j = job;
         loop {
-            if j.kind == Kind::Model {
+            if matches!(j.kind, Kind::Model | Kind::Prune) {
                 return Ok(j);
             }
             let next = ["model", "adapter", "from"]
@@ -189,10 +191,18 @@ impl<'a> PipelineRunner<'a> {
                 }
                 report::run(p, &runs, out)
             }
-            StageParams::Prune(_) => Err(RunError::Unsupported(format!(
-                "stage kind `{}` has no runner yet",
-                job.kind.name()
-            ))),
+            StageParams::Prune(p) => {
+                let calibration = job
+                    .deps
+                    .iter()
+                    .position(|d| d.role == "calibration.data")
+                    .and_then(|i| inputs.get(i));
+                let inputs = prune::PruneInputs {
+                    model: self.input(job, inputs, "model")?,
+                    calibration,
+                };
+                prune::run(ctx, p, inputs, out, progress)
+            }
         }
     }
 }

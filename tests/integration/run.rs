@@ -183,3 +183,71 @@ fn sigkill_during_training_loses_nothing() {
     let verify = rora(&["cache", "verify"], &cache);
     assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
 }
+
+#[test]
+fn prune_stages_run_and_feed_adapters() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let data = crate::root().join("datasets/commonsense");
+    let text = format!(
+        r#"
+model "tiny" {{
+    random layers=2 hidden=32 heads=4 kv-heads=2 ffn=64 seed=1
+}}
+data "cs" {{
+    files "{data}/boolq.train.jsonl"
+    max-len 48
+    limit 16
+}}
+prune "half" model="tiny" {{
+    method "wanda"
+    sparsity 0.5
+    calibration data="cs" rows=4
+}}
+prune "slim" model="tiny" {{
+    method "ffn"
+    sparsity 0.25
+    calibration data="cs" rows=4
+}}
+adapter "ad" model="slim" {{
+    rank 4
+    alpha 8
+    targets "up_proj" "down_proj"
+}}
+train "ft" adapter="ad" data="cs" {{
+    steps 2
+    batch 4 micro=4
+}}
+"#,
+        data = data.display()
+    );
+    let p = dir.path().join("prune.kdl");
+    std::fs::write(&p, text).unwrap();
+    let ps = p.to_str().unwrap();
+    let run = rora(&["run", ps], &cache);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+
+    let show = rora(&["show-output", "half", ps], &cache);
+    let listing = text(&show);
+    assert!(listing.contains("prune_report.txt"), "{listing}");
+    let out_dir = listing
+        .lines()
+        .find_map(|l| l.strip_prefix("output:"))
+        .map(|s| PathBuf::from(s.trim()))
+        .unwrap();
+    let report = std::fs::read_to_string(out_dir.join("prune_report.txt")).unwrap();
+    assert!(report.contains("projections 50.00% zero"), "{report}");
+
+    // The structured prune removed a quarter of the FFN channels: 64 -> 48, recorded per layer.
+    let show = rora(&["show-output", "slim", ps], &cache);
+    let out_dir = text(&show)
+        .lines()
+        .find_map(|l| l.strip_prefix("output:"))
+        .map(|s| PathBuf::from(s.trim()))
+        .unwrap();
+    let info = rora(
+        &["model", "info", out_dir.join("model").to_str().unwrap()],
+        &cache,
+    );
+    assert!(text(&info).contains("ffn 48"), "{}", text(&info));
+}
