@@ -189,7 +189,7 @@ fn prune_stages_run_and_feed_adapters() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let data = crate::root().join("datasets/commonsense");
-    let text = format!(
+    let src = format!(
         r#"
 model "tiny" {{
     random layers=2 hidden=32 heads=4 kv-heads=2 ffn=64 seed=1
@@ -222,7 +222,7 @@ train "ft" adapter="ad" data="cs" {{
         data = data.display()
     );
     let p = dir.path().join("prune.kdl");
-    std::fs::write(&p, text).unwrap();
+    std::fs::write(&p, src).unwrap();
     let ps = p.to_str().unwrap();
     let run = rora(&["run", ps], &cache);
     assert_eq!(run.status.code(), Some(0), "{}", text(&run));
