@@ -91,13 +91,13 @@ impl AdapterConfig {
                 format!("must lie in [0, 1), got {}", self.dropout),
             ));
         }
-        if let ScalingRule::Fixed(s) = self.rule {
-            if !s.is_finite() {
-                return Err(invalid(
-                    "rule",
-                    format!("fixed scale must be finite, got {s}"),
-                ));
-            }
+        if let ScalingRule::Fixed(s) = self.rule
+            && !s.is_finite()
+        {
+            return Err(invalid(
+                "rule",
+                format!("fixed scale must be finite, got {s}"),
+            ));
         }
         match &self.targets {
             Targets::Names(n) if n.is_empty() => {

@@ -76,10 +76,10 @@ impl Dora {
 
     fn base_row_sq(&self, weight: &Tensor) -> Result<Tensor> {
         let mut cache = self.base_sq.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((id, sq)) = cache.as_ref() {
-            if *id == weight.id() {
-                return Ok(sq.clone());
-            }
+        if let Some((id, sq)) = cache.as_ref()
+            && *id == weight.id()
+        {
+            return Ok(sq.clone());
         }
         let sq = weight.detach().to_dtype(self.low.dtype())?.sqr()?.sum(1)?;
         *cache = Some((weight.id(), sq.clone()));

@@ -201,14 +201,14 @@ impl Sem<'_> {
     fn rules(&mut self, stage: &StageDecl, b: &BoundStage, params: &StageParams, single: bool) {
         match params {
             StageParams::Model(m) => {
-                if let Some(ModelSource::Random(r)) = &m.source {
-                    if r.hidden % r.heads != 0 || r.heads % r.kv_heads != 0 {
-                        self.push(
+                if let Some(ModelSource::Random(r)) = &m.source
+                    && (r.hidden % r.heads != 0 || r.heads % r.kv_heads != 0)
+                {
+                    self.push(
                             Diagnostic::error(Code::OutOfRange, format!("random model `{}`: hidden ({}) must be a multiple of heads ({}), and heads of kv-heads ({})", stage.name, r.hidden, r.heads, r.kv_heads))
                                 .label(self.span_of(stage, "random"), "these dimensions")
                                 .help("e.g. hidden=64 heads=4 kv-heads=2"),
                         );
-                    }
                 }
                 self.quantized.insert(
                     stage.name.clone(),
@@ -273,17 +273,17 @@ impl Sem<'_> {
                         .help(format!("add {want}")),
                     );
                 }
-                if let Some((n, m)) = pr.n_m {
-                    if n == 0 || n >= m {
-                        self.push(
-                            Diagnostic::error(
-                                Code::InvalidNm,
-                                format!("n-m {n} {m}: n must be between 1 and m - 1"),
-                            )
-                            .label(self.span_of(stage, "n-m"), "here")
-                            .help("e.g. n-m 2 4"),
-                        );
-                    }
+                if let Some((n, m)) = pr.n_m
+                    && (n == 0 || n >= m)
+                {
+                    self.push(
+                        Diagnostic::error(
+                            Code::InvalidNm,
+                            format!("n-m {n} {m}: n must be between 1 and m - 1"),
+                        )
+                        .label(self.span_of(stage, "n-m"), "here")
+                        .help("e.g. n-m 2 4"),
+                    );
                 }
                 if matches!(pr.method.as_str(), "wanda" | "heads" | "ffn")
                     && pr.calibration.is_none()
@@ -326,14 +326,21 @@ impl Sem<'_> {
                         .help("use a micro-batch that divides the batch (e.g. batch 16 micro=4)"),
                     );
                 }
-                if let (
-                    crate::ir::params::Duration::Steps(n),
-                    crate::ir::params::Warmup::Steps(w),
-                ) = (t.duration, t.warmup)
+                if let (crate::ir::params::Duration::Steps(n), crate::ir::params::Warmup::Steps(w)) =
+                    (t.duration, t.warmup)
+                    && w >= n
+                    && w > 0
                 {
-                    if w >= n && w > 0 {
-                        self.push(Diagnostic::warning(Code::WarmupExceedsSteps, format!("warmup {w} >= steps {n}: the learning rate never reaches its peak")).label(self.span_of(stage, "warmup"), "here").help("shorten warmup or train longer"));
-                    }
+                    self.push(
+                        Diagnostic::warning(
+                            Code::WarmupExceedsSteps,
+                            format!(
+                                "warmup {w} >= steps {n}: the learning rate never reaches its peak"
+                            ),
+                        )
+                        .label(self.span_of(stage, "warmup"), "here")
+                        .help("shorten warmup or train longer"),
+                    );
                 }
             }
             StageParams::Merge(_) => self.merge(stage),
@@ -361,38 +368,38 @@ impl Sem<'_> {
             Some(l) => l.clone(),
             None => (0..n_layers).collect(),
         };
-        if let (Some(c), Some(l)) = (cfg, &a.layers) {
-            if let Some(bad) = l.iter().find(|i| **i >= c.n_layers()) {
-                let f = if stage.fields.contains_key("layers") {
-                    "layers"
-                } else {
-                    "layer-range"
-                };
-                self.push(
-                    Diagnostic::error(
-                        Code::LayerOutOfRange,
-                        format!(
-                            "layer {bad} does not exist: the model has {} layers (0..={})",
-                            c.n_layers(),
-                            c.n_layers() - 1
-                        ),
-                    )
-                    .label(self.span_of(stage, f), "here")
-                    .help("use indices below the layer count"),
-                );
-            }
+        if let (Some(c), Some(l)) = (cfg, &a.layers)
+            && let Some(bad) = l.iter().find(|i| **i >= c.n_layers())
+        {
+            let f = if stage.fields.contains_key("layers") {
+                "layers"
+            } else {
+                "layer-range"
+            };
+            self.push(
+                Diagnostic::error(
+                    Code::LayerOutOfRange,
+                    format!(
+                        "layer {bad} does not exist: the model has {} layers (0..={})",
+                        c.n_layers(),
+                        c.n_layers() - 1
+                    ),
+                )
+                .label(self.span_of(stage, f), "here")
+                .help("use indices below the layer count"),
+            );
         }
-        if let Some(r) = b.ints("layer-range").get(..2) {
-            if r[0] > r[1] {
-                self.push(
-                    Diagnostic::error(
-                        Code::OutOfRange,
-                        format!("layer-range {} {}: first is after last", r[0], r[1]),
-                    )
-                    .label(self.span_of(stage, "layer-range"), "here")
-                    .help("write layer-range <first> <last> with first <= last"),
-                );
-            }
+        if let Some(r) = b.ints("layer-range").get(..2)
+            && r[0] > r[1]
+        {
+            self.push(
+                Diagnostic::error(
+                    Code::OutOfRange,
+                    format!("layer-range {} {}: first is after last", r[0], r[1]),
+                )
+                .label(self.span_of(stage, "layer-range"), "here")
+                .help("write layer-range <first> <last> with first <= last"),
+            );
         }
         let mut patterns = vec![];
         for (i, m) in a.modules.iter().enumerate() {
@@ -524,8 +531,7 @@ impl Sem<'_> {
 
 fn first_line(s: &str) -> String {
     s.lines()
-        .filter(|l| !l.trim().is_empty())
-        .last()
+        .rfind(|l| !l.trim().is_empty())
         .unwrap_or(s)
         .trim()
         .to_string()

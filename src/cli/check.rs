@@ -18,16 +18,16 @@ pub fn run(args: CheckArgs, g: &Global) -> miette::Result<ExitCode> {
     if r.has_errors() {
         return Ok(ExitCode::from(exit::CHECK_FAILED));
     }
-    if format != Format::Json {
-        if let Some(p) = &r.pipeline {
-            println!(
-                "{}: ok ({} stages, {} sweep axes, {} params)",
-                r.file.name(),
-                p.stages.len(),
-                p.axes.len(),
-                p.params.len()
-            );
-        }
+    if format != Format::Json
+        && let Some(p) = &r.pipeline
+    {
+        println!(
+            "{}: ok ({} stages, {} sweep axes, {} params)",
+            r.file.name(),
+            p.stages.len(),
+            p.axes.len(),
+            p.params.len()
+        );
     }
     Ok(ExitCode::from(exit::OK))
 }

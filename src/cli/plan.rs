@@ -158,7 +158,7 @@ pub fn render_text(plan: &Plan, root: &Path) -> String {
             "no"
         };
         out.push_str(
-            &format!(
+            format!(
                 "{:>4}  {:<width$}  {:<7}  {:<12}  {:<6}  {}\n",
                 j.id.0,
                 j.label,
@@ -167,8 +167,7 @@ pub fn render_text(plan: &Plan, root: &Path) -> String {
                 c,
                 extra
             )
-            .trim_end()
-            .to_string(),
+            .trim_end(),
         );
         out.push('\n');
     }

@@ -128,7 +128,7 @@ pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 }
 
 /// "did you mean `x`?" or a list of what is allowed.
-pub fn suggest_help<'a>(word: &str, candidates: &[&'a str], what: &str) -> String {
+pub fn suggest_help(word: &str, candidates: &[&str], what: &str) -> String {
     match suggest(word, candidates.iter().copied()) {
         Some(s) => format!("did you mean `{s}`?"),
         None if candidates.len() <= 12 => format!("{what}: {}", candidates.join(", ")),

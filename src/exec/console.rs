@@ -72,10 +72,10 @@ impl Reporter for ConsoleReporter {
             }
             other => {
                 if let Some(text) = line_for(other) {
-                    if matches!(other, Event::JobDone { .. } | Event::JobFailed { .. }) {
-                        if let Some(bar) = st.bar.take() {
-                            bar.finish_and_clear();
-                        }
+                    if matches!(other, Event::JobDone { .. } | Event::JobFailed { .. })
+                        && let Some(bar) = st.bar.take()
+                    {
+                        bar.finish_and_clear();
                     }
                     st.line(text);
                 }

@@ -281,7 +281,7 @@ impl GgufFile {
         })?;
         let elems: usize = t.dims.iter().product();
         let bs = dtype.block_size();
-        if elems % bs != 0 {
+        if !elems.is_multiple_of(bs) {
             return Err(ModelError::CorruptGguf {
                 path: self.path.clone(),
                 reason: format!(

@@ -274,7 +274,7 @@ impl LlamaConfig {
         if self.layers.is_empty() {
             return Err(bad("num_hidden_layers", "the model has no layers".into()));
         }
-        if self.head_dim == 0 || self.head_dim % 2 != 0 {
+        if self.head_dim == 0 || !self.head_dim.is_multiple_of(2) {
             return Err(bad(
                 "head_dim",
                 format!("{} must be even and > 0 for RoPE", self.head_dim),

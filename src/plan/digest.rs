@@ -84,10 +84,11 @@ impl DigestMemo {
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_nanos());
         let key = abs.to_string_lossy().into_owned();
-        if let Some((len, m, d)) = self.entries.get(&key) {
-            if *len == meta.len() && *m == mtime {
-                return Ok(d.clone());
-            }
+        if let Some((len, m, d)) = self.entries.get(&key)
+            && *len == meta.len()
+            && *m == mtime
+        {
+            return Ok(d.clone());
         }
         let mut f = std::fs::File::open(&abs).map_err(io(&abs))?;
         let mut h = blake3::Hasher::new();

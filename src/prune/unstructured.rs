@@ -118,13 +118,13 @@ pub fn prune_unstructured(
     let mut all = Vec::new();
     for (path, lin) in model.linears() {
         let s = scores(&path, lin, spec.score, calib)?;
-        if let Pattern::NofM { m, .. } = spec.pattern {
-            if lin.shape().1 % m != 0 {
-                return Err(PruneError::module(
-                    &path,
-                    format!("{} inputs are not a multiple of M = {m}", lin.shape().1),
-                ));
-            }
+        if let Pattern::NofM { m, .. } = spec.pattern
+            && lin.shape().1 % m != 0
+        {
+            return Err(PruneError::module(
+                &path,
+                format!("{} inputs are not a multiple of M = {m}", lin.shape().1),
+            ));
         }
         all.push(s);
     }

@@ -76,7 +76,7 @@ impl TrainConfig {
         if self.micro_batch_size == 0 || self.batch_size == 0 {
             return bad("batch", "batch sizes must be positive");
         }
-        if self.batch_size % self.micro_batch_size != 0 {
+        if !self.batch_size.is_multiple_of(self.micro_batch_size) {
             return bad("batch", "batch_size must be a multiple of micro_batch_size");
         }
         if !(self.lr.is_finite() && self.lr >= 0.0) {

@@ -69,7 +69,7 @@ impl TrainHooks for ProgressHooks {
 
     fn on_step(&mut self, m: &StepMetrics) -> Control {
         self.bar.set_position(m.step as u64);
-        if m.step % self.log_every == 0 || m.step == m.total_steps {
+        if m.step.is_multiple_of(self.log_every) || m.step == m.total_steps {
             self.bar.set_message(format!(
                 "loss {:.4} lr {:.2e} {:.0} tok/s",
                 m.loss, m.lr, m.tokens_per_s

@@ -454,7 +454,7 @@ fn a_run_killed_with_sigkill_resumes_exactly() {
     )
     .unwrap();
     assert!(
-        s.resumed_from.is_some_and(|k| k >= 9 && k < 60),
+        s.resumed_from.is_some_and(|k| (9..60).contains(&k)),
         "{:?}",
         s.resumed_from
     );

@@ -165,7 +165,7 @@ fn write_f16_safetensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]
         header.insert(name.clone(), serde_json::json!({"dtype": "F16", "shape": shape, "data_offsets": [start, data.len()]}));
     }
     let mut h = serde_json::to_vec(&header).unwrap();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = (h.len() as u64).to_le_bytes().to_vec();
