@@ -8,6 +8,7 @@ mod fuzz;
 mod pipelines;
 mod plan;
 mod run;
+mod sparse_merge;
 mod ui;
 
 use std::path::PathBuf;
