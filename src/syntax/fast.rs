@@ -422,7 +422,7 @@ fn number(s: &str) -> Option<KdlValue> {
             b'+' => (false, &clean[1..]),
             _ => (false, &clean[..]),
         };
-        let m = i128::from_str_radix(mag, 10).ok()?;
+        let m = mag.parse::<i128>().ok()?;
         Some(KdlValue::Integer(if neg { m.checked_neg()? } else { m }))
     }
 }
