@@ -8,8 +8,9 @@ use serde::Serialize;
 
 use super::{Format, Global, exit, load, print_diagnostics};
 use crate::cache::layout::{is_committed, resolve_root};
+use crate::hub::LazyHub;
 use crate::ir::params::{AlphaPolicy, StageParams};
-use crate::plan::{DigestMemo, Job, Plan, plan};
+use crate::plan::{DigestMemo, Job, Plan, plan_with};
 
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
@@ -45,7 +46,9 @@ pub fn check_and_plan(path: Option<&Path>, g: &Global) -> miette::Result<Result<
     let root = resolve_root(g.cache_dir.as_deref());
     let memo_file = memo_path(&root);
     let mut memo = DigestMemo::load(&memo_file);
-    let plan = plan(&p, &mut memo).map_err(|e| miette::miette!(code = "rora::plan", "{e}"))?;
+    // Hub sources are keyed by the commit their revision resolves to (see `plan::resolve`).
+    let plan = plan_with(&p, &mut memo, &mut LazyHub::from_env())
+        .map_err(|e| miette::miette!(code = "rora::plan", "{e}"))?;
     if root.is_dir() {
         // The memo only speeds up later plans; failing to write it is not an error.
         let _ = memo.save(&memo_file);

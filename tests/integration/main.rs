@@ -4,10 +4,14 @@
 
 mod bad_input;
 mod cli;
+mod fakehub;
+mod faults;
 mod fuzz;
+mod hub;
 mod pipelines;
 mod plan;
 mod run;
+mod support;
 mod ui;
 
 use std::path::PathBuf;
