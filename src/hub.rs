@@ -417,11 +417,31 @@ impl Hub {
 #[derive(Default)]
 pub struct LazyHub {
     hub: Option<Hub>,
+    lenient: bool,
 }
 
 impl LazyHub {
+    /// Strict: a revision that cannot be resolved is an error (what `rora run` needs).
     pub fn from_env() -> Self {
         Self::default()
+    }
+
+    /// For read-only commands (`plan`, `explain`, `show-output`): a revision that cannot be
+    /// resolved (no network, unknown repo) leaves that source keyed by its revision name, with a
+    /// warning on stderr, instead of failing; `rora run` resolves it or says why not.
+    pub fn lenient_from_env() -> Self {
+        Self {
+            hub: None,
+            lenient: true,
+        }
+    }
+
+    fn resolve(&mut self, kind: RepoKind, repo: &str, revision: &str) -> Result<String, HubError> {
+        let hub = match &mut self.hub {
+            Some(h) => h,
+            None => self.hub.insert(Hub::from_env()?),
+        };
+        hub.resolve_revision(kind, repo, revision)
     }
 }
 
@@ -432,11 +452,16 @@ impl HubResolver for LazyHub {
         repo: &str,
         revision: &str,
     ) -> Result<Option<String>, HubError> {
-        let hub = match &mut self.hub {
-            Some(h) => h,
-            None => self.hub.insert(Hub::from_env()?),
-        };
-        hub.resolve_revision(kind, repo, revision).map(Some)
+        match self.resolve(kind, repo, revision) {
+            Ok(commit) => Ok(Some(commit)),
+            Err(e) if self.lenient => {
+                eprintln!(
+                    "warning: {e}\n  `{repo}`@{revision} is keyed by its revision name here, not by its commit: `rora run` resolves it"
+                );
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -22,7 +22,8 @@
 //! is a miss for that stage and everything after it, the same commit is a hit, and a key never
 //! names weights other than the ones its entry holds. Resolution happens before any lookup, in the
 //! planner rather than the executor, so `plan`, `explain` and `gc --pipeline` see the same keys as
-//! `run`.
+//! `run`. `run` and `gc` stop when a revision cannot be resolved; `plan`, `explain` and
+//! `show-output` then warn and key that source by its revision name.
 //!
 //! Write errors: ENOSPC / EDQUOT / EFBIG become [`CacheError::NoSpace`] ("disk full / file too
 //! large"), other I/O errors [`CacheError::Io`]; both name the operation and the path, and leave no

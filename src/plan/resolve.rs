@@ -12,7 +12,9 @@
 //! [`super::plan`] uses [`Unresolved`]: no network, hub sources keyed by the revision as written
 //! (what `rora check`-time tools and tests without a hub need). `rora plan`, `run`, `explain`,
 //! `show-output` and `cache gc` plan with [`crate::hub::LazyHub`], which honours `HF_ENDPOINT`,
-//! the token and `HF_HUB_OFFLINE=1` (a branch then resolves through the HF cache's `refs/`).
+//! the token and `HF_HUB_OFFLINE=1` (a branch then resolves through the HF cache's `refs/`);
+//! `run` and `gc` with a strict one (an unresolvable revision is a [`PlanError::Hub`]), the
+//! read-only commands with a lenient one (a warning, and the revision name in the key).
 
 use std::collections::BTreeMap;
 

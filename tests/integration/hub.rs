@@ -215,6 +215,14 @@ fn hub_failures_are_clear_diagnostics() {
     let t = flat(&text(&out));
     assert_ne!(out.status.code(), Some(0), "{t}");
     assert!(t.contains(&format!("cannot reach {closed}")), "{t}");
+    // `rora plan` still shows the plan, warning that the hub stage is keyed by its branch name.
+    let out = run(&["plan", p.to_str().unwrap()], &cache, &hf, &closed);
+    let t = flat(&text(&out));
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("warning: hub: cannot reach") && t.contains("keyed by its revision name"),
+        "{t}"
+    );
 
     // Offline with an empty HF cache.
     let out = hub_cmd(
