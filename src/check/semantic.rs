@@ -428,7 +428,11 @@ impl Sem<'_> {
                         .iter()
                         .copied()
                         .filter(|p| {
-                            module_path(0, p).ends_with(&format!(".{n}")) || *p == n.as_str()
+                            let path = module_path(0, p);
+                            *p == n.as_str()
+                                || path
+                                    .strip_suffix(n.as_str())
+                                    .is_some_and(|head| head.ends_with('.'))
                         })
                         .collect();
                     if projs.is_empty() {
@@ -489,13 +493,18 @@ impl Sem<'_> {
             let Some((out, inp)) = cfg.proj_shape(l, p) else {
                 continue;
             };
-            let path = module_path(l, p);
-            let r = patterns
-                .iter()
-                .find(|(re, _)| re.is_match(&path))
-                .and_then(|(_, r)| *r)
-                .unwrap_or(a.rank);
+            let r = if patterns.is_empty() {
+                a.rank
+            } else {
+                let path = module_path(l, p);
+                patterns
+                    .iter()
+                    .find(|(re, _)| re.is_match(&path))
+                    .and_then(|(_, r)| *r)
+                    .unwrap_or(a.rank)
+            };
             if r > out.min(inp) {
+                let path = module_path(l, p);
                 self.push(
                     Diagnostic::error(Code::RankTooLarge, format!("rank {r} is larger than {path} allows: it is [{out}, {inp}], so rank <= {}", out.min(inp)))
                         .label(self.span_of(stage, "rank"), "this rank")

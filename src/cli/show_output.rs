@@ -51,6 +51,13 @@ pub fn run(a: ShowOutputArgs, g: &Global) -> miette::Result<ExitCode> {
                     f.path
                 );
             }
+            // What the stage said about its outputs (counts, metrics, ...).
+            let meta = &entry.manifest().meta;
+            let outputs = meta.get("outputs").unwrap_or(meta);
+            if !outputs.is_null() {
+                let text = serde_json::to_string_pretty(outputs).unwrap_or_default();
+                println!("summary: {text}");
+            }
             Ok(ExitCode::from(exit::OK))
         }
         Probe::Absent => {

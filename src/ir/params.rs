@@ -172,6 +172,8 @@ pub struct TrainParams {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MergeParams {
     pub dtype: String,
+    /// Mask the merged weights with the base's nonzeros (unstructured-pruned bases stay sparse).
+    pub keep_sparsity: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -411,6 +413,7 @@ impl StageParams {
             }
             Kind::Merge => StageParams::Merge(MergeParams {
                 dtype: s("dtype", "f32"),
+                keep_sparsity: b.bool("keep-sparsity").unwrap_or(false),
             }),
             Kind::Eval => StageParams::Eval(EvalParams {
                 tasks: b.strs("tasks"),

@@ -594,14 +594,21 @@ const MERGE: KindSpec = KindSpec {
         Ty::Stage(&[Kind::Train]),
         "The train stage whose adapter is merged.",
     )],
-    children: &[def(
-        one(
-            "dtype",
-            "dtype of the saved merged weights.",
-            Ty::Choice(DTYPES),
+    children: &[
+        def(
+            one(
+                "dtype",
+                "dtype of the saved merged weights.",
+                Ty::Choice(DTYPES),
+            ),
+            Default::Str("f32"),
         ),
-        Default::Str("f32"),
-    )],
+        one(
+            "keep-sparsity",
+            "Keep the base's zero pattern (for unstructured-pruned bases): the merged weights are multiplied by the base's nonzero mask, so the merged model stays as sparse as the base. The update that falls on pruned positions is dropped; the stage's summary (rora show-output) reports how much, per module. Off when absent.",
+            Ty::Bool,
+        ),
+    ],
 };
 
 const EVAL: KindSpec = KindSpec {

@@ -3,6 +3,8 @@
 //! (found by a pre-scan that skips strings and comments, before the recursive KDL parser runs)
 //! become diagnostics; KDL parse errors are lifted into diagnostics with their spans.
 
+mod fast;
+
 use kdl::KdlDocument;
 
 use crate::diag::{Code, Diagnostic, Diagnostics};
@@ -68,6 +70,11 @@ pub fn parse(file: &SourceFile, diags: &mut Diagnostics) -> Option<KdlDocument> 
             .help("stages are top-level nodes with one level of options"),
         );
         return None;
+    }
+    // The common subset goes through the fast parser; anything else (and every error) through
+    // `kdl`'s, which stays the authority on the grammar and writes the diagnostics.
+    if let Some(doc) = fast::parse(text) {
+        return Some(doc);
     }
     // The parser is third-party: a panic in it must not take the checker down.
     let parsed = std::panic::catch_unwind(|| KdlDocument::parse_v2(text));
