@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 use hf_hub::{HFClientBuilder, HFClientSync, HFError};
 
+use crate::plan::HubResolver;
+
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
     #[error("hub: repository `{repo}` not found (or private and no token: set HF_TOKEN)")]
@@ -49,6 +51,14 @@ pub enum HubError {
         repo: String,
         revision: String,
         file: String,
+        message: String,
+    },
+    #[error(
+        "hub: cannot reach {endpoint} for `{repo}`: {message} (check the network or HF_ENDPOINT; HF_HUB_OFFLINE=1 works from the local HF cache)"
+    )]
+    Unreachable {
+        endpoint: String,
+        repo: String,
         message: String,
     },
     #[error("hub: {0}")]
@@ -362,6 +372,18 @@ impl Hub {
             return HubError::RepoNotFound { repo };
         }
         match e {
+            HFError::Request { source, .. } if source.is_connect() || source.is_timeout() => {
+                HubError::Unreachable {
+                    endpoint: self
+                        .settings
+                        .endpoint
+                        .clone()
+                        .unwrap_or_else(|| "https://huggingface.co".into()),
+                    repo,
+                    message: std::error::Error::source(&source)
+                        .map_or_else(|| source.to_string(), |s| format!("{source}: {s}")),
+                }
+            }
             HFError::RepoNotFound { .. } => HubError::RepoNotFound { repo },
             HFError::RevisionNotFound { .. } => HubError::RevisionNotFound { repo, revision },
             HFError::EntryNotFound { .. } => HubError::FileNotFound {
@@ -386,6 +408,59 @@ impl Hub {
                 file,
                 message: e.to_string(),
             },
+        }
+    }
+}
+
+/// A hub client built from the environment on first use, as the planner's [`HubResolver`]: a
+/// pipeline without hub sources never touches the network or the HF cache.
+#[derive(Default)]
+pub struct LazyHub {
+    hub: Option<Hub>,
+    lenient: bool,
+}
+
+impl LazyHub {
+    /// Strict: a revision that cannot be resolved is an error (what `rora run` needs).
+    pub fn from_env() -> Self {
+        Self::default()
+    }
+
+    /// For read-only commands (`plan`, `explain`, `show-output`): a revision that cannot be
+    /// resolved (no network, unknown repo) leaves that source keyed by its revision name, with a
+    /// warning on stderr, instead of failing; `rora run` resolves it or says why not.
+    pub fn lenient_from_env() -> Self {
+        Self {
+            hub: None,
+            lenient: true,
+        }
+    }
+
+    fn resolve(&mut self, kind: RepoKind, repo: &str, revision: &str) -> Result<String, HubError> {
+        let hub = match &mut self.hub {
+            Some(h) => h,
+            None => self.hub.insert(Hub::from_env()?),
+        };
+        hub.resolve_revision(kind, repo, revision)
+    }
+}
+
+impl HubResolver for LazyHub {
+    fn commit(
+        &mut self,
+        kind: RepoKind,
+        repo: &str,
+        revision: &str,
+    ) -> Result<Option<String>, HubError> {
+        match self.resolve(kind, repo, revision) {
+            Ok(commit) => Ok(Some(commit)),
+            Err(e) if self.lenient => {
+                eprintln!(
+                    "warning: {e}\n  `{repo}`@{revision} is keyed by its revision name here, not by its commit: `rora run` resolves it"
+                );
+                Ok(None)
+            }
+            Err(e) => Err(e),
         }
     }
 }

@@ -14,6 +14,18 @@ pub enum CacheError {
         #[source]
         source: std::io::Error,
     },
+    /// A write failed because the filesystem is full, a quota is reached, or the file would exceed
+    /// the process's file size limit (ENOSPC, EDQUOT, EFBIG). Nothing partial is left as an entry.
+    #[error(
+        "cache: disk full / file too large: cannot {op} {}: {source} (free space in the cache or point RORA_CACHE_DIR elsewhere)",
+        path.display()
+    )]
+    NoSpace {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// A key that is not lowercase hex of a plausible length.
     #[error("cache: invalid key {key:?}: expected 16 to 128 lowercase hex digits")]
     InvalidKey { key: String },
@@ -30,14 +42,26 @@ pub enum CacheError {
 }
 
 impl CacheError {
-    /// Wrap an `io::Error` with the operation and the path it was about.
+    /// Wrap an `io::Error` with the operation and the path it was about (a full disk or an
+    /// exceeded file size limit becomes [`CacheError::NoSpace`]).
     pub fn io(
         op: &'static str,
         path: impl Into<PathBuf>,
     ) -> impl FnOnce(std::io::Error) -> CacheError {
         let path = path.into();
-        move |source| CacheError::Io { op, path, source }
+        move |source| {
+            if is_no_space(&source) {
+                CacheError::NoSpace { op, path, source }
+            } else {
+                CacheError::Io { op, path, source }
+            }
+        }
     }
+}
+
+/// ENOSPC (disk full), EDQUOT (quota) or EFBIG (file size limit, e.g. RLIMIT_FSIZE).
+pub fn is_no_space(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(c) if c == libc::ENOSPC || c == libc::EDQUOT || c == libc::EFBIG)
 }
 
 pub type Result<T, E = CacheError> = std::result::Result<T, E>;

@@ -16,6 +16,7 @@ use super::lock::KeyLock;
 use super::manifest::{
     CommitInfo, Defect, FileRecord, MANIFEST_FILE, MANIFEST_FORMAT, Manifest, OUT_DIR,
 };
+use super::stamp;
 use super::store::Store;
 
 #[must_use = "dropping a reservation discards its outputs; call commit"]
@@ -108,6 +109,8 @@ impl Reservation {
         self.committed = true;
         fsutil::fsync_dir(&shard)?;
         fsutil::fsync_dir(&layout::entries_dir(self.store.root()))?;
+        // The files were hashed by `seal` under this lock: later lookups trust them while unchanged.
+        stamp::write(&manifest, &entry_dir);
         // The checkpoints of this key are no longer needed; a leftover is harmless (gc removes it).
         let _ = fs::remove_dir_all(layout::resume_dir(self.store.root(), &self.key));
         Ok(Entry::new(self.key.clone(), entry_dir, manifest))

@@ -2,8 +2,9 @@
 //!
 //! Guarantees:
 //! - `lookup` returns `Hit` only for an entry whose manifest parses, names the key, and whose files
-//!   have the recorded sizes; anything else under that key is moved aside (never used) and the
-//!   caller gets a `Miss`.
+//!   have the recorded sizes and hashes (re-hashed unless the entry's [`stamp`](super::stamp) shows
+//!   the files untouched since they were last hashed); anything else under that key is moved aside
+//!   (never used) and the caller gets a `Miss`. `probe` (for `plan`, `explain`) checks sizes only.
 //! - A `Miss` carries the key's exclusive lock: of several threads or processes asking for the same
 //!   missing key, one gets the `Miss`; the others wait and then see its `Hit` (or, if it failed,
 //!   the next one gets the `Miss`).
@@ -18,6 +19,7 @@ use super::layout;
 use super::lock::KeyLock;
 use super::manifest::{Defect, Manifest};
 use super::reservation::Reservation;
+use super::stamp;
 
 /// The standard signature (https://bford.info/cachedir/) that backup tools look for.
 pub const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
@@ -86,11 +88,11 @@ impl Store {
     pub fn lookup_with(&self, key: &str, on_wait: &mut dyn FnMut()) -> Result<Lookup> {
         validate_key(key)?;
         // Fast path: entries appear by an atomic rename, so a valid one needs no lock.
-        if let Probe::Valid(entry) = self.probe(key)? {
+        if let Probe::Valid(entry) = self.probe_deep(key)? {
             return Ok(Lookup::Hit(touch(entry)));
         }
         let lock = KeyLock::acquire(&layout::lock_path(&self.root, key), on_wait)?;
-        match self.probe(key)? {
+        match self.probe_deep(key)? {
             Probe::Valid(entry) => Ok(Lookup::Hit(touch(entry))),
             Probe::Absent => Ok(Lookup::Miss(Reservation::create(self, key, lock, None)?)),
             Probe::Corrupt(defect) => {
@@ -141,6 +143,28 @@ impl Store {
         Ok(match checked {
             Ok(m) => Probe::Valid(Entry::new(key.to_string(), dir, m)),
             Err(d) => Probe::Corrupt(d),
+        })
+    }
+
+    /// [`Store::probe`], then the hashes: re-hashed unless the entry's stamp shows its files
+    /// untouched since they last matched (see [`super::stamp`]); a match renews the stamp.
+    pub fn probe_deep(&self, key: &str) -> Result<Probe> {
+        Ok(match self.probe(key)? {
+            Probe::Valid(entry) => {
+                let m = entry.manifest();
+                if stamp::is_fresh(m, entry.dir()) {
+                    Probe::Valid(entry)
+                } else {
+                    match m.check_hashes(entry.dir()) {
+                        Ok(()) => {
+                            stamp::write(m, entry.dir());
+                            Probe::Valid(entry)
+                        }
+                        Err(d) => Probe::Corrupt(d),
+                    }
+                }
+            }
+            other => other,
         })
     }
 

@@ -195,8 +195,12 @@ fn pipeline_keys(path: &Path) -> miette::Result<BTreeSet<String>> {
             path.display()
         ));
     };
-    let plan = crate::plan::plan(&pipeline, &mut crate::plan::DigestMemo::new())
-        .map_err(|e| miette!("cannot plan {}: {e}; nothing removed", path.display()))?;
+    let plan = crate::plan::plan_with(
+        &pipeline,
+        &mut crate::plan::DigestMemo::new(),
+        &mut crate::hub::LazyHub::from_env(),
+    )
+    .map_err(|e| miette!("cannot plan {}: {e}; nothing removed", path.display()))?;
     Ok(plan.jobs.iter().map(|j| j.key.hex().to_string()).collect())
 }
 

@@ -8,8 +8,9 @@ use serde::Serialize;
 
 use super::{Format, Global, exit, load, print_diagnostics};
 use crate::cache::layout::{is_committed, resolve_root};
+use crate::hub::LazyHub;
 use crate::ir::params::{AlphaPolicy, StageParams};
-use crate::plan::{DigestMemo, Job, Plan, plan};
+use crate::plan::{DigestMemo, HubResolver, Job, Plan, plan_with};
 
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
@@ -23,8 +24,19 @@ pub fn memo_path(root: &Path) -> PathBuf {
         .join("digests.json")
 }
 
-/// Check and plan a pipeline file (the embedded quickstart when `None`); `Err(code)` when it does not check.
+/// Check and plan a pipeline file (the embedded quickstart when `None`); `Err(code)` when it does
+/// not check. Hub revisions that cannot be resolved are keyed by name, with a warning (read-only
+/// commands); `rora run` uses [`check_and_plan_with`] and a strict resolver.
 pub fn check_and_plan(path: Option<&Path>, g: &Global) -> miette::Result<Result<Plan, ExitCode>> {
+    check_and_plan_with(path, g, &mut LazyHub::lenient_from_env())
+}
+
+/// [`check_and_plan`] with hub sources keyed by the commit `hub` resolves them to.
+pub fn check_and_plan_with(
+    path: Option<&Path>,
+    g: &Global,
+    hub: &mut dyn HubResolver,
+) -> miette::Result<Result<Plan, ExitCode>> {
     let r = load(path)?;
     let format = g.format();
     if r.has_errors() || format == Format::Json {
@@ -45,7 +57,9 @@ pub fn check_and_plan(path: Option<&Path>, g: &Global) -> miette::Result<Result<
     let root = resolve_root(g.cache_dir.as_deref());
     let memo_file = memo_path(&root);
     let mut memo = DigestMemo::load(&memo_file);
-    let plan = plan(&p, &mut memo).map_err(|e| miette::miette!(code = "rora::plan", "{e}"))?;
+    // Hub sources are keyed by the commit their revision resolves to (see `plan::resolve`).
+    let plan =
+        plan_with(&p, &mut memo, hub).map_err(|e| miette::miette!(code = "rora::plan", "{e}"))?;
     if root.is_dir() {
         // The memo only speeds up later plans; failing to write it is not an error.
         let _ = memo.save(&memo_file);

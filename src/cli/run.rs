@@ -8,10 +8,11 @@ use std::process::ExitCode;
 use candle_core::Device;
 use miette::{IntoDiagnostic, miette};
 
-use super::plan::check_and_plan;
+use super::plan::check_and_plan_with;
 use super::{Global, exit};
 use crate::cache::{Store, layout};
 use crate::exec::{ConsoleReporter, ExecOptions, Selector, jobs_from_plan, run_with_log};
+use crate::hub::LazyHub;
 use crate::run::PipelineRunner;
 
 #[derive(Debug, clap::Args)]
@@ -81,7 +82,8 @@ pub fn run(a: RunArgs, g: &Global) -> miette::Result<ExitCode> {
     // Open (create) the store first so planning can save its file-digest memo there.
     let root = layout::resolve_root(g.cache_dir.as_deref());
     let store = Store::open(&root).into_diagnostic()?;
-    let plan = match check_and_plan(a.pipeline.as_deref(), g)? {
+    // Strict: a hub revision that cannot be pinned to a commit stops the run before anything runs.
+    let plan = match check_and_plan_with(a.pipeline.as_deref(), g, &mut LazyHub::from_env())? {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };

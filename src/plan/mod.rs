@@ -8,6 +8,7 @@
 
 pub mod digest;
 pub mod key;
+pub mod resolve;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use serde::Serialize;
 
 pub use digest::{DigestError, DigestMemo};
 pub use key::{Fingerprint, KEY_FORMAT_VERSION, StageKey};
+pub use resolve::{HubResolver, Unresolved};
 
 use crate::ir::bind::{BindError, BoundStage, Point, bind};
 use crate::ir::params::{ModelSource, StageParams, shipped_eval_dir};
@@ -65,6 +67,12 @@ pub enum PlanError {
     Bind(#[from] BindError),
     #[error(transparent)]
     Digest(#[from] DigestError),
+    #[error("stage `{stage}`: cannot resolve its hub revision to a commit: {source}")]
+    Hub {
+        stage: String,
+        #[source]
+        source: crate::hub::HubError,
+    },
 }
 
 impl Plan {
@@ -95,8 +103,25 @@ impl Plan {
     }
 }
 
-/// Build the plan. `memo` memoizes input file digests.
+/// Build the plan. `memo` memoizes input file digests. Hub sources are keyed by their revision as
+/// written (no network); see [`plan_with`].
 pub fn plan(p: &Pipeline, memo: &mut DigestMemo) -> Result<Plan, PlanError> {
+    plan_with(p, memo, &mut Unresolved)
+}
+
+/// Build the plan, keying every hub source by the commit `hub` resolves its revision to
+/// (see [`resolve`]).
+pub fn plan_with(
+    p: &Pipeline,
+    memo: &mut DigestMemo,
+    hub: &mut dyn HubResolver,
+) -> Result<Plan, PlanError> {
+    let mut plan = plan_unpinned(p, memo)?;
+    resolve::pin_hub_sources(&mut plan.jobs, hub)?;
+    Ok(plan)
+}
+
+fn plan_unpinned(p: &Pipeline, memo: &mut DigestMemo) -> Result<Plan, PlanError> {
     let mut jobs: Vec<Job> = vec![];
     let mut stage_axes: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     let mut stage_jobs: BTreeMap<&str, Vec<JobId>> = BTreeMap::new();

@@ -1,14 +1,19 @@
 //! The integration test binary: the ui corpus with rendered-diagnostic snapshots, every shipped
 //! pipeline and README kdl block, bad input, a bounded mutation fuzz, planning (golden keys,
-//! sharing), and the CLI's exit codes.
+//! sharing), the CLI's exit codes, `rora run` end to end with its faults (concurrent runs, disk
+//! full, permission errors, corrupt entries), and the hub through a local server.
 
 mod bad_input;
 mod cli;
+mod fakehub;
+mod faults;
 mod fuzz;
+mod hub;
 mod pipelines;
 mod plan;
 mod run;
 mod sparse_merge;
+mod support;
 mod ui;
 
 use std::path::PathBuf;

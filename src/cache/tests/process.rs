@@ -284,7 +284,10 @@ fn file_size_limit_at_commit_leaves_no_partial_entry() {
         });
     }
     let out = finish(cmd.spawn().unwrap());
-    assert!(out.contains("CHILD error: cache: cannot write"), "{out}");
+    assert!(
+        out.contains("CHILD error: cache: disk full / file too large: cannot write"),
+        "{out}"
+    );
     assert!(out.contains("manifest.json"), "{out}");
     assert_full_rollback(&store, &k, &kept);
 }

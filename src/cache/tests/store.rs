@@ -151,6 +151,51 @@ fn same_size_corruption_is_found_by_verify() {
 }
 
 #[test]
+fn same_size_corruption_is_a_miss_for_lookup_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let k = key("flipped-lookup");
+    let e = put(&store, &k, "abcdef");
+    // Committing stamped the entry (if the file changed in the same clock tick as the stamp, the
+    // first lookup re-hashes and stamps again): an untouched entry then hits without re-hashing.
+    std::thread::sleep(Duration::from_millis(30));
+    assert!(matches!(store.lookup(&k).unwrap(), Lookup::Hit(_)));
+    assert!(super::super::stamp::is_fresh(e.manifest(), e.dir()));
+    assert!(matches!(store.lookup(&k).unwrap(), Lookup::Hit(_)));
+    // Same length, other bytes: the write changed the file's ctime, so lookup re-hashes.
+    fs::write(e.file("a.txt"), "abcdeX").unwrap();
+    assert!(!super::super::stamp::is_fresh(e.manifest(), e.dir()));
+    assert!(
+        matches!(store.probe(&k).unwrap(), Probe::Valid(_)),
+        "sizes alone do not see it"
+    );
+    let Lookup::Miss(r) = store.lookup(&k).unwrap() else {
+        panic!("a corrupt entry must not hit")
+    };
+    assert_eq!(
+        r.discarded(),
+        Some(&Defect::HashMismatch {
+            path: "a.txt".into()
+        })
+    );
+    drop(r);
+    assert!(matches!(store.probe(&k).unwrap(), Probe::Absent));
+}
+
+#[test]
+fn a_lost_stamp_costs_a_rehash_and_is_renewed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let k = key("unstamped");
+    let e = put(&store, &k, "abcdef");
+    fs::remove_file(e.dir().join(super::super::stamp::STAMP_FILE)).unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    assert!(!super::super::stamp::is_fresh(e.manifest(), e.dir()));
+    assert!(matches!(store.lookup(&k).unwrap(), Lookup::Hit(_)));
+    assert!(super::super::stamp::is_fresh(e.manifest(), e.dir()));
+}
+
+#[test]
 fn missing_or_garbage_manifest_or_missing_file_is_a_miss() {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(tmp.path()).unwrap();
