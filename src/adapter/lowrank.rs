@@ -113,10 +113,11 @@ impl LowRank {
         };
         let rows: usize = lead.iter().product();
         let x2 = x_tilde.reshape((rows, features))?;
-        let h = x2.matmul(&self.a.as_tensor().t()?)?;
-        let y = h
-            .matmul(&self.b.as_tensor().t()?)?
+        // the scale is applied to the rank-r activations, r/out as much work as scaling the output
+        let h = x2
+            .matmul(&self.a.as_tensor().t()?)?
             .affine(self.scale(), 0.0)?;
+        let y = h.matmul(&self.b.as_tensor().t()?)?;
         let mut shape = lead.to_vec();
         shape.push(y.dim(1)?);
         y.reshape(shape)
