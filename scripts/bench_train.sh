@@ -6,6 +6,7 @@
 # Usage: scripts/bench_train.sh [STEPS]        (default 5 timed steps after 2 warm-up steps)
 # Env:   RORA_SHARED_DIR  (default ../shared)
 #        PEFT_VENV        (default: setup.sh's default, $TMPDIR/peft-venv; made by setup.sh if missing)
+#        WARMUP           (default 2) untimed steps before the timed ones
 #        REPEATS          (default 2) pairs per row; the table gives the median ratio and its range
 #        THREADS          (default 2) RAYON_NUM_THREADS / torch threads
 #        RORA_BIN         (default target/release/rora, built first)
@@ -17,6 +18,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${RORA_SHARED_DIR:-$ROOT/../shared}
 VENV=${PEFT_VENV:-${TMPDIR:-/tmp}/peft-venv}
 STEPS=${1:-5}
+WARMUP=${WARMUP:-2}
 REPEATS=${REPEATS:-2}
 THREADS=${THREADS:-2}
 export RAYON_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
@@ -36,7 +38,7 @@ for row in $ROWS; do
   flags=()
   [ "$variant" = dora ] && flags+=(--dora)
   [ "$variant" = rslora ] && flags+=(--rslora)
-  common=(--preset "$preset" --r "$r" --batch "$batch" --seq 128 --steps "$STEPS" --warmup 2 "${flags[@]}")
+  common=(--preset "$preset" --r "$r" --batch "$batch" --seq 128 --steps "$STEPS" --warmup "$WARMUP" "${flags[@]}")
   for rep in $(seq 1 "$REPEATS"); do
     "$VENV/bin/python" "$SHARED/bench/peft_baseline.py" "${common[@]}" --threads "$THREADS" --dtype fp32 --quiet \
       | tail -n1 | tee "$OUT/peft-$row-$rep.json" >&2
