@@ -25,6 +25,17 @@ pub trait LinearAdapter: Send + Sync {
         weight: &Tensor,
         bias: Option<&Tensor>,
     ) -> Result<Tensor>;
+    /// The adapted output computed in one go (no separate base output), when the adapter has a
+    /// fused path for these operands; `None` means the caller uses [`LinearAdapter::forward`].
+    /// Must equal `forward(x, x W^T + b, ..)`.
+    fn forward_fused(
+        &self,
+        _x: &Tensor,
+        _weight: &Tensor,
+        _bias: Option<&Tensor>,
+    ) -> Option<Result<Tensor>> {
+        None
+    }
     /// Method, rank, alpha and scaling rule of this adapter.
     fn spec(&self) -> AdapterSpec;
     /// The trainable variables with their PEFT suffixes (`lora_A.weight`, `lora_B.weight`,
@@ -140,10 +151,15 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let base = self.forward_base(x)?;
         match &self.adapter {
-            Some(a) if !self.merged => a.forward(x, &base, &self.weight, self.bias.as_ref()),
-            _ => Ok(base),
+            Some(a) if !self.merged => {
+                if let Some(y) = a.forward_fused(x, &self.weight, self.bias.as_ref()) {
+                    return y;
+                }
+                let base = self.forward_base(x)?;
+                a.forward(x, &base, &self.weight, self.bias.as_ref())
+            }
+            _ => self.forward_base(x),
         }
     }
 }

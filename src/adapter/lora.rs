@@ -5,6 +5,7 @@
 
 use candle_core::{Result, Tensor, Var};
 
+use super::fused_lora::{self, lora_linear};
 use super::linear::LinearAdapter;
 use super::lowrank::LowRank;
 use super::spec::AdapterSpec;
@@ -34,6 +35,21 @@ impl LinearAdapter for Lora {
     ) -> Result<Tensor> {
         let delta = self.low.delta(&self.low.input(x)?)?;
         base + delta.to_dtype(base.dtype())?
+    }
+
+    fn forward_fused(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+    ) -> Option<Result<Tensor>> {
+        let b = self.low.b().as_tensor();
+        if bias.is_some() || x.dtype() != self.low.dtype() || !fused_lora::applicable(x, weight, b)
+        {
+            return None;
+        }
+        let run = || lora_linear(x, weight, &self.low.hidden(&self.low.input(x)?)?, b);
+        Some(run())
     }
 
     fn spec(&self) -> AdapterSpec {

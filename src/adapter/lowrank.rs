@@ -107,19 +107,24 @@ impl LowRank {
 
     /// `s * B (A x~)` for `x~` of shape `[..., in]` (adapter dtype); returns `[..., out]`.
     pub fn delta(&self, x_tilde: &Tensor) -> Result<Tensor> {
-        let dims = x_tilde.dims();
-        let Some((&features, lead)) = dims.split_last() else {
+        let Some((_, lead)) = x_tilde.dims().split_last() else {
             candle_core::bail!("adapter input is a scalar");
         };
-        let rows: usize = lead.iter().product();
-        let x2 = x_tilde.reshape((rows, features))?;
-        let h = x2.matmul(&self.a.as_tensor().t()?)?;
-        let y = h
-            .matmul(&self.b.as_tensor().t()?)?
-            .affine(self.scale(), 0.0)?;
+        // the scale is applied to the rank-r activations, r/out as much work as scaling the output
+        let y = self.hidden(x_tilde)?.matmul(&self.b.as_tensor().t()?)?;
         let mut shape = lead.to_vec();
         shape.push(y.dim(1)?);
         y.reshape(shape)
+    }
+
+    /// `s * A x~` as a `[rows, r]` matrix (rows = product of the leading dims of `x~`).
+    pub fn hidden(&self, x_tilde: &Tensor) -> Result<Tensor> {
+        let features = x_tilde.dim(candle_core::D::Minus1)?;
+        let rows = x_tilde.elem_count() / features.max(1);
+        x_tilde
+            .reshape((rows, features))?
+            .matmul(&self.a.as_tensor().t()?)?
+            .affine(self.scale(), 0.0)
     }
 
     /// `s * B A` (`[out, in]`, adapter dtype), detached from the graph.

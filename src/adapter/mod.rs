@@ -19,6 +19,7 @@ pub mod dora;
 pub mod dropout;
 pub mod error;
 pub mod frozen;
+pub mod fused_lora;
 pub mod init;
 pub mod linear;
 pub mod lora;

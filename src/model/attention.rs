@@ -49,15 +49,23 @@ impl Attention {
         let tk = k.dim(2)?;
         let rep = h / kvh;
         let dtype = q.dtype();
-        let q = (ops::upcast(&q)? * (1.0 / (d as f64).sqrt()))?.reshape((b, kvh, rep * t, d))?;
-        let scores = q
-            .matmul(&ops::upcast(&k)?.t()?)?
-            .reshape((b, kvh, rep, t, tk))?;
-        let bias = pos
-            .bias
-            .reshape((b, 1, 1, t, tk))?
-            .to_dtype(scores.dtype())?;
-        let probs = ops::softmax_last_dim(&scores.broadcast_add(&bias)?)?;
+        let scale = 1.0 / (d as f64).sqrt();
+        // Fused path (CPU f32/f64): the scale and the mask are applied inside the softmax op.
+        let fused = ops::fusable(&q);
+        let q = ops::upcast(&q)?;
+        let q = if fused { q } else { (q * scale)? }.reshape((b, kvh, rep * t, d))?;
+        let scores = q.matmul(&ops::upcast(&k)?.t()?)?;
+        let probs = if fused {
+            let bias = pos.bias.reshape((b, t, tk))?;
+            ops::masked_softmax(&scores.reshape((b, h, t, tk))?, &bias, scale)?
+        } else {
+            let scores = scores.reshape((b, kvh, rep, t, tk))?;
+            let bias = pos
+                .bias
+                .reshape((b, 1, 1, t, tk))?
+                .to_dtype(scores.dtype())?;
+            ops::softmax_last_dim(&scores.broadcast_add(&bias)?)?
+        };
         let probs = probs.reshape((b, kvh, rep * t, tk))?.to_dtype(dtype)?;
         let y = probs
             .matmul(&v)?

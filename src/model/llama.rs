@@ -277,7 +277,9 @@ impl Llama {
     /// f32 logits for hidden states `[b, t, hidden]` -> `[b, t, vocab]`.
     pub fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
         let (b, t, h) = hidden.dims3()?;
-        let y = hidden.reshape((b * t, h))?.matmul(&self.lm_head().t()?)?;
+        // frozen: no gradient for the [vocab, hidden] matrix (tied or not)
+        let y =
+            crate::adapter::frozen::frozen_linear(&hidden.reshape((b * t, h))?, self.lm_head())?;
         y.to_dtype(DType::F32)?.reshape((b, t, ()))
     }
 }

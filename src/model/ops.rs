@@ -1,14 +1,27 @@
 //! Differentiable building blocks of the forward pass.
 //!
 //! candle_nn's fused `rms_norm`, `softmax_last_dim` and `rope` have no backward pass (DESIGN.md):
-//! gradients silently stop there. Everything here is composed from candle ops that do have one,
-//! and `tests` checks that gradients reach the inputs through each of them.
+//! gradients silently stop there. On the CPU in f32/f64, RMSNorm, SwiGLU, RoPE and the attention
+//! softmax run as our own fused ops with a backward (`fused`, `fused_attn`); elsewhere (bf16, CUDA)
+//! they are composed from candle ops that do have one. `tests` checks that gradients reach the
+//! inputs through each of them (f64, finite differences).
 
 use candle_core::{D, DType, Result, Tensor};
+
+mod fused;
+mod fused_attn;
+#[cfg(test)]
+mod tests;
+
+pub use fused::fusable;
+pub use fused_attn::masked_softmax;
 
 /// RMSNorm over the last dimension: `x / sqrt(mean(x^2) + eps) * weight`, computed in at least f32
 /// and returned in `x`'s dtype.
 pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    if fusable(x) {
+        return fused::rms_norm(x, weight, eps);
+    }
     let dtype = x.dtype();
     let x = upcast(x)?;
     let inv = (x.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?.recip()?;
@@ -35,6 +48,9 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
 
 /// `silu(gate) * up` (SwiGLU).
 pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    if fusable(gate) && gate.dtype() == up.dtype() && gate.dims() == up.dims() {
+        return fused::swiglu(gate, up);
+    }
     gate.silu()?.mul(up)
 }
 
@@ -42,6 +58,13 @@ pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
 /// `cos`, `sin_signed` `[b, 1, t, d]` where `cos = [c, c]` and `sin_signed = [-s, s]`,
 /// returns `x * cos + [x2, x1] * sin_signed`.
 pub fn rope(x: &Tensor, cos: &Tensor, sin_signed: &Tensor) -> Result<Tensor> {
+    if let [b, _, t, d] = *x.dims()
+        && fusable(x)
+        && cos.dims() == [b, 1, t, d]
+        && sin_signed.dims() == [b, 1, t, d]
+    {
+        return fused_attn::rope(x, cos, sin_signed);
+    }
     let d = x.dim(D::Minus1)?;
     let half = d / 2;
     let x1 = x.narrow(D::Minus1, 0, half)?;

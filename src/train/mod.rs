@@ -12,7 +12,7 @@ pub mod config;
 pub mod data;
 pub mod dataset_source;
 pub mod error;
-mod fastexp;
+pub(crate) mod fastexp;
 pub mod grads;
 pub mod hooks;
 pub mod loss;
