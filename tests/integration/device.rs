@@ -84,7 +84,10 @@ fn a_pipeline_asking_for_cuda_warns_in_plan_and_fails_in_run() {
     }
     let dir = tempfile::tempdir().unwrap();
     let src = std::fs::read_to_string(crate::root().join("pipelines/quickstart.kdl")).unwrap();
-    let cuda = src.replacen("dtype \"f32\"", "dtype \"f32\"\n    device \"cuda\"", 1);
+    let datasets = format!("{}/datasets", crate::root().display());
+    let cuda = src
+        .replacen("dtype \"f32\"", "dtype \"f32\"\n    device \"cuda\"", 1)
+        .replace("../datasets", &datasets);
     assert_ne!(
         src, cuda,
         "the quickstart's model stage has `dtype \"f32\"`"
@@ -144,7 +147,7 @@ fn plan_prints_a_memory_estimate_per_train_job_and_warns_over_the_limit() {
     );
     let t = text(&fits.stdout);
     assert!(t.contains("memory per train job on cpu"), "{t}");
-    assert!(t.contains("143.77 GB available"), "{t}");
+    assert!(t.contains("150.75 GB available"), "{t}");
     assert!(!t.contains("warning:"), "{t}");
     let tight = rora(
         &["plan", "--device", "cpu", "--memory", "1MB"],
