@@ -11,6 +11,7 @@ pub mod adapter;
 pub mod cache;
 pub mod check;
 pub mod cli;
+pub mod device;
 pub mod diag;
 pub mod eval;
 pub mod exec;

@@ -7,6 +7,9 @@
 //! batches (labels = inputs, as the baseline). A step's time is the wall time between the
 //! loop's consecutive step reports: forward, loss, backward, clipping-free AdamW, metrics line.
 //! The first `--warmup` steps are not timed. Threads: set `RAYON_NUM_THREADS` (reported).
+//! `--device cuda` runs the same loop on a GPU (the base in `--dtype`, adapters and AdamW state in
+//! f32); the LLaMA-shaped presets (`llama-1b`, `llama-8b`) draw their weights on the device, the
+//! small ones on the CPU with a seeded generator (so CPU and GPU start from the same weights).
 
 use candle_core::{DType, Device, Tensor};
 use clap::{Args, Subcommand, ValueEnum};
@@ -46,6 +49,12 @@ pub enum Preset {
     /// SmolLM2-135M: 30 layers, hidden 576, 9 heads / 3 KV heads, FFN 1536, vocab 49152, tied.
     #[value(name = "smollm2-135m")]
     Smollm2_135m,
+    /// Llama-3.2-1B's shape: 16 layers, hidden 2048, 32 heads / 8 KV heads, FFN 8192, vocab 128256, tied.
+    #[value(name = "llama-1b")]
+    Llama1b,
+    /// Llama-3-8B's shape: 32 layers, hidden 4096, 32 heads / 8 KV heads, FFN 14336, vocab 128256.
+    #[value(name = "llama-8b")]
+    Llama8b,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -89,6 +98,9 @@ pub struct TrainBench {
     pub lr: f64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Where to compute: `cpu`, `cuda[:N]` (needs the `cuda` feature) or `auto`.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
@@ -103,9 +115,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
 
 /// The preset's config with the given vocabulary and tying.
 pub fn preset_config(p: Preset) -> LlamaConfig {
+    let known = |n: &str| crate::plan::shapes::by_name(n);
+    match p {
+        Preset::Llama1b => return known("llama-1b").unwrap_or_else(|| preset_config(Preset::Tiny)),
+        Preset::Llama8b => return known("llama-8b").unwrap_or_else(|| preset_config(Preset::Tiny)),
+        _ => {}
+    }
     let (layers, hidden, heads, kv, ffn, vocab, theta, tied) = match p {
         Preset::Tiny => (4, 256, 4, 4, 688, 1000, 10_000.0, false),
         Preset::Smollm2_135m => (30, 576, 9, 3, 1536, 49152, 100_000.0, true),
+        Preset::Llama1b | Preset::Llama8b => (4, 256, 4, 4, 688, 1000, 10_000.0, false),
     };
     LlamaConfig {
         vocab_size: vocab,
@@ -129,17 +148,35 @@ pub fn preset_config(p: Preset) -> LlamaConfig {
     }
 }
 
+/// Parameters above which the weights are drawn on the device (fast, not reproducible across
+/// devices) rather than by the seeded CPU generator.
+const DRAW_ON_DEVICE_ABOVE: u64 = 200_000_000;
+
 /// Random weights of `cfg`'s shape: projections and embeddings uniform with std 0.02 (HF's
-/// initializer_range), norms 1.
-fn random_weights(cfg: &LlamaConfig, seed: u64) -> candle_core::Result<NamedTensors> {
-    let dev = Device::Cpu;
+/// initializer_range), norms 1. Small shapes: seeded CPU generator, then moved to `dev` in
+/// `dtype`; large shapes: drawn on `dev` directly.
+fn random_weights(
+    cfg: &LlamaConfig,
+    seed: u64,
+    dev: &Device,
+    dtype: DType,
+) -> candle_core::Result<NamedTensors> {
+    let on_device = crate::plan::memory::base_params(cfg) > DRAW_ON_DEVICE_ABOVE;
+    if on_device && !dev.is_cpu() {
+        dev.set_seed(seed)?;
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let bound = 0.02f32 * 3f32.sqrt();
     let mut uniform = |r: usize, c: usize| -> candle_core::Result<Tensor> {
+        if on_device {
+            return Tensor::rand(-bound, bound, (r, c), dev)?.to_dtype(dtype);
+        }
         let v: Vec<f32> = (0..r * c)
             .map(|_| rng.random_range(-bound..bound))
             .collect();
-        Tensor::from_vec(v, (r, c), &dev)
+        Tensor::from_vec(v, (r, c), &Device::Cpu)?
+            .to_dtype(dtype)?
+            .to_device(dev)
     };
     let mut w = NamedTensors::new("(bench random model)");
     let (v, h) = (cfg.vocab_size, cfg.hidden_size);
@@ -159,11 +196,11 @@ fn random_weights(cfg: &LlamaConfig, seed: u64) -> candle_core::Result<NamedTens
         for norm in ["input_layernorm", "post_attention_layernorm"] {
             w.insert(
                 format!("model.layers.{i}.{norm}.weight"),
-                Tensor::ones(h, DType::F32, &dev)?,
+                Tensor::ones(h, dtype, dev)?,
             );
         }
     }
-    w.insert("model.norm.weight", Tensor::ones(h, DType::F32, &dev)?);
+    w.insert("model.norm.weight", Tensor::ones(h, dtype, dev)?);
     Ok(w)
 }
 
@@ -273,6 +310,11 @@ fn rusage() -> Option<libc::rusage> {
     (unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut r) } == 0).then_some(r)
 }
 
+fn device_label(d: &Device) -> String {
+    let info = crate::device::DeviceInfo::query(d);
+    format!("{} ({})", info.label, info.name)
+}
+
 fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
@@ -291,7 +333,8 @@ pub fn bench_train(a: &TrainBench) -> Result<String> {
         BenchDtype::F32 => DType::F32,
         BenchDtype::Bf16 => DType::BF16,
     };
-    let weights = random_weights(&cfg, a.seed).into_diagnostic()?;
+    let device = super::model::open(&a.device)?;
+    let weights = random_weights(&cfg, a.seed, &device, dtype).into_diagnostic()?;
     let llama = Llama::from_tensors(cfg.clone(), weights, dtype)
         .into_diagnostic()
         .wrap_err("building the model")?;
@@ -380,6 +423,8 @@ pub fn bench_train(a: &TrainBench) -> Result<String> {
         "intermediate": cfg.layers[0].intermediate_size, "vocab": cfg.vocab_size,
         "tied": cfg.tie_word_embeddings, "source": format!("random-init preset={:?}", a.preset),
         "setup_s": r3(setup_s),
+        "losses": timer.losses,
+        "device": device_label(&device),
         "impl": "rora",
     });
     Ok(line.to_string())

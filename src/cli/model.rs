@@ -1,4 +1,5 @@
-//! `rora model info|ppl|generate`: inspect a model, measure perplexity, generate greedily.
+//! `rora model info|ppl|generate|logits`: inspect a model, measure perplexity, generate greedily,
+//! compare logits across devices.
 //!
 //! `<src>` is a `.gguf` file, an HF model directory, or `random:<preset>[,key=value...]`.
 
@@ -41,6 +42,8 @@ pub enum ModelCommand {
         #[command(flatten)]
         load: LoadArgs,
     },
+    /// Logits of a token sequence, optionally compared with another device (GPU vs CPU check).
+    Logits(super::logits::LogitsArgs),
     /// Greedy generation from a prompt.
     Generate {
         src: String,
@@ -62,32 +65,47 @@ pub struct LoadArgs {
     /// Dtype of the base weights.
     #[arg(long, default_value = "f32", value_parser = ["f32", "bf16", "f16"], env = "RORA_DTYPE")]
     pub dtype: String,
+    /// Where to compute: `cpu`, `cuda[:N]` (needs the `cuda` feature) or `auto`.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 impl LoadArgs {
-    fn options(&self) -> LoadOptions {
-        let dtype = match self.dtype.as_str() {
+    pub fn dtype(&self) -> DType {
+        match self.dtype.as_str() {
             "bf16" => DType::BF16,
             "f16" => DType::F16,
             _ => DType::F32,
-        };
-        LoadOptions {
-            dtype,
-            ..LoadOptions::default()
         }
+    }
+
+    pub fn options(&self) -> Result<LoadOptions> {
+        Ok(LoadOptions {
+            dtype: self.dtype(),
+            device: open(&self.device)?,
+        })
     }
 }
 
-fn load_src(src: &str, args: &LoadArgs) -> Result<(ModelSource, LoadedModel, f64)> {
+/// Open a device named on the command line, with the CLI's error code.
+pub fn open(spec: &str) -> Result<candle_core::Device> {
+    crate::device::DeviceSpec::parse(spec)
+        .and_then(|d| d.open())
+        .map_err(|e| miette!(code = "rora::cli::device", "{e}"))
+}
+
+pub fn load_src(src: &str, args: &LoadArgs) -> Result<(ModelSource, LoadedModel, f64)> {
     let source = ModelSource::parse(src).into_diagnostic()?;
+    let opts = args.options()?;
     let t0 = Instant::now();
-    let m = load(&source, &args.options()).into_diagnostic()?;
+    let m = load(&source, &opts).into_diagnostic()?;
     Ok((source, m, t0.elapsed().as_secs_f64()))
 }
 
 pub fn run(args: ModelArgs) -> Result<()> {
     match args.command {
         ModelCommand::Info { src, load } => info(&src, &load),
+        ModelCommand::Logits(a) => super::logits::run(&a),
         ModelCommand::Ppl {
             src,
             text_file,

@@ -1,5 +1,9 @@
 //! `rora plan [pipeline]`: the jobs after sweep expansion, with their dependencies, key prefixes,
-//! effective adapter scale, and whether each is already in the cache (read-only lookup).
+//! effective adapter scale, and whether each is already in the cache (read-only lookup); then the
+//! memory estimate of each train job against the device's memory, with a warning for each job
+//! that does not fit. `--device cuda` that cannot be opened (no `cuda` feature, no GPU) is an
+//! error (exit 2); a pipeline's own `device "cuda"` that cannot be opened is a warning here (plan
+//! is for inspection) and an error in `rora run`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,14 +12,82 @@ use serde::Serialize;
 
 use super::{Format, Global, exit, load, print_diagnostics};
 use crate::cache::layout::{is_committed, resolve_root};
+use crate::device::{DeviceInfo, DeviceSpec};
 use crate::hub::LazyHub;
 use crate::ir::params::{AlphaPolicy, StageParams};
+use crate::plan::job_memory::{JobMemory, pipeline_device, plan_memory};
+use crate::plan::memory::{human, parse_size};
 use crate::plan::{DigestMemo, HubResolver, Job, Plan, plan_with};
 
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
     /// The pipeline file (default: the embedded quickstart pipeline).
     pub pipeline: Option<PathBuf>,
+    /// The device to plan for: `cpu`, `cuda[:N]` or `auto` (default: the pipeline's `device`).
+    #[arg(long, env = "RORA_DEVICE")]
+    pub device: Option<String>,
+    /// The device's memory for the estimate (`80GB`, `141GiB`, or `h100`, `h200`, `a100-80`, ...);
+    /// default: what the device reports (RAM for the CPU).
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+}
+
+/// The device a run or plan uses: the command line's, else the pipeline's.
+pub struct PlanDevice {
+    pub spec: DeviceSpec,
+    /// From `--device` (errors are fatal) rather than the pipeline (warnings in `plan`).
+    pub explicit: bool,
+}
+
+/// Parse the device named by `flag`, else by the pipeline's model stages.
+pub fn plan_device(flag: Option<&str>, plan: &Plan) -> miette::Result<PlanDevice> {
+    let (text, explicit) = match flag {
+        Some(f) => (f.to_string(), true),
+        None => (pipeline_device(plan), false),
+    };
+    let spec =
+        DeviceSpec::parse(&text).map_err(|e| miette::miette!(code = "rora::cli::device", "{e}"))?;
+    Ok(PlanDevice { spec, explicit })
+}
+
+/// The memory section of `rora plan`: one line per train job, a warning per job over `limit`.
+pub fn render_memory(jobs: &[JobMemory], device: &str, limit: Option<u64>) -> String {
+    if jobs.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "memory per train job on {device} ({}):\n",
+        limit.map_or("device memory unknown".to_string(), |l| format!(
+            "{} available",
+            human(l)
+        ))
+    );
+    for j in jobs {
+        let e = &j.estimate;
+        out.push_str(&format!(
+            "{:>4}  {}: {} = weights {} + adapters {} + grads {} + optimizer {} + activations {}\n",
+            j.job,
+            j.label,
+            human(j.total),
+            human(e.weights),
+            human(e.adapters),
+            human(e.gradients),
+            human(e.optimizer),
+            human(e.activations)
+        ));
+    }
+    if let Some(l) = limit {
+        for j in jobs.iter().filter(|j| j.total > l) {
+            out.push_str(&format!(
+                "warning: job #{} `{}` needs about {} but {device} has {}: lower micro-batch or max-len, or use a larger device\n",
+                j.job,
+                j.label,
+                human(j.total),
+                human(l)
+            ));
+        }
+    }
+    out
 }
 
 /// Where the file-digest memo lives: beside the entries, and only once the cache exists.
@@ -102,6 +174,32 @@ pub fn run(args: PlanArgs, g: &Global) -> miette::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let root = resolve_root(g.cache_dir.as_deref());
+    let pd = plan_device(args.device.as_deref(), &plan)?;
+    let mut warnings = vec![];
+    let device = match pd.spec.open() {
+        Ok(d) => Some(d),
+        Err(e) if pd.explicit => {
+            eprintln!("{:?}", miette::miette!(code = "rora::cli::device", "{e}"));
+            return Ok(ExitCode::from(exit::CHECK_FAILED));
+        }
+        Err(e) => {
+            warnings.push(format!(
+                "warning: {e}; `rora run` will fail unless --device says otherwise"
+            ));
+            None
+        }
+    };
+    let info = device.as_ref().map(DeviceInfo::query);
+    let limit = match &args.memory {
+        Some(m) => {
+            Some(parse_size(m).map_err(|e| miette::miette!(code = "rora::cli::memory", "{e}"))?)
+        }
+        None => info.as_ref().and_then(|i| i.total_bytes),
+    };
+    let label = info
+        .as_ref()
+        .map_or(pd.spec.to_string(), |i| format!("{} ({})", i.label, i.name));
+    let memory = plan_memory(&plan);
     if g.format == Some(Format::Json) {
         let jobs: Vec<JsonJob> = plan
             .jobs
@@ -115,7 +213,14 @@ pub fn run(args: PlanArgs, g: &Global) -> miette::Result<ExitCode> {
                 },
             })
             .collect();
-        let out = serde_json::json!({"pipeline": plan.pipeline, "cache": root, "jobs": jobs});
+        let out = serde_json::json!({
+            "pipeline": plan.pipeline,
+            "cache": root,
+            "jobs": jobs,
+            "device": label,
+            "device_memory": limit,
+            "memory": memory,
+        });
         println!(
             "{}",
             serde_json::to_string_pretty(&out).map_err(|e| miette::miette!("{e}"))?
@@ -123,6 +228,10 @@ pub fn run(args: PlanArgs, g: &Global) -> miette::Result<ExitCode> {
         return Ok(ExitCode::from(exit::OK));
     }
     print!("{}", render_text(&plan, &root));
+    print!("{}", render_memory(&memory, &label, limit));
+    for w in warnings {
+        eprintln!("{w}");
+    }
     Ok(ExitCode::from(exit::OK))
 }
 

@@ -34,9 +34,10 @@ pub struct RunArgs {
     /// After a failed job, go on with the jobs that do not depend on it.
     #[arg(long)]
     pub keep_going: bool,
-    /// Where to compute: `cpu`, `cuda[:N]` (needs the `cuda` feature) or `auto`.
-    #[arg(long, default_value = "cpu", env = "RORA_DEVICE")]
-    pub device: String,
+    /// Where to compute: `cpu`, `cuda[:N]` (needs the `cuda` feature) or `auto`
+    /// (default: the pipeline's `device`, whose default is `auto`).
+    #[arg(long, env = "RORA_DEVICE")]
+    pub device: Option<String>,
 }
 
 fn selectors(specs: &[String]) -> miette::Result<Vec<Selector>> {
@@ -46,39 +47,20 @@ fn selectors(specs: &[String]) -> miette::Result<Vec<Selector>> {
         .collect()
 }
 
-/// The compute device named on the command line.
-pub fn device(spec: &str) -> miette::Result<Device> {
-    let ordinal = |s: &str| -> miette::Result<usize> {
-        s.parse()
-            .map_err(|_| miette!(code = "rora::cli::device", "`{spec}`: expected cuda:N"))
-    };
-    match spec {
-        "cpu" => Ok(Device::Cpu),
-        "auto" => Ok(Device::cuda_if_available(0).unwrap_or(Device::Cpu)),
-        s if s == "cuda" || s.starts_with("cuda:") => {
-            let n = s
-                .strip_prefix("cuda:")
-                .map(ordinal)
-                .transpose()?
-                .unwrap_or(0);
-            if !candle_core::utils::cuda_is_available() {
-                return Err(miette!(
-                    code = "rora::cli::device",
-                    help = "build with `--features cuda` on a machine with the CUDA toolkit, or use --device cpu",
-                    "`{spec}`: this build of rora has no CUDA support"
-                ));
-            }
-            Device::new_cuda(n).map_err(|e| miette!(code = "rora::cli::device", "`{spec}`: {e}"))
-        }
-        other => Err(miette!(
+/// The compute device: `--device`, else the pipeline's model stages' `device`. Not openable
+/// (`cuda` without the feature or without a GPU) is an error before anything runs.
+pub fn open_device(flag: Option<&str>, plan: &crate::plan::Plan) -> miette::Result<Device> {
+    let pd = super::plan::plan_device(flag, plan)?;
+    pd.spec.open().map_err(|e| {
+        miette!(
             code = "rora::cli::device",
-            "unknown device `{other}` (cpu, cuda, cuda:N, auto)"
-        )),
-    }
+            help = "build with `--features cuda` (README, \"GPU\") on a machine with a GPU, or pass --device cpu",
+            "{e}"
+        )
+    })
 }
 
 pub fn run(a: RunArgs, g: &Global) -> miette::Result<ExitCode> {
-    let device = device(&a.device)?;
     // Open (create) the store first so planning can save its file-digest memo there.
     let root = layout::resolve_root(g.cache_dir.as_deref());
     let store = Store::open(&root).into_diagnostic()?;
@@ -86,6 +68,13 @@ pub fn run(a: RunArgs, g: &Global) -> miette::Result<ExitCode> {
     let plan = match check_and_plan_with(a.pipeline.as_deref(), g, &mut LazyHub::from_env())? {
         Ok(p) => p,
         Err(code) => return Ok(code),
+    };
+    let device = match open_device(a.device.as_deref(), &plan) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("{e:?}");
+            return Ok(ExitCode::from(exit::CHECK_FAILED));
+        }
     };
     let jobs = jobs_from_plan(&plan);
     let options = ExecOptions {

@@ -7,8 +7,11 @@
 //! dependency jobs by role, its [`StageKey`] and the [`Fingerprint`] the key was derived from.
 
 pub mod digest;
+pub mod job_memory;
 pub mod key;
+pub mod memory;
 pub mod resolve;
+pub mod shapes;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

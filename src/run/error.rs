@@ -39,6 +39,13 @@ pub enum RunError {
     Plan(String),
     #[error("{0}")]
     Unsupported(String),
+    /// The device ran out of memory: the planner's estimate and the device's memory beside the cause.
+    #[error("out of memory on {device}: {detail}; cause: {cause}")]
+    OutOfMemory {
+        device: String,
+        detail: String,
+        cause: String,
+    },
 }
 
 pub type Result<T, E = RunError> = std::result::Result<T, E>;

@@ -10,6 +10,7 @@ pub mod error;
 pub mod eval;
 pub mod merge;
 pub mod model;
+pub mod oom;
 pub mod prune;
 pub mod report;
 pub mod train;
@@ -216,6 +217,7 @@ impl StageRunner for PipelineRunner<'_> {
         progress: &dyn Progress,
     ) -> std::result::Result<serde_json::Value, StageError> {
         let planned = self.plan.job(JobId(job.id));
-        Ok(self.dispatch(planned, inputs, out_dir, progress)?)
+        self.dispatch(planned, inputs, out_dir, progress)
+            .map_err(|e| oom::explain(self.plan, planned, &self.ctx.device, e).into())
     }
 }

@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod cli;
+mod device;
 mod fakehub;
 mod faults;
 mod fuzz;
