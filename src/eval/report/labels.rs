@@ -2,8 +2,9 @@
 //!
 //! Guarantees, for labels at the same x: identical texts closer than `gap` are merged into one
 //! label (its `owners` list every series it stands for), and the remaining labels are moved
-//! apart vertically so consecutive ones are at least `gap` apart, the group staying centred on
-//! the points' mean height. Labels at different x are never moved.
+//! apart vertically so consecutive ones are at least `gap` apart: a group of overlapping labels
+//! is stacked upwards from its lowest label, which keeps its place. Labels at different x are
+//! never moved. (The plot draws each label just above its y, so a stack sits above the points.)
 
 /// One label to draw: where (data coordinates), what, and the series it belongs to.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,32 +65,15 @@ fn merge(column: Vec<PointLabel>, gap: f64) -> Vec<PointLabel> {
     v
 }
 
-/// One column (sorted by y): push overlapping labels apart, keeping each cluster centred.
+/// One column (sorted by y): push each label up to at least `gap` above the one below it.
 fn spread(mut column: Vec<PointLabel>, gap: f64) -> Vec<PointLabel> {
-    // Clusters of labels that overlap are laid out `gap` apart around the cluster's mean;
-    // repeat until no two neighbours overlap (a spread cluster can touch the next one).
-    loop {
-        let mut moved = false;
-        let mut i = 0;
-        while i < column.len() {
-            let mut j = i + 1;
-            while j < column.len() && column[j].y - column[j - 1].y < gap - 1e-12 {
-                j += 1;
-            }
-            if j - i > 1 {
-                let n = (j - i) as f64;
-                let mean = column[i..j].iter().map(|l| l.y).sum::<f64>() / n;
-                for (k, l) in column[i..j].iter_mut().enumerate() {
-                    l.y = mean + (k as f64 - (n - 1.0) / 2.0) * gap;
-                }
-                moved = true;
-            }
-            i = j;
-        }
-        if !moved {
-            return column;
+    for k in 1..column.len() {
+        let floor = column[k - 1].y + gap;
+        if column[k].y < floor {
+            column[k].y = floor;
         }
     }
+    column
 }
 
 #[cfg(test)]
@@ -118,7 +102,7 @@ mod tests {
     }
 
     #[test]
-    fn different_coinciding_labels_spread_centred() {
+    fn different_coinciding_labels_stack_upwards() {
         let out = place(
             vec![
                 l(2.0, 50.0, "s=0.50", 0),
@@ -133,8 +117,12 @@ mod tests {
         for w in col.windows(2) {
             assert!(w[1].y - w[0].y >= 1.0 - 1e-9, "{col:?}");
         }
-        let mean = col.iter().map(|p| p.y).sum::<f64>() / 3.0;
-        assert!((mean - (50.0 + 50.2 + 49.9) / 3.0).abs() < 1e-9);
+        // The lowest keeps its place; the others are stacked above it.
+        let want = [("s=0.25", 49.9), ("s=0.50", 50.9), ("s=1.00", 51.9)];
+        for (p, (text, y)) in col.iter().zip(want) {
+            assert_eq!(p.text, text);
+            assert!((p.y - y).abs() < 1e-9, "{col:?}");
+        }
         // The label in another column keeps its place.
         assert!(out.iter().any(|p| p.x == 3.0 && p.y == 50.0));
     }
@@ -146,7 +134,7 @@ mod tests {
     }
 
     #[test]
-    fn spreading_a_cluster_that_reaches_a_neighbour_respreads() {
+    fn a_stack_that_reaches_a_neighbour_pushes_it_too() {
         let out = place(
             vec![
                 l(0.0, 0.0, "a", 0),

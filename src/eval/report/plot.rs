@@ -194,14 +194,15 @@ impl Figure for RankFigure<'_> {
                 });
             chart.draw_series(bars).map_err(fmt)?;
             labels.extend(pts.iter().map(|p| PointLabel {
-                x: (p.0.max(1) as f64).log2() + 0.06,
+                x: (p.0.max(1) as f64).log2() + 0.03,
                 y: p.1,
                 text: format!("s={:.2}", p.3),
                 owners: vec![i],
             }));
         }
         // Labels of coinciding points (e.g. rank 1, where LoRA and RoRA share a scale) are merged
-        // when equal and spread apart otherwise; one label is about 15 px high.
+        // when equal and stacked otherwise; one label is about 15 px high and is drawn just above
+        // its point, so horizontal lines through the point do not strike it through.
         let plot_h = chart.plotting_area().dim_in_pixel().1.max(1) as f64;
         let gap = (y1 - y0) * 15.0 / plot_h;
         let colors: Vec<RGBColor> = series
@@ -217,8 +218,8 @@ impl Figure for RankFigure<'_> {
             let font = ("sans-serif", 13)
                 .into_font()
                 .color(&color)
-                .pos(Pos::new(HPos::Left, VPos::Center));
-            Text::new(l.text, (l.x, l.y), font)
+                .pos(Pos::new(HPos::Left, VPos::Bottom));
+            Text::new(l.text, (l.x, l.y + 0.3 * gap), font)
         });
         chart.draw_series(texts).map_err(fmt)?;
         chart
