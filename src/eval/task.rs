@@ -4,7 +4,7 @@
 //! plain (`.jsonl`) or gzip (`.jsonl.gz`). Loading guarantees every returned item has at least two
 //! choices and a label inside them; a bad row is an error naming the file and the line.
 //! The task of a file comes from its name (`boolq.eval.jsonl.gz` -> boolq); any other name is a
-//! [`TaskKind::Custom`] task whose label set follows its number of choices.
+//! custom task ([`TaskKind::Mc`]) whose label set follows its number of choices.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -15,63 +15,15 @@ use serde::{Deserialize, Serialize};
 use super::error::{EvalError, Result};
 
 /// What kind of task a file is; decides prompts, label words and the extraction pattern.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TaskKind {
-    Boolq,
-    Piqa,
-    Siqa,
-    Hellaswag,
-    Winogrande,
-    ArcE,
-    ArcC,
-    Obqa,
-    /// A user file: "answer1..answerN" labels, "Question: ..\nAnswer:" loglik prompt.
-    Custom,
-}
+/// The one list of tasks is training's (`train::data::task::Task`): names, choice counts and
+/// answer labels are shared by the data and eval stages. `Mc` is a user file ("custom" task):
+/// "answer1..answerN" labels, "Question: ..\nAnswer:" loglik prompt.
+pub use crate::train::data::task::Task as TaskKind;
 
-impl TaskKind {
-    /// The eight commonsense tasks, in the paper's column order.
-    pub const COMMONSENSE: [TaskKind; 8] = [
-        TaskKind::Boolq,
-        TaskKind::Piqa,
-        TaskKind::Siqa,
-        TaskKind::Hellaswag,
-        TaskKind::Winogrande,
-        TaskKind::ArcE,
-        TaskKind::ArcC,
-        TaskKind::Obqa,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            TaskKind::Boolq => "boolq",
-            TaskKind::Piqa => "piqa",
-            TaskKind::Siqa => "siqa",
-            TaskKind::Hellaswag => "hellaswag",
-            TaskKind::Winogrande => "winogrande",
-            TaskKind::ArcE => "arc-e",
-            TaskKind::ArcC => "arc-c",
-            TaskKind::Obqa => "obqa",
-            TaskKind::Custom => "custom",
-        }
-    }
-
-    /// A built-in task by name (`custom` is not a name a file can claim).
-    pub fn from_name(name: &str) -> Option<TaskKind> {
-        Self::COMMONSENSE.into_iter().find(|k| k.name() == name)
-    }
-
-    /// The number of choices a row of this task must have (`None`: any number >= 2).
-    fn choice_counts(self) -> Option<&'static [usize]> {
-        match self {
-            TaskKind::Boolq | TaskKind::Piqa | TaskKind::Winogrande => Some(&[2]),
-            TaskKind::Siqa => Some(&[3]),
-            TaskKind::Hellaswag | TaskKind::Obqa => Some(&[4]),
-            TaskKind::ArcE | TaskKind::ArcC => Some(&[3, 4, 5]),
-            TaskKind::Custom => None,
-        }
-    }
+/// A built-in commonsense task by its exact name (`boolq`, `arc-e`, ...); `mc` and aliases are
+/// not names a file or a stage can claim for a built-in task.
+pub fn commonsense_kind(name: &str) -> Option<TaskKind> {
+    TaskKind::COMMONSENSE.into_iter().find(|k| k.name() == name)
 }
 
 /// One multiple-choice item. `id` keeps its JSON type (the files mix numbers and strings).
@@ -134,7 +86,7 @@ impl Task {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         let name = file_name.split('.').next().unwrap_or_default().to_string();
-        let kind = TaskKind::from_name(&name).unwrap_or(TaskKind::Custom);
+        let kind = commonsense_kind(&name).unwrap_or(TaskKind::Mc);
         Task {
             name,
             kind,
@@ -185,12 +137,13 @@ fn validate(item: &McItem, kind: TaskKind) -> std::result::Result<(), String> {
     if n < 2 {
         return Err(format!("field `choices`: {n} choice(s), need at least 2"));
     }
-    if let Some(counts) = kind.choice_counts()
-        && !counts.contains(&n)
-    {
+    let counts = kind.choice_counts();
+    if !counts.contains(&n) {
         return Err(format!(
-            "field `choices`: {} expects {counts:?} choices, got {n}",
-            kind.name()
+            "field `choices`: {} expects {}..={} choices, got {n}",
+            kind.name(),
+            counts.start(),
+            counts.end()
         ));
     }
     if item.label >= n {
@@ -272,7 +225,7 @@ mod tests {
             .to_string();
         assert!(err.contains("w.jsonl:1") && err.contains("`_`"), "{err}");
         let p = write(dir.path(), "j.jsonl", "{\"id\": 0, \"question\": \"q\"}\n");
-        let err = load_items(&p, TaskKind::Custom).unwrap_err().to_string();
+        let err = load_items(&p, TaskKind::Mc).unwrap_err().to_string();
         assert!(
             err.contains("j.jsonl:1") && err.contains("choices"),
             "{err}"
@@ -290,7 +243,7 @@ mod tests {
             TaskKind::ArcC
         );
         let t = Task::from_file(Path::new("my-quiz.jsonl"));
-        assert_eq!((t.name.as_str(), t.kind), ("my-quiz", TaskKind::Custom));
+        assert_eq!((t.name.as_str(), t.kind), ("my-quiz", TaskKind::Mc));
         let dir = tempfile::tempdir().unwrap();
         let err = Task::builtin(TaskKind::Obqa, dir.path())
             .unwrap_err()

@@ -7,9 +7,8 @@ use candle_core::DType;
 use serde_json::json;
 
 use crate::cache::Entry;
-use crate::eval::{
-    EvalConfig, Progress as EvalProgress, Protocol, Task, TaskKind, TextCodec, evaluate,
-};
+use crate::eval::task::commonsense_kind;
+use crate::eval::{EvalConfig, Progress as EvalProgress, Protocol, Task, TextCodec, evaluate};
 use crate::exec::Progress;
 use crate::ir::params::EvalParams;
 use crate::model::LoadedModel;
@@ -34,7 +33,7 @@ fn config(p: &EvalParams) -> Result<EvalConfig> {
     };
     let mut tasks = Vec::with_capacity(p.tasks.len());
     for name in &p.tasks {
-        let task = match TaskKind::from_name(name) {
+        let task = match commonsense_kind(name) {
             Some(kind) if p.split == "eval" => Task::builtin(kind, &p.dir)?,
             _ => {
                 let path = p.dir.join(format!("{name}.{}.jsonl", p.split));

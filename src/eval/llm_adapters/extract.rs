@@ -29,7 +29,7 @@ pub fn label_pattern(kind: TaskKind, n_choices: usize) -> String {
         TaskKind::Siqa | TaskKind::ArcE | TaskKind::ArcC | TaskKind::Obqa => numbered("answer", 5),
         TaskKind::Hellaswag => numbered("ending", 4),
         TaskKind::Winogrande => numbered("option", 2),
-        TaskKind::Custom => {
+        TaskKind::Mc => {
             let mut w = numbered("answer", n_choices);
             // Longest first, so "answer12" is not read as "answer1".
             w.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
@@ -118,8 +118,8 @@ mod tests {
                 Some("option2"),
             ),
             (TaskKind::Winogrande, 2, "", None),
-            (TaskKind::Custom, 12, "answer12", Some("answer12")),
-            (TaskKind::Custom, 3, "answer4 then answer2", Some("answer2")),
+            (TaskKind::Mc, 12, "answer12", Some("answer12")),
+            (TaskKind::Mc, 3, "answer4 then answer2", Some("answer2")),
         ];
         for &(kind, n, text, want) in cases {
             let got = Extractor::new(kind, n).extract(text);

@@ -1,81 +1,29 @@
 //! The LLM-Adapters / DoRA evaluation prompt (commonsense_evaluate.py), byte for byte, and the
 //! per-task instruction and answer labels (DESIGN.md, "LLM-Adapters prompts").
 //!
-//! Written here from DESIGN.md rather than shared with `train::data` so evaluation does not depend
-//! on the data module; the eval prompt differs from the train prompt in whitespace (one space after
-//! "request." instead of two, no indented blank line before "### Response:").
+//! One source of truth: the strings are built by `train::data::prompts` (the same functions the
+//! data stage uses for training prompts); this module adapts them to eval's [`McItem`]. The eval
+//! prompt differs from the train prompt in whitespace (one space after "request." instead of two,
+//! no indented blank line before "### Response:"); the tests below pin the bytes.
 
 use crate::eval::task::{McItem, TaskKind};
-
-const EVAL_PREFIX: &str = "Below is an instruction that describes a task. Write a response that appropriately \
-completes the request. \n\n                ### Instruction:\n                ";
-const EVAL_SUFFIX: &str = "\n\n                ### Response:\n                ";
+use crate::train::data::prompts::{instruction_text, llm_adapters_eval_prompt};
+use crate::train::data::task;
 
 /// The eval prompt around an instruction (the model continues after the final indentation).
 pub fn eval_prompt(instruction: &str) -> String {
-    format!("{EVAL_PREFIX}{instruction}{EVAL_SUFFIX}")
+    llm_adapters_eval_prompt(instruction)
 }
 
-/// The answer word for choice `idx` (0-based): `true`/`false`, `solution1`, `answer2`, `ending3`, `option1`.
-pub fn answer_label(kind: TaskKind, idx: usize) -> String {
-    let n = idx + 1;
-    match kind {
-        TaskKind::Boolq => if idx == 0 { "true" } else { "false" }.to_string(),
-        TaskKind::Piqa => format!("solution{n}"),
-        TaskKind::Hellaswag => format!("ending{n}"),
-        TaskKind::Winogrande => format!("option{n}"),
-        TaskKind::Siqa | TaskKind::ArcE | TaskKind::ArcC | TaskKind::Obqa | TaskKind::Custom => {
-            format!("answer{n}")
-        }
-    }
+/// The answer word for choice `idx` (0-based): `true`/`false`, `solution1`, `answer2`, `ending3`,
+/// `option1`; `None` for a BoolQ index past 1 (loading rejects such items).
+pub fn answer_label(kind: TaskKind, idx: usize) -> Option<String> {
+    task::answer_label(kind, idx)
 }
 
 /// The task instruction for one item (choices numbered from 1).
 pub fn instruction(kind: TaskKind, item: &McItem) -> String {
-    let q = &item.question;
-    let c = &item.choices;
-    let numbered = |word: &str, sep: &str| {
-        c.iter()
-            .enumerate()
-            .map(|(i, t)| format!("{word}{}: {t}", i + 1))
-            .collect::<Vec<_>>()
-            .join(sep)
-    };
-    let format_list = |word: &str| {
-        (1..=c.len())
-            .map(|i| format!("{word}{i}"))
-            .collect::<Vec<_>>()
-            .join("/")
-    };
-    match kind {
-        TaskKind::Boolq => {
-            format!(
-                "Please answer the following question with true or false, question: {q}?\n\nAnswer format: true/false"
-            )
-        }
-        TaskKind::Piqa => format!(
-            "Please choose the correct solution to the question: {q}\n\n{}\n\nAnswer format: {}",
-            numbered("Solution", "\n\n"),
-            format_list("solution")
-        ),
-        TaskKind::Hellaswag => format!(
-            "Please choose the correct ending to complete the given sentence: {q}\n\n{}\n\nAnswer format: {}",
-            numbered("Ending", " "),
-            format_list("ending")
-        ),
-        TaskKind::Winogrande => format!(
-            "Please choose the correct answer to fill in the blank to complete the given sentence: {q}\n\n{} Answer format: {}",
-            numbered("Option", " "),
-            format_list("option")
-        ),
-        TaskKind::Siqa | TaskKind::ArcE | TaskKind::ArcC | TaskKind::Obqa | TaskKind::Custom => {
-            format!(
-                "Please choose the correct answer to the question: {q}\n\n{}\n\nAnswer format: {}",
-                numbered("Answer", " "),
-                format_list("answer")
-            )
-        }
-    }
+    instruction_text(kind, &item.question, &item.choices)
 }
 
 #[cfg(test)]
@@ -142,11 +90,14 @@ mod tests {
 
     #[test]
     fn labels() {
-        assert_eq!(answer_label(TaskKind::Boolq, 0), "true");
-        assert_eq!(answer_label(TaskKind::Boolq, 1), "false");
-        assert_eq!(answer_label(TaskKind::Piqa, 1), "solution2");
-        assert_eq!(answer_label(TaskKind::Obqa, 3), "answer4");
-        assert_eq!(answer_label(TaskKind::Hellaswag, 0), "ending1");
-        assert_eq!(answer_label(TaskKind::Winogrande, 1), "option2");
+        let l = |k, i| answer_label(k, i).unwrap_or_default();
+        assert_eq!(l(TaskKind::Boolq, 0), "true");
+        assert_eq!(l(TaskKind::Boolq, 1), "false");
+        assert_eq!(answer_label(TaskKind::Boolq, 2), None);
+        assert_eq!(l(TaskKind::Piqa, 1), "solution2");
+        assert_eq!(l(TaskKind::Obqa, 3), "answer4");
+        assert_eq!(l(TaskKind::Hellaswag, 0), "ending1");
+        assert_eq!(l(TaskKind::Winogrande, 1), "option2");
+        assert_eq!(l(TaskKind::Mc, 11), "answer12");
     }
 }

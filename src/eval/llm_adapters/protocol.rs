@@ -7,7 +7,7 @@ use super::extract::{Extractor, response_text};
 use super::prompt::{answer_label, eval_prompt, instruction};
 use crate::eval::codec::TextCodec;
 use crate::eval::config::{EvalConfig, Progress};
-use crate::eval::error::Result;
+use crate::eval::error::{EvalError, Result};
 use crate::eval::generate::generate;
 use crate::eval::results::{GenerationPrediction, Prediction, Protocol, TaskResult};
 use crate::eval::task::{McItem, Task};
@@ -62,7 +62,11 @@ pub fn run_task<M: IncrementalLm>(
             .entry(n_choices)
             .or_insert_with(|| Extractor::new(task.kind, n_choices));
         let prediction = extractor.extract(&response);
-        let label = answer_label(task.kind, item.label);
+        let label = answer_label(task.kind, item.label).ok_or_else(|| EvalError::BadItem {
+            task: task.name.clone(),
+            id: item.id_text(),
+            message: format!("label {} has no answer word", item.label),
+        })?;
         let ok = prediction.as_deref() == Some(label.as_str());
         correct += ok as usize;
         unparseable += prediction.is_none() as usize;

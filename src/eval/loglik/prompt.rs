@@ -70,7 +70,7 @@ pub fn requests(kind: TaskKind, item: &McItem) -> Result<Vec<ChoiceRequest>, Str
             format!("Question: {q}?\nAnswer:"),
             ["yes".to_string(), "no".to_string()],
         ),
-        TaskKind::Piqa | TaskKind::ArcE | TaskKind::ArcC | TaskKind::Custom => {
+        TaskKind::Piqa | TaskKind::ArcE | TaskKind::ArcC | TaskKind::Mc => {
             simple(format!("Question: {q}\nAnswer:"), choices)
         }
         TaskKind::Siqa => simple(format!("Q: {q}\nA:"), choices),

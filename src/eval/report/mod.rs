@@ -13,6 +13,7 @@
 //! ```
 
 pub mod error;
+mod labels;
 pub mod metrics;
 pub mod plot;
 pub mod run;

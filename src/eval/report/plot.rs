@@ -1,6 +1,7 @@
 //! Report plots with plotters, each written as PNG and SVG:
 //! - `accuracy_vs_rank.<protocol>`: average accuracy vs rank per method (log2 x axis; the paper's
-//!   Fig. 1), error bars = sd over seeds, each point labelled with its effective scale;
+//!   Fig. 1), error bars = sd over seeds, each point labelled with its effective scale (labels of
+//!   coinciding points merged or spread apart, see `labels`);
 //! - `loss_curves`: training loss vs step for every run (the paper's Fig. 3);
 //! - `val_loss_vs_rank`: final validation loss vs rank per method (mean over seeds).
 //!
@@ -14,8 +15,10 @@ use std::sync::Once;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::error::{ReportError, Result};
+use super::labels::{self, PointLabel};
 use super::run::RunRecord;
 use super::table::{Stat, Table};
 
@@ -157,6 +160,7 @@ impl Figure for RankFigure<'_> {
             .axis_desc_style(("sans-serif", 18))
             .draw()
             .map_err(fmt)?;
+        let mut labels: Vec<PointLabel> = Vec::new();
         for (i, (method, pts)) in series.iter().enumerate() {
             let color = color_of(method, i);
             let xy: Vec<(f64, f64)> = pts
@@ -189,16 +193,35 @@ impl Figure for RankFigure<'_> {
                     .map(|seg| PathElement::new(seg, color.stroke_width(2)))
                 });
             chart.draw_series(bars).map_err(fmt)?;
-            let labels = pts.iter().map(|p| {
-                let font = ("sans-serif", 13).into_font().color(&color);
-                Text::new(
-                    format!("s={:.2}", p.3),
-                    ((p.0.max(1) as f64).log2() + 0.06, p.1),
-                    font,
-                )
-            });
-            chart.draw_series(labels).map_err(fmt)?;
+            labels.extend(pts.iter().map(|p| PointLabel {
+                x: (p.0.max(1) as f64).log2() + 0.03,
+                y: p.1,
+                text: format!("s={:.2}", p.3),
+                owners: vec![i],
+            }));
         }
+        // Labels of coinciding points (e.g. rank 1, where LoRA and RoRA share a scale) are merged
+        // when equal and stacked otherwise; one label is about 15 px high and is drawn just above
+        // its point, so horizontal lines through the point do not strike it through.
+        let plot_h = chart.plotting_area().dim_in_pixel().1.max(1) as f64;
+        let gap = (y1 - y0) * 15.0 / plot_h;
+        let colors: Vec<RGBColor> = series
+            .keys()
+            .enumerate()
+            .map(|(i, m)| color_of(m, i))
+            .collect();
+        let texts = labels::place(labels, gap).into_iter().map(|l| {
+            let color = match l.owners.as_slice() {
+                [one] => colors.get(*one).copied().unwrap_or(BLACK),
+                _ => RGBColor(60, 60, 60),
+            };
+            let font = ("sans-serif", 13)
+                .into_font()
+                .color(&color)
+                .pos(Pos::new(HPos::Left, VPos::Bottom));
+            Text::new(l.text, (l.x, l.y + 0.3 * gap), font)
+        });
+        chart.draw_series(texts).map_err(fmt)?;
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::LowerRight)

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::run::RunRecord;
 use crate::eval::results::Protocol;
-use crate::eval::task::TaskKind;
+use crate::eval::task::commonsense_kind;
 
 /// A mean with the sample standard deviation over seeds (`None` for a single value).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -73,7 +73,7 @@ fn task_order(runs: &[&RunRecord]) -> Vec<String> {
         .collect();
     names.sort_by_key(|n| {
         (
-            TaskKind::from_name(n)
+            commonsense_kind(n)
                 .map(|k| k as usize)
                 .unwrap_or(usize::MAX),
             n.clone(),
@@ -259,7 +259,7 @@ pub fn render_csv(tables: &[Table]) -> String {
     let mut all_tasks: Vec<String> = tables.iter().flat_map(|t| t.tasks.clone()).collect();
     all_tasks.sort_by_key(|n| {
         (
-            TaskKind::from_name(n)
+            commonsense_kind(n)
                 .map(|k| k as usize)
                 .unwrap_or(usize::MAX),
             n.clone(),

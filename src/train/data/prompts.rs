@@ -14,16 +14,22 @@ const INDENT: &str = "                "; // 16 spaces, the source's indentation 
 /// The instruction LLM-Adapters writes for a multiple-choice row; choices are numbered from 1.
 /// `row.question` already holds SIQA's context + question and HellaSwag's `activity: context`.
 pub fn llm_adapters_instruction(task: Task, row: &McRow) -> String {
-    let q = &row.question;
+    instruction_text(task, &row.question, &row.choices)
+}
+
+/// [`llm_adapters_instruction`] from a question and its choices (evaluation items are not
+/// `McRow`s; both sides use this one function).
+pub fn instruction_text(task: Task, question: &str, choices: &[String]) -> String {
+    let q = question;
     let numbered = |word: &str, sep: &str| -> String {
-        row.choices
+        choices
             .iter()
             .enumerate()
             .map(|(i, c)| format!("{word}{}: {c}", i + 1))
             .collect::<Vec<_>>()
             .join(sep)
     };
-    let format = label_set(task, row.choices.len()).join("/");
+    let format = label_set(task, choices.len()).join("/");
     match task {
         Task::Boolq => format!(
             "Please answer the following question with true or false, question: {q}?\n\nAnswer format: true/false"

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Eval throughput, rora vs PyTorch + transformers, on the same SmolLM2 weights and items, in one run.
+#
+#   scripts/bench_eval.sh [OUT] [ITEMS] [GEN_PROMPTS]
+#
+# 1. rora (ignored test `smollm2_eval_bench`, RAYON_NUM_THREADS=2): loglik scoring of a seeded PIQA
+#    subset (ITEMS, default 100) and greedy generation (32 new tokens, batch 8) of the llm-adapters
+#    prompts of the first GEN_PROMPTS (default 16) items; writes the model as an HF dir (from the
+#    GGUF, f32) and the token ids of every request/prompt into OUT.
+# 2. transformers (scripts/bench_eval.py, torch.set_num_threads(2)) does the same work on that HF
+#    dir and those ids, batched the same way, and prints both rates, their ratio and how well
+#    scores and generations agree.
+# Needs ../shared/assets (RORA_SHARED_DIR) and a Python with torch + transformers
+# (PYTHON, default /work/peft-venv/bin/python).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=$(realpath -m "${1:-target/evalbench/run}")
+ITEMS=${2:-100}
+GEN=${3:-16}
+PYTHON=${PYTHON:-/work/peft-venv/bin/python}
+mkdir -p "$OUT"
+RAYON_NUM_THREADS=2 RORA_BENCH_OUT="$OUT" RORA_BENCH_ITEMS="$ITEMS" RORA_BENCH_GEN="$GEN" \
+  cargo test --release --lib smollm2_eval_bench -- --ignored --nocapture --test-threads=1 2>&1 | grep -v '^$'
+OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 "$PYTHON" scripts/bench_eval.py "$OUT" 2 | tee "$OUT/compare.json"
