@@ -80,8 +80,8 @@ impl Positions {
                 seen += u64::from(m != 0);
                 pos.push(seen.saturating_sub(1));
             }
-            for q in start..t_total {
-                let p = pos[q] as f64;
+            for (q, &p) in pos.iter().enumerate().take(t_total).skip(start) {
+                let p = p as f64;
                 for _ in 0..2 {
                     cos.extend(inv_freq.iter().map(|f| (p * f).cos() as f32));
                 }

@@ -74,7 +74,7 @@ pub enum PlanError {
     Hub {
         stage: String,
         #[source]
-        source: crate::hub::HubError,
+        source: Box<crate::hub::HubError>,
     },
 }
 

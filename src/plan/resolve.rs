@@ -76,7 +76,7 @@ pub fn pin_hub_sources(jobs: &mut [Job], resolver: &mut dyn HubResolver) -> Resu
                             .commit(kind, id, revision)
                             .map_err(|source| PlanError::Hub {
                                 stage: job.label.clone(),
-                                source,
+                                source: Box::new(source),
                             })?;
                     memo.insert(k, c.clone());
                     c

@@ -87,7 +87,7 @@ impl TrainConfig {
         {
             return bad("warmup", "a warmup ratio must lie in [0, 1]");
         }
-        if matches!(self.max_grad_norm, Some(n) if !(n > 0.0)) {
+        if matches!(self.max_grad_norm, Some(n) if n.is_nan() || n <= 0.0) {
             return bad("max_grad_norm", "must be positive");
         }
         if matches!(self.budget, Budget::Epochs(0) | Budget::MaxSteps(0)) {

@@ -10,6 +10,9 @@ use super::batch::Batch;
 use super::data::{BatchPlan, PlanConfig, Split, TokenizedDataset};
 use super::source::{BatchSource, SourceError};
 
+/// (seed, batch size, epoch): what a cached epoch of batches was computed for.
+type EpochKey = (u64, usize, usize);
+
 pub struct DatasetSource<'a> {
     ds: &'a TokenizedDataset,
     pad_id: u32,
@@ -17,7 +20,7 @@ pub struct DatasetSource<'a> {
     plan: PlanConfig,
     lengths: Vec<usize>,
     /// The last epoch's batches, keyed by (seed, size, epoch).
-    cache: Mutex<Option<((u64, usize, usize), Vec<Vec<usize>>)>>,
+    cache: Mutex<Option<(EpochKey, Vec<Vec<usize>>)>>,
 }
 
 impl<'a> DatasetSource<'a> {

@@ -127,7 +127,6 @@ pub fn build_from_files(
         })?;
     }
     flush(&mut pending)?;
-    drop(flush);
     let rows_read = examples.len();
     if let Some(limit) = cfg.limit
         && limit < examples.len()
