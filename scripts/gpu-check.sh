@@ -7,7 +7,7 @@
 # Env:  PYTHON (default python3: the GPU machine's Python with torch, transformers, peft and
 #       NVIDIA's CUDA 13 wheels), RESULTS (default: $OUT when set, else ./gpu-check-results),
 #       SHAPES (default "llama-1b llama-8b"), RANKS (default "8 64"), BATCH (4), SEQ (512),
-#       STEPS (5 timed), WARMUP (2).
+#       STEPS (5 timed), WARMUP (2), ROW_TIMEOUT (seconds per throughput command, 150).
 #
 # Steps, each printed with PASS/FAIL:
 #  1. device query: the CUDA libraries the binary needs resolve, and rora opens cuda:0 and reads
@@ -16,7 +16,10 @@
 #     (`rora model logits --compare cpu`);
 #  3. a LoRA and a DoRA training run of 3 steps on cuda and cpu from the same weights and batches:
 #     the losses agree within 1e-3 relative (step 2 and 3 see the weights after the updates);
-#  4. throughput on LLaMA-shaped random weights (bf16 base, f32 adapters), rora vs PyTorch + PEFT
+#  4. the quickstart pipeline end to end (`rora run`: model, data, adapters, train, merge, loglik
+#     eval, report) on cuda and on cpu with separate caches: every train job's final loss agrees
+#     within 1e-2 relative, and the two report tables are printed;
+#  5. throughput on LLaMA-shaped random weights (bf16 base, f32 adapters), rora vs PyTorch + PEFT
 #     (scripts/peft_gpu_baseline.py) on the same GPU, printed as a table with ratios.
 # Exit status: the number of failed checks (throughput rows never fail the run).
 set -uo pipefail
@@ -26,7 +29,7 @@ PY=${PYTHON:-python3}
 RES=${RESULTS:-${OUT:-$ROOT/gpu-check-results}}
 SHAPES=${SHAPES:-"llama-1b llama-8b"}
 RANKS=${RANKS:-"8 64"}
-BATCH=${BATCH:-4} SEQ=${SEQ:-512} STEPS=${STEPS:-5} WARMUP=${WARMUP:-2}
+BATCH=${BATCH:-4} SEQ=${SEQ:-512} STEPS=${STEPS:-5} WARMUP=${WARMUP:-2} ROW_TIMEOUT=${ROW_TIMEOUT:-150}
 mkdir -p "$RES"
 FAILS=0
 pass() { echo "PASS  $*"; }
@@ -90,13 +93,47 @@ EOF
   ); then pass "$variant step: $verdict"; else fail "$variant step: $verdict $(tail -2 "$RES/step-$variant-cuda.json")"; fi
 done
 
-echo "== 4. throughput (bf16 base, f32 adapters, batch $BATCH x seq $SEQ, $STEPS timed steps)"
+echo "== 4. the quickstart pipeline, cuda vs cpu"
+for dev in cuda cpu; do
+  start=$(date +%s)
+  if RORA_CACHE_DIR="$RES/qs-$dev" "$BIN" run "$ROOT/pipelines/quickstart.kdl" --device "$dev" >"$RES/qs-$dev.log" 2>&1; then
+    pass "quickstart on $dev: $(tail -1 "$RES/qs-$dev.log") ($(( $(date +%s) - start )) s)"
+  else
+    fail "quickstart on $dev: $(tail -3 "$RES/qs-$dev.log")"
+  fi
+done
+if verdict=$("$PY" - "$RES/qs-cpu" "$RES/qs-cuda" <<'EOF'
+import json, pathlib, sys
+cpu, cuda = map(pathlib.Path, sys.argv[1:3])
+worst, n = 0.0, 0
+def last(f):
+    return [json.loads(l)["loss"] for l in f.read_text().splitlines() if '"train"' in l][-1]
+for m in sorted(cpu.rglob("metrics.jsonl")):
+    a, b = last(m), last(cuda / m.relative_to(cpu))
+    worst, n = max(worst, abs(a - b) / abs(a)), n + 1
+for t in sorted(cpu.rglob("table.md")):
+    print(f"--- cpu\n{t.read_text()}--- cuda\n{(cuda / t.relative_to(cpu)).read_text()}", file=sys.stderr)
+print(f"{n} train jobs, final losses max rel diff {worst:.2e}")
+sys.exit(0 if n == 6 and worst <= 1e-2 else 1)
+EOF
+); then pass "quickstart losses: $verdict"; else fail "quickstart losses: $verdict"; fi
+# the same pipeline with a bf16 base (the train stage computes in the model stage's dtype; adapters f32)
+sed 's/dtype "f32"/dtype "bf16"/' "$ROOT/pipelines/quickstart.kdl" >"$ROOT/pipelines/.quickstart-bf16.kdl"
+start=$(date +%s)
+if RORA_CACHE_DIR="$RES/qs-bf16" "$BIN" run "$ROOT/pipelines/.quickstart-bf16.kdl" --device cuda >"$RES/qs-bf16.log" 2>&1; then
+  pass "quickstart, bf16 base, on cuda: $(tail -1 "$RES/qs-bf16.log") ($(( $(date +%s) - start )) s)"
+  find "$RES/qs-bf16" -name table.md -exec cat {} \;
+else
+  fail "quickstart, bf16 base, on cuda: $(tail -3 "$RES/qs-bf16.log")"
+fi
+
+echo "== 5. throughput (bf16 base, f32 adapters, batch $BATCH x seq $SEQ, $STEPS timed steps)"
 printf '%-10s %4s  %14s  %14s  %7s\n' shape r "rora tok/s" "peft tok/s" ratio | tee "$RES/throughput.txt"
 for shape in $SHAPES; do
   for r in $RANKS; do
-    timeout 240 "$BIN" bench train --preset "$shape" --r "$r" --dtype bf16 --device cuda --batch "$BATCH" --seq "$SEQ" \
+    timeout "$ROW_TIMEOUT" "$BIN" bench train --preset "$shape" --r "$r" --dtype bf16 --device cuda --batch "$BATCH" --seq "$SEQ" \
       --steps "$STEPS" --warmup "$WARMUP" >"$RES/rora-$shape-$r.json" 2>"$RES/rora-$shape-$r.err"
-    timeout 240 "$PY" "$ROOT/scripts/peft_gpu_baseline.py" --shape "$shape" --r "$r" --dtype bf16 --batch "$BATCH" \
+    timeout "$ROW_TIMEOUT" "$PY" "$ROOT/scripts/peft_gpu_baseline.py" --shape "$shape" --r "$r" --dtype bf16 --batch "$BATCH" \
       --seq "$SEQ" --steps "$STEPS" --warmup "$WARMUP" >"$RES/peft-$shape-$r.json" 2>"$RES/peft-$shape-$r.err"
     "$PY" - "$shape" "$r" "$RES/rora-$shape-$r.json" "$RES/peft-$shape-$r.json" <<'EOF' | tee -a "$RES/throughput.txt"
 import json, sys

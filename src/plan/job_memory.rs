@@ -2,8 +2,8 @@
 //! the model shape (a random preset, a local HF dir or GGUF file, or a known hub id), the adapter's
 //! targets and rank, the training micro-batch and the data's `max-len`.
 //!
-//! The compute dtype is the one the train runner loads the base in: f32 (`src/run/train.rs` loads
-//! every base in f32 today, whatever the model stage's `dtype`), so the estimate follows it.
+//! The compute dtype is the one the train runner loads the base in: the dtype the base's entry was
+//! saved in (`src/run/train.rs`): the `model` stage's `dtype`; a `prune` stage saves f32.
 
 use serde::Serialize;
 
@@ -14,8 +14,21 @@ use crate::ir::params::{AdapterMethod, ModelSource, StageParams, Targets};
 use crate::model::config::LlamaConfig;
 use crate::schema::Kind;
 
-/// Bytes per element of the base weights the train runner computes with.
-pub const TRAIN_DTYPE_BYTES: u64 = 4;
+/// Bytes per element of a base saved as `dtype` (`f32`: 4).
+fn dtype_bytes(dtype: &str) -> u64 {
+    match dtype {
+        "bf16" | "f16" => 2,
+        _ => 4,
+    }
+}
+
+/// Bytes per element of the base the adapter job's `model` input holds.
+fn base_dtype_bytes(plan: &Plan, adapter_job: &Job) -> u64 {
+    match dep(plan, adapter_job, "model").map(|j| &j.params) {
+        Some(StageParams::Model(m)) => dtype_bytes(&m.dtype),
+        _ => 4,
+    }
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct JobMemory {
@@ -74,7 +87,7 @@ pub fn train_job_memory(plan: &Plan, job: &Job) -> Option<JobMemory> {
     let adapted = select_projections(&config, a.rank, names, regex.as_ref(), a.layers.as_deref());
     let e = estimate(&MemoryInput {
         config: &config,
-        dtype_bytes: TRAIN_DTYPE_BYTES,
+        dtype_bytes: base_dtype_bytes(plan, adapter_job),
         adapted,
         dora: a.method == AdapterMethod::Dora,
         micro_batch: t.micro_batch.max(1),
@@ -114,5 +127,60 @@ pub fn pipeline_device(plan: &Plan) -> String {
         "auto".into()
     } else {
         "cpu".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::check_bytes;
+    use crate::plan::{DigestMemo, plan};
+
+    /// The weights' share of the estimate of a train job on a model saved as `model_dtype`,
+    /// directly or through an unstructured prune.
+    fn weights(model_dtype: &str, pruned: bool) -> u64 {
+        let input = if pruned { "p" } else { "m" };
+        let src = format!(
+            r#"
+model "m" {{
+    random layers=2 hidden=64 heads=4 kv-heads=2 ffn=128
+    dtype "{model_dtype}"
+}}
+data "d" {{
+    hub "org/commonsense"
+    max-len 128
+}}
+prune "p" model="m" {{
+    method "magnitude"
+    sparsity 0.5
+}}
+adapter "a" model="{input}" {{
+    rank 8
+    alpha 16
+    targets "q_proj" "v_proj"
+}}
+train "t" adapter="a" data="d" {{
+    steps 10
+}}
+"#
+        );
+        let r = check_bytes("p.kdl", src.as_bytes());
+        assert!(!r.has_errors(), "{:?}", r.diagnostics);
+        let p = plan(&r.pipeline.expect("checked"), &mut DigestMemo::new()).expect("plan");
+        let train = p.stage_jobs("t").next().expect("train job");
+        train_job_memory(&p, train)
+            .expect("estimate")
+            .estimate
+            .weights
+    }
+
+    #[test]
+    fn the_estimate_follows_the_dtype_the_base_is_saved_in() {
+        let f32 = weights("f32", false);
+        assert!(f32 > 0);
+        assert_eq!(weights("bf16", false) * 2, f32);
+        assert_eq!(weights("f16", false) * 2, f32);
+        // a prune stage saves f32, whatever the model's dtype
+        assert_eq!(weights("bf16", true), f32);
     }
 }

@@ -76,6 +76,18 @@ pub fn subdir(dir: &Path, name: &str) -> Result<PathBuf> {
     Ok(p)
 }
 
+/// The dtype the HF model dir of a `model`, `prune` or `merge` entry was saved in (its config's
+/// `torch_dtype`; f32 when absent): the `model` stage's `dtype` is the compute dtype of the frozen
+/// base, so the train stage loads the base in it (adapters and optimizer state stay f32).
+pub fn stored_dtype(entry: &Entry) -> Result<DType> {
+    let cfg: serde_json::Value = read_json(&entry.file(MODEL_DIR).join("config.json"))?;
+    Ok(match cfg.get("torch_dtype").and_then(|v| v.as_str()) {
+        Some("bfloat16") => DType::BF16,
+        Some("float16") => DType::F16,
+        _ => DType::F32,
+    })
+}
+
 /// The compute dtype named in a pipeline (`f32`, `bf16`, `f16`; `auto` = f32 on CPU).
 pub fn dtype(name: &str) -> Result<DType> {
     Ok(match name {

@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use candle_core::DType;
 use serde_json::json;
 
 use crate::adapter::{SaveOptions, save_peft};
@@ -19,7 +18,7 @@ use crate::train::{
 
 use super::artifacts::{
     ADAPTER_CONFIG, ADAPTER_DIR, METRICS, TRAIN_SUMMARY, adapter_config, install_adapter,
-    load_model, write_json,
+    load_model, stored_dtype, write_json,
 };
 use super::error::{Result, RunError, io};
 use super::{Ctx, data};
@@ -98,7 +97,7 @@ pub fn run(
     out: &Path,
     progress: &dyn Progress,
 ) -> Result<serde_json::Value> {
-    let mut loaded = load_model(inputs.model, DType::F32, &ctx.device)?;
+    let mut loaded = load_model(inputs.model, stored_dtype(inputs.model)?, &ctx.device)?;
     let ds = data::tokenized(
         ctx.store,
         inputs.data,

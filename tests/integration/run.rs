@@ -251,3 +251,74 @@ train "ft" adapter="ad" data="cs" {{
     );
     assert!(text(&info).contains("ffn 48"), "{}", text(&info));
 }
+
+/// The `model` stage's `dtype` is the compute dtype of the frozen base: with `dtype "bf16"` the
+/// train stage runs a bf16 base with f32 adapters (saved as f32), and its losses follow the f32
+/// run's closely without being bit-identical (so the base really ran in bf16).
+#[test]
+fn bf16_base_trains_f32_adapters() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let data = crate::root().join("datasets/commonsense");
+    let mut losses = vec![];
+    for dtype in ["f32", "bf16"] {
+        let src = format!(
+            r#"
+model "tiny" {{
+    random layers=2 hidden=64 heads=4 kv-heads=2 ffn=128 seed=4
+    dtype "{dtype}"
+}}
+data "cs" {{
+    files "{data}/piqa.train.jsonl"
+    max-len 64
+    limit 16
+}}
+adapter "ad" model="tiny" {{
+    scaling "rora"
+    rank 4
+    alpha 12
+    targets "q_proj" "v_proj" "down_proj"
+}}
+train "ft" adapter="ad" data="cs" {{
+    steps 3
+    batch 4 micro=4
+    lr 1e-2
+    seed 3
+}}
+"#,
+            data = data.display()
+        );
+        let p = dir.path().join(format!("{dtype}.kdl"));
+        std::fs::write(&p, src).unwrap();
+        let ps = p.to_str().unwrap();
+        let run = rora(&["run", ps], &cache);
+        assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+        let show = rora(&["show-output", "ft", ps], &cache);
+        let out_dir = text(&show)
+            .lines()
+            .find_map(|l| l.strip_prefix("output:"))
+            .map(|s| PathBuf::from(s.trim()))
+            .unwrap();
+        let st = std::fs::read(out_dir.join("adapter/adapter_model.safetensors")).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&st).unwrap();
+        assert!(st.len() >= 6);
+        for (name, view) in st.tensors() {
+            assert_eq!(view.dtype(), safetensors::Dtype::F32, "{dtype}: {name}");
+        }
+        let metrics = std::fs::read_to_string(out_dir.join("metrics.jsonl")).unwrap();
+        let l: Vec<f64> = metrics
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["kind"] == "train")
+            .map(|v| v["loss"].as_f64().unwrap())
+            .collect();
+        assert_eq!(l.len(), 3, "{metrics}");
+        assert!(l.iter().all(|x| x.is_finite()), "{l:?}");
+        losses.push(l);
+    }
+    let (f, b) = (&losses[0], &losses[1]);
+    for (x, y) in f.iter().zip(b) {
+        assert!((x - y).abs() / x.abs() < 2e-2, "f32 {f:?} vs bf16 {b:?}");
+    }
+    assert_ne!(f, b, "the bf16 base ran in f32");
+}
