@@ -7,7 +7,10 @@
 # Env:  PYTHON (default python3: the GPU machine's Python with torch, transformers, peft and
 #       NVIDIA's CUDA 13 wheels), RESULTS (default: $OUT when set, else ./gpu-check-results),
 #       SHAPES (default "llama-1b llama-8b"), RANKS (default "8 64"), BATCH (4), SEQ (512),
-#       STEPS (5 timed), WARMUP (2), ROW_TIMEOUT (seconds per throughput command, 150).
+#       STEPS (5 timed), WARMUP (2), ROW_TIMEOUT (seconds per throughput command, 150),
+#       GPU_CHECK_DEVICE (default cuda; `cpu` is a dry run of the script's plumbing on a machine
+#       without a GPU, e.g. `GPU_CHECK_DEVICE=cpu SHAPES=tiny RANKS=8 BATCH=2 SEQ=32
+#       scripts/gpu-check.sh target/release/rora`: every comparison is then cpu against cpu).
 #
 # Steps, each printed with PASS/FAIL:
 #  1. device query: the CUDA libraries the binary needs resolve, and rora opens cuda:0 and reads
@@ -25,6 +28,7 @@
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${1:-$ROOT/target-cuda/release/rora}
+DEV=${GPU_CHECK_DEVICE:-cuda}
 PY=${PYTHON:-python3}
 RES=${RESULTS:-${OUT:-$ROOT/gpu-check-results}}
 SHAPES=${SHAPES:-"llama-1b llama-8b"}
@@ -62,15 +66,15 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,dri
 missing=$(ldd "$BIN" 2>&1 | grep -E "not found" || true)
 if [ -n "$missing" ]; then fail "libraries: $missing"; echo "FAILED checks: 1 (the binary cannot start)"; exit 1; fi
 pass "libraries resolve: $(ldd "$BIN" | grep -oE 'lib(cuda|cudart|cublas|cublasLt|curand|nvrtc)\.so[.0-9]*' | sort -u | tr '\n' ' ')"
-if "$BIN" plan --device cuda >"$RES/plan.txt" 2>&1; then
+if "$BIN" plan --device "$DEV" >"$RES/plan.txt" 2>&1; then
   pass "rora opens cuda: $(grep -m1 '^memory per train job' "$RES/plan.txt")"
 else
-  fail "rora plan --device cuda: $(tail -3 "$RES/plan.txt")"
+  fail "rora plan --device $DEV: $(tail -3 "$RES/plan.txt")"
 fi
 
 echo "== 2. logits, cuda vs cpu"
 for dt in f32 bf16; do
-  if "$BIN" model logits random:tiny,seed=3 --device cuda --compare cpu --dtype "$dt" >"$RES/logits-$dt.json" 2>"$RES/logits-$dt.err"; then
+  if "$BIN" model logits random:tiny,seed=3 --device "$DEV" --compare cpu --dtype "$dt" >"$RES/logits-$dt.json" 2>"$RES/logits-$dt.err"; then
     pass "logits $dt: $(cat "$RES/logits-$dt.json")"
   else
     fail "logits $dt: $(cat "$RES/logits-$dt.json" "$RES/logits-$dt.err" | tail -3)"
@@ -82,19 +86,19 @@ for variant in lora dora; do
   flags=(--preset tiny --r 8 --alpha 24 --batch 2 --seq 32 --steps 3 --warmup 0 --seed 5)
   [ "$variant" = dora ] && flags+=(--dora)
   "$BIN" bench train "${flags[@]}" --device cpu >"$RES/step-$variant-cpu.json" 2>&1
-  "$BIN" bench train "${flags[@]}" --device cuda >"$RES/step-$variant-cuda.json" 2>&1
-  if verdict=$("$PY" - "$RES/step-$variant-cpu.json" "$RES/step-$variant-cuda.json" <<'EOF'
+  "$BIN" bench train "${flags[@]}" --device "$DEV" >"$RES/step-$variant-$DEV.json" 2>&1
+  if verdict=$("$PY" - "$RES/step-$variant-cpu.json" "$RES/step-$variant-$DEV.json" <<'EOF'
 import json, sys
 a, b = (json.loads(open(f).read().strip().splitlines()[-1])["losses"] for f in sys.argv[1:3])
 rel = max(abs(x - y) / max(abs(x), 1e-12) for x, y in zip(a, b))
 print(f"cpu {a} cuda {b} max rel diff {rel:.2e}")
 sys.exit(0 if len(a) == len(b) == 3 and rel <= 1e-3 else 1)
 EOF
-  ); then pass "$variant step: $verdict"; else fail "$variant step: $verdict $(tail -2 "$RES/step-$variant-cuda.json")"; fi
+  ); then pass "$variant step: $verdict"; else fail "$variant step: $verdict $(tail -2 "$RES/step-$variant-$DEV.json")"; fi
 done
 
 echo "== 4. the quickstart pipeline, cuda vs cpu"
-for dev in cuda cpu; do
+for dev in "$DEV" cpu; do
   start=$(date +%s)
   if RORA_CACHE_DIR="$RES/qs-$dev" "$BIN" run "$ROOT/pipelines/quickstart.kdl" --device "$dev" >"$RES/qs-$dev.log" 2>&1; then
     pass "quickstart on $dev: $(tail -1 "$RES/qs-$dev.log") ($(( $(date +%s) - start )) s)"
@@ -102,7 +106,7 @@ for dev in cuda cpu; do
     fail "quickstart on $dev: $(tail -3 "$RES/qs-$dev.log")"
   fi
 done
-if verdict=$("$PY" - "$RES/qs-cpu" "$RES/qs-cuda" <<'EOF'
+if verdict=$("$PY" - "$RES/qs-cpu" "$RES/qs-$DEV" <<'EOF'
 import json, pathlib, sys
 cpu, cuda = map(pathlib.Path, sys.argv[1:3])
 worst, n = 0.0, 0
@@ -120,7 +124,7 @@ EOF
 # the same pipeline with a bf16 base (the train stage computes in the model stage's dtype; adapters f32)
 sed 's/dtype "f32"/dtype "bf16"/' "$ROOT/pipelines/quickstart.kdl" >"$ROOT/pipelines/.quickstart-bf16.kdl"
 start=$(date +%s)
-if RORA_CACHE_DIR="$RES/qs-bf16" "$BIN" run "$ROOT/pipelines/.quickstart-bf16.kdl" --device cuda >"$RES/qs-bf16.log" 2>&1; then
+if RORA_CACHE_DIR="$RES/qs-bf16" "$BIN" run "$ROOT/pipelines/.quickstart-bf16.kdl" --device "$DEV" >"$RES/qs-bf16.log" 2>&1; then
   pass "quickstart, bf16 base, on cuda: $(tail -1 "$RES/qs-bf16.log") ($(( $(date +%s) - start )) s)"
   find "$RES/qs-bf16" -name table.md -exec cat {} \;
 else
@@ -131,10 +135,10 @@ echo "== 5. throughput (bf16 base, f32 adapters, batch $BATCH x seq $SEQ, $STEPS
 printf '%-10s %4s  %14s  %14s  %7s\n' shape r "rora tok/s" "peft tok/s" ratio | tee "$RES/throughput.txt"
 for shape in $SHAPES; do
   for r in $RANKS; do
-    timeout "$ROW_TIMEOUT" "$BIN" bench train --preset "$shape" --r "$r" --dtype bf16 --device cuda --batch "$BATCH" --seq "$SEQ" \
+    timeout "$ROW_TIMEOUT" "$BIN" bench train --preset "$shape" --r "$r" --dtype bf16 --device "$DEV" --batch "$BATCH" --seq "$SEQ" \
       --steps "$STEPS" --warmup "$WARMUP" >"$RES/rora-$shape-$r.json" 2>"$RES/rora-$shape-$r.err"
     timeout "$ROW_TIMEOUT" "$PY" "$ROOT/scripts/peft_gpu_baseline.py" --shape "$shape" --r "$r" --dtype bf16 --batch "$BATCH" \
-      --seq "$SEQ" --steps "$STEPS" --warmup "$WARMUP" >"$RES/peft-$shape-$r.json" 2>"$RES/peft-$shape-$r.err"
+      --seq "$SEQ" --steps "$STEPS" --warmup "$WARMUP" --device "$DEV" >"$RES/peft-$shape-$r.json" 2>"$RES/peft-$shape-$r.err"
     "$PY" - "$shape" "$r" "$RES/rora-$shape-$r.json" "$RES/peft-$shape-$r.json" <<'EOF' | tee -a "$RES/throughput.txt"
 import json, sys
 def tps(f):

@@ -42,6 +42,7 @@ def main():
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--attn", default="sdpa")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cuda", help="cuda (the measurement) or cpu (a dry run of the script)")
     a = p.parse_args()
 
     import torch
@@ -51,7 +52,9 @@ def main():
     transformers.logging.set_verbosity_error()
 
     t0 = time.perf_counter()
-    dev = torch.device("cuda")
+    dev = torch.device(a.device)
+    cuda = dev.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[a.dtype]
     torch.manual_seed(a.seed)
     s = SHAPES[a.shape]
@@ -78,15 +81,16 @@ def main():
     setup_s = time.perf_counter() - t0
     model.train()
     times, losses = [], []
-    torch.cuda.reset_peak_memory_stats()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     for ids in batches:
-        torch.cuda.synchronize()
+        sync()
         t = time.perf_counter()
         out = model(input_ids=ids, labels=ids)
         out.loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        torch.cuda.synchronize()
+        sync()
         times.append(time.perf_counter() - t)
         losses.append(out.loss.item())
     timed = times[a.warmup:]
@@ -94,12 +98,12 @@ def main():
     print(json.dumps({
         "tokens_per_s": round(a.batch * a.seq / med, 2),
         "step_ms_median": round(med * 1e3, 2),
-        "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1),
+        "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
         "final_loss": losses[-1], "first_loss": losses[0],
         "shape": a.shape, "r": a.r, "dora": a.dora, "dtype": a.dtype, "batch": a.batch, "seq": a.seq,
         "steps": a.steps, "warmup": a.warmup, "params": n_params,
         "trainable_params": sum(x.numel() for x in trainable), "setup_s": round(setup_s, 2),
-        "gpu": torch.cuda.get_device_name(0), "torch": torch.__version__,
+        "gpu": torch.cuda.get_device_name(0) if cuda else "cpu", "torch": torch.__version__,
         "impl": "peft",
     }))
 
