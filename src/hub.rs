@@ -61,6 +61,12 @@ pub enum HubError {
         repo: String,
         message: String,
     },
+    #[error("hub: `{repo}`@{revision}: {source}")]
+    Split {
+        repo: String,
+        revision: String,
+        source: crate::train::data::splits::SplitError,
+    },
     #[error("hub: {0}")]
     Setup(String),
 }
@@ -301,6 +307,33 @@ impl Hub {
     /// Dataset files matching `patterns` (globs over repo paths, e.g. `data/*.parquet`), at the
     /// commit `revision` resolves to. Online the file list comes from the repo info; offline from
     /// the cached snapshot.
+    /// Every file of a dataset repo at `commit` (repo-relative names).
+    fn dataset_listing(&self, repo: &str, commit: &str) -> Result<Vec<String>, HubError> {
+        let kind = RepoKind::Dataset;
+        if self.settings.offline {
+            let snap = self.repo_dir(kind, repo).join("snapshots").join(commit);
+            let mut names = Vec::new();
+            list_relative(&snap, &snap, &mut names);
+            return Ok(names);
+        }
+        let (owner, name) = hf_hub::split_id(repo);
+        let info = self
+            .client
+            .dataset(owner, name)
+            .info()
+            .revision(commit.to_string())
+            .send()
+            .map_err(|e| self.map_err(e, repo, commit, ""))?;
+        Ok(info
+            .siblings
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| s.rfilename)
+            .collect())
+    }
+
+    /// The files of a dataset repo matching any of `patterns` (globs over repo-relative names),
+    /// downloaded; with the commit `revision` resolved to.
     pub fn dataset_files(
         &self,
         repo: &str,
@@ -316,27 +349,8 @@ impl Hub {
                     .map_err(|e| HubError::Setup(format!("dataset file pattern `{p}`: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let names: Vec<String> = if self.settings.offline {
-            let snap = self.repo_dir(kind, repo).join("snapshots").join(&commit);
-            let mut names = Vec::new();
-            list_relative(&snap, &snap, &mut names);
-            names
-        } else {
-            let (owner, name) = hf_hub::split_id(repo);
-            let info = self
-                .client
-                .dataset(owner, name)
-                .info()
-                .revision(commit.clone())
-                .send()
-                .map_err(|e| self.map_err(e, repo, &commit, ""))?;
-            info.siblings
-                .unwrap_or_default()
-                .into_iter()
-                .map(|s| s.rfilename)
-                .collect()
-        };
-        let mut wanted: Vec<String> = names
+        let mut wanted: Vec<String> = self
+            .dataset_listing(repo, &commit)?
             .into_iter()
             .filter(|n| globs.iter().any(|g| g.matches(n)))
             .collect();
@@ -348,6 +362,50 @@ impl Hub {
                 file: patterns.join(", "),
             });
         }
+        let files = wanted
+            .iter()
+            .map(|f| self.file(kind, repo, &commit, f))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((commit, files))
+    }
+
+    /// The data files (`.jsonl`, `.json`, `.parquet`, optionally `.gz`) of one split of one
+    /// configuration of a dataset repo, chosen by the `datasets` library's naming conventions
+    /// ([`crate::train::data::splits`]), downloaded; with the commit `revision` resolved to.
+    pub fn dataset_split(
+        &self,
+        repo: &str,
+        revision: &str,
+        split: &str,
+        config: Option<&str>,
+    ) -> Result<(String, Vec<PathBuf>), HubError> {
+        let kind = RepoKind::Dataset;
+        let commit = self.resolve_revision(kind, repo, revision)?;
+        let data: Vec<String> = self
+            .dataset_listing(repo, &commit)?
+            .into_iter()
+            .filter(|n| {
+                let n = n.strip_suffix(".gz").unwrap_or(n);
+                [".jsonl", ".json", ".parquet"]
+                    .iter()
+                    .any(|e| n.ends_with(e))
+            })
+            .collect();
+        if data.is_empty() {
+            return Err(HubError::FileNotFound {
+                repo: repo.into(),
+                revision: commit,
+                file: "*.jsonl, *.json, *.parquet".into(),
+            });
+        }
+        let wanted =
+            crate::train::data::splits::select(&data, split, config).map_err(|source| {
+                HubError::Split {
+                    repo: repo.into(),
+                    revision: commit.clone(),
+                    source,
+                }
+            })?;
         let files = wanted
             .iter()
             .map(|f| self.file(kind, repo, &commit, f))

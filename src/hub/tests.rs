@@ -21,9 +21,12 @@ struct FakeHub {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// (api kind "models"/"datasets", repo id, files).
+type Repo = (&'static str, &'static str, BTreeMap<String, Vec<u8>>);
+
 impl FakeHub {
     /// `repos`: (api kind "models"/"datasets", repo id, files).
-    fn start(repos: Vec<(&'static str, &'static str, BTreeMap<String, Vec<u8>>)>) -> FakeHub {
+    fn start(repos: Vec<Repo>) -> FakeHub {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -61,11 +64,7 @@ impl Drop for FakeHub {
     }
 }
 
-fn serve(
-    mut stream: TcpStream,
-    repos: &[(&str, &str, BTreeMap<String, Vec<u8>>)],
-    log: &Mutex<Vec<String>>,
-) {
+fn serve(mut stream: TcpStream, repos: &[Repo], log: &Mutex<Vec<String>>) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let mut reader = BufReader::new(stream.try_clone().unwrap());
@@ -110,10 +109,7 @@ fn serve(
     let _ = stream.flush();
 }
 
-fn route(
-    path: &str,
-    repos: &[(&str, &str, BTreeMap<String, Vec<u8>>)],
-) -> (u16, Vec<(String, String)>, Vec<u8>) {
+fn route(path: &str, repos: &[Repo]) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let not_found = |code: &str| {
         (
             404,

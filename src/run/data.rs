@@ -70,13 +70,15 @@ pub fn run(p: &DataParams, out: &Path, progress: &dyn Progress) -> Result<serde_
             let files = crate::train::data::resolve_files(globs, Path::new("/"))?;
             (globs.clone(), files, None)
         }
-        DataSource::Hub { id, revision, .. } => {
-            progress.message(&format!("downloading {id}@{revision}"));
-            let (commit, files) = Hub::from_env()?.dataset_files(
-                id,
-                revision,
-                &["*.jsonl".into(), "*.json".into(), "*.parquet".into()],
-            )?;
+        DataSource::Hub {
+            id,
+            revision,
+            split,
+            config,
+        } => {
+            progress.message(&format!("downloading {id}@{revision} (split {split})"));
+            let (commit, files) =
+                Hub::from_env()?.dataset_split(id, revision, split, config.as_deref())?;
             let names = files.iter().map(|f| f.display().to_string()).collect();
             (names, files, Some(commit))
         }

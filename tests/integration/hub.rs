@@ -338,3 +338,70 @@ fn sheared_llama_pipeline_runs_end_to_end_against_a_served_hub() {
         assert!(md.contains(&format!("| {method} | 2 |")), "{method}: {md}");
     }
 }
+
+/// A hub dataset's `split` and `config` choose its files by the `datasets` library's naming
+/// conventions: the train and test files of a configuration folder, different keys per split,
+/// and a split or configuration the repo lacks is an error naming those it has.
+#[test]
+fn hub_dataset_split_and_config_choose_the_files() {
+    let hub = FakeHub::start();
+    let mut data = Files::new();
+    data.insert(
+        "main/boolq.train.jsonl".into(),
+        rows("boolq.train.jsonl", 8),
+    );
+    data.insert("main/boolq.test.jsonl".into(), rows("boolq.train.jsonl", 3));
+    data.insert("other/piqa.train.jsonl".into(), rows("piqa.train.jsonl", 5));
+    data.insert("README.md".into(), b"a dataset card, not data".to_vec());
+    hub.push("datasets", "org/cs-split", &sha("split-1"), data);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (cache, hf) = (dir.path().join("cache"), dir.path().join("hf"));
+    let write = |name: &str, props: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(
+            &p,
+            format!("data \"d\" {{\n    hub \"org/cs-split\" {props}\n    max-len 64\n}}\n"),
+        )
+        .unwrap();
+        p
+    };
+    let rows_of = |p: &Path| -> String {
+        let ps = p.to_str().unwrap();
+        let out = run(&["run", ps], &cache, &hf, &hub.url);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let show = run(&["show-output", "d", ps], &cache, &hf, &hub.url);
+        let t = flat(&text(&show));
+        // the stage summary's `"rows_per_task": { ... }`
+        let at = t.find("rows_per_task").unwrap_or_else(|| panic!("{t}"));
+        let end = t[at..].find('}').map_or(t.len(), |e| at + e);
+        t[at..end].to_string()
+    };
+    let train = rows_of(&write("train.kdl", "config=\"main\""));
+    assert!(train.contains("\"boolq\": 8"), "{train}");
+    let test = rows_of(&write("test.kdl", "config=\"main\" split=\"test\""));
+    assert!(test.contains("\"boolq\": 3"), "{test}");
+    let other = rows_of(&write("other.kdl", "config=\"other\""));
+    assert!(other.contains("piqa"), "{other}");
+    assert!(!other.contains("boolq"), "{other}");
+
+    for (name, props, want) in [
+        (
+            "val.kdl",
+            "config=\"main\" split=\"validation\"",
+            "no data file for split `validation` in configuration `main`: the files name the splits `test`, `train`",
+        ),
+        (
+            "cfg.kdl",
+            "config=\"fr\"",
+            "no configuration `fr`: the repo's data files are in `main`, `other`",
+        ),
+    ] {
+        let p = write(name, props);
+        let out = run(&["run", p.to_str().unwrap()], &cache, &hf, &hub.url);
+        let t = flat(&text(&out));
+        assert_ne!(out.status.code(), Some(0), "{t}");
+        assert!(t.contains(want), "{t}");
+        assert!(t.contains("org/cs-split"), "{t}");
+    }
+}

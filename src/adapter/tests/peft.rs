@@ -190,7 +190,10 @@ fn f64_tensor(v: &[f32], shape: &[usize]) -> Tensor {
     .unwrap()
 }
 
-fn fixture_dir(dora: bool) -> (tempfile::TempDir, Vec<(String, Vec<usize>, Vec<f32>)>) {
+/// (name, shape, values) of each fixture tensor.
+type Fixture = Vec<(String, Vec<usize>, Vec<f32>)>;
+
+fn fixture_dir(dora: bool) -> (tempfile::TempDir, Fixture) {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = include_str!("fixtures_peft/adapter_config.json").to_string();
     if dora {

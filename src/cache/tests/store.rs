@@ -199,7 +199,8 @@ fn a_lost_stamp_costs_a_rehash_and_is_renewed() {
 fn missing_or_garbage_manifest_or_missing_file_is_a_miss() {
     let tmp = tempfile::tempdir().unwrap();
     let store = Store::open(tmp.path()).unwrap();
-    let cases: [(&str, fn(&super::super::Entry)); 3] = [
+    type Damage = fn(&super::super::Entry);
+    let cases: [(&str, Damage); 3] = [
         ("no-manifest", |e| {
             fs::remove_file(e.dir().join("manifest.json")).unwrap()
         }),

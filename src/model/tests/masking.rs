@@ -58,9 +58,9 @@ fn kv_cache_steps_match_full_forward() {
     let full = m.forward(&ids(&[&seq]), &ones(seq.len())).unwrap();
     let mut cache = m.new_cache(1).unwrap();
     // a 4-token prefill, then one token at a time, then a 2-token chunk
-    let mut parts = vec![0..4];
-    parts.extend((4..8).map(|i| i..i + 1));
-    parts.push(8..10);
+    let parts = std::iter::once(0..4)
+        .chain((4..8).map(|i| i..i + 1))
+        .chain(std::iter::once(8..10));
     for r in parts {
         let step = m
             .forward_step(&ids(&[&seq[r.clone()]]), &ones(r.end), &mut cache)

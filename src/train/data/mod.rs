@@ -22,6 +22,7 @@ pub mod prompts;
 pub mod read;
 pub mod schema;
 pub mod shuffle;
+pub mod splits;
 pub mod store;
 pub mod subsets;
 pub mod task;
