@@ -134,7 +134,16 @@ pub struct Hub {
 
 impl Hub {
     pub fn new(settings: HubSettings) -> Result<Self, HubError> {
+        Self::build(settings, None)
+    }
+
+    /// `retries`: `None` for hf-hub's default retry schedule (what downloads want), `Some(0)` for
+    /// one attempt per request (read-only commands that must not stall without a network).
+    fn build(settings: HubSettings, retries: Option<usize>) -> Result<Self, HubError> {
         let mut b = HFClientBuilder::new().cache_dir(settings.cache_dir.clone());
+        if let Some(n) = retries {
+            b = b.retry_max_attempts(n);
+        }
         if let Some(e) = &settings.endpoint {
             b = b.endpoint(e.clone());
         }
@@ -476,6 +485,10 @@ impl Hub {
 pub struct LazyHub {
     hub: Option<Hub>,
     lenient: bool,
+    /// Lenient only: the settings to build the client from (`None`: the environment's).
+    settings: Option<HubSettings>,
+    /// Lenient only: the hub was found unreachable, so later sources are not tried again.
+    unreachable: bool,
 }
 
 impl LazyHub {
@@ -486,17 +499,32 @@ impl LazyHub {
 
     /// For read-only commands (`plan`, `explain`, `show-output`): a revision that cannot be
     /// resolved (no network, unknown repo) leaves that source keyed by its revision name, with a
-    /// warning on stderr, instead of failing; `rora run` resolves it or says why not.
+    /// warning on stderr, instead of failing; `rora run` resolves it or says why not. Requests
+    /// are not retried, and once the hub is unreachable no later source tries it again, so these
+    /// commands answer at once without a network.
     pub fn lenient_from_env() -> Self {
         Self {
-            hub: None,
             lenient: true,
+            ..Self::default()
+        }
+    }
+
+    /// [`LazyHub::lenient_from_env`] with explicit settings.
+    pub fn lenient_with(settings: HubSettings) -> Self {
+        Self {
+            lenient: true,
+            settings: Some(settings),
+            ..Self::default()
         }
     }
 
     fn resolve(&mut self, kind: RepoKind, repo: &str, revision: &str) -> Result<String, HubError> {
         let hub = match &mut self.hub {
             Some(h) => h,
+            None if self.lenient => {
+                let settings = self.settings.clone().unwrap_or_else(HubSettings::from_env);
+                self.hub.insert(Hub::build(settings, Some(0))?)
+            }
             None => self.hub.insert(Hub::from_env()?),
         };
         hub.resolve_revision(kind, repo, revision)
@@ -510,9 +538,16 @@ impl HubResolver for LazyHub {
         repo: &str,
         revision: &str,
     ) -> Result<Option<String>, HubError> {
+        if self.lenient && self.unreachable {
+            eprintln!(
+                "warning: `{repo}`@{revision} is keyed by its revision name (hub unreachable)"
+            );
+            return Ok(None);
+        }
         match self.resolve(kind, repo, revision) {
             Ok(commit) => Ok(Some(commit)),
             Err(e) if self.lenient => {
+                self.unreachable = matches!(e, HubError::Unreachable { .. });
                 eprintln!(
                     "warning: {e}\n  `{repo}`@{revision} is keyed by its revision name here, not by its commit: `rora run` resolves it"
                 );

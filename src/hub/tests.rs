@@ -338,3 +338,34 @@ fn shard_names_are_deduplicated_and_must_stay_inside_the_repo() {
     std::fs::write(&p, r#"{"metadata": {}}"#).unwrap();
     assert!(shard_names(&p).unwrap_err().contains("weight_map"));
 }
+
+#[test]
+fn lenient_resolver_tries_an_unreachable_hub_once() {
+    use crate::plan::HubResolver;
+    let cache = tempfile::tempdir().unwrap();
+    // a closed port: the first source finds the hub unreachable (one attempt, no retries) ...
+    let mut lazy = LazyHub::lenient_with(settings("http://127.0.0.1:9", cache.path(), false));
+    assert_eq!(lazy.commit(RepoKind::Model, "org/a", "main").unwrap(), None);
+    assert!(lazy.unreachable);
+    // ... and later sources are keyed by their revision names without trying again
+    assert!(lazy.hub.is_some());
+    lazy.hub = None;
+    assert_eq!(
+        lazy.commit(RepoKind::Dataset, "org/b", "main").unwrap(),
+        None
+    );
+    assert!(lazy.hub.is_none(), "the hub was contacted again");
+
+    // a reachable hub: a missing repo is a warning for that source only, the next resolves
+    let server = FakeHub::start(vec![("models", "org/tiny", tiny_model())]);
+    let mut lazy = LazyHub::lenient_with(settings(&server.url, cache.path(), false));
+    assert_eq!(
+        lazy.commit(RepoKind::Model, "org/missing", "main").unwrap(),
+        None
+    );
+    assert!(!lazy.unreachable);
+    assert_eq!(
+        lazy.commit(RepoKind::Model, "org/tiny", "main").unwrap(),
+        Some(SHA.to_string())
+    );
+}
