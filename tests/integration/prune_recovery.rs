@@ -8,7 +8,7 @@
 //! training rows shipped in datasets/, a dense merge), then `rora model ppl` on the pruned and on
 //! the merged model's saved HF directories. The paragraph is not in the training data.
 //!
-//! Time: 43 s with RAYON_NUM_THREADS=1 on a 2-core machine at load ~8 (nearly all of it loading,
+//! Time: 43-51 s with RAYON_NUM_THREADS=1 on a 2-core machine at load ~7-8 (nearly all of it loading,
 //! pruning, merging and saving three 515 MB copies of the model; the 4 steps take ~16 s).
 
 use std::path::{Path, PathBuf};
