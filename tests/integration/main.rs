@@ -1,7 +1,8 @@
 //! The integration test binary: the ui corpus with rendered-diagnostic snapshots, every shipped
 //! pipeline and README kdl block, bad input, a bounded mutation fuzz, planning (golden keys,
 //! sharing), the CLI's exit codes, `rora run` end to end with its faults (concurrent runs, disk
-//! full, permission errors, corrupt entries), and the hub through a local server.
+//! full, permission errors, corrupt entries), the hub through a local server, and (with the shared
+//! SmolLM2 asset) pruning recovery.
 
 mod bad_input;
 mod cli;
@@ -12,6 +13,7 @@ mod fuzz;
 mod hub;
 mod pipelines;
 mod plan;
+mod prune_recovery;
 mod run;
 mod sparse_merge;
 mod support;
