@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use candle_core::{Result, Tensor, TensorId, Var};
 
 use super::frozen::frozen_linear;
-use super::linear::LinearAdapter;
+use super::linear::{FusedParts, LinearAdapter};
 use super::lowrank::LowRank;
 use super::spec::AdapterSpec;
 
@@ -142,6 +142,10 @@ impl LinearAdapter for Dora {
     ) -> Result<Tensor> {
         let norm = self.weight_norm(weight)?;
         self.forward_with_norm(x, base, weight, bias, &norm)
+    }
+
+    fn fused_parts(&self) -> Option<FusedParts> {
+        self.low.fused_parts(Some(self.magnitude.clone()))
     }
 
     fn spec(&self) -> AdapterSpec {

@@ -36,6 +36,12 @@ pub trait LinearAdapter: Send + Sync {
     ) -> Option<Result<Tensor>> {
         None
     }
+    /// The parts a fused training kernel needs (`crate::model::ops` fused decoder layer), when
+    /// this adapter is training with no active dropout; `None` means such kernels must not
+    /// run (the caller uses [`LinearAdapter::forward`]).
+    fn fused_parts(&self) -> Option<FusedParts> {
+        None
+    }
     /// Method, rank, alpha and scaling rule of this adapter.
     fn spec(&self) -> AdapterSpec;
     /// The trainable variables with their PEFT suffixes (`lora_A.weight`, `lora_B.weight`,
@@ -49,6 +55,18 @@ pub trait LinearAdapter: Send + Sync {
     fn merged_weight(&self, weight: &Tensor) -> Result<Tensor>;
     /// The frozen weight recovered from a weight produced by [`LinearAdapter::merged_weight`].
     fn unmerged_weight(&self, merged: &Tensor) -> Result<Tensor>;
+}
+
+/// An adapter as `y = ratio * (x W^T + scale * (x A^T) B^T)`: LoRA (`magnitude` `None`, ratio 1)
+/// or DoRA (`ratio = magnitude / ||W + scale B A||_row`, the norm detached).
+pub struct FusedParts {
+    /// `[r, in]`.
+    pub a: Var,
+    /// `[out, r]`.
+    pub b: Var,
+    pub scale: f64,
+    /// DoRA's `[out]` magnitude vector.
+    pub magnitude: Option<Var>,
 }
 
 /// A frozen linear layer `y = x W^T (+ b)` with an optional adapter.

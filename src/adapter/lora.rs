@@ -6,7 +6,7 @@
 use candle_core::{Result, Tensor, Var};
 
 use super::fused_lora::{self, lora_linear};
-use super::linear::LinearAdapter;
+use super::linear::{FusedParts, LinearAdapter};
 use super::lowrank::LowRank;
 use super::spec::AdapterSpec;
 
@@ -50,6 +50,10 @@ impl LinearAdapter for Lora {
         }
         let run = || lora_linear(x, weight, &self.low.hidden(&self.low.input(x)?)?, b);
         Some(run())
+    }
+
+    fn fused_parts(&self) -> Option<FusedParts> {
+        self.low.fused_parts(None)
     }
 
     fn spec(&self) -> AdapterSpec {

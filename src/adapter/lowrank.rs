@@ -8,6 +8,7 @@ use candle_core::{DType, Device, Result, Tensor, Var};
 
 use super::dropout::Dropout;
 use super::init::{LoraInit, derive_seed, init_a};
+use super::linear::FusedParts;
 use super::spec::AdapterSpec;
 
 /// The dtype adapter parameters use for a base of dtype `base`.
@@ -125,6 +126,17 @@ impl LowRank {
             .reshape((rows, features))?
             .matmul(&self.a.as_tensor().t()?)?
             .affine(self.scale(), 0.0)
+    }
+
+    /// The fused-kernel view of this pair (see [`FusedParts`]): only while training with dropout
+    /// probability 0 (the fused kernels draw no dropout masks).
+    pub fn fused_parts(&self, magnitude: Option<Var>) -> Option<FusedParts> {
+        (self.dropout.is_training() && self.dropout.p() == 0.0).then(|| FusedParts {
+            a: self.a.clone(),
+            b: self.b.clone(),
+            scale: self.scale(),
+            magnitude,
+        })
     }
 
     /// `s * B A` (`[out, in]`, adapter dtype), detached from the graph.

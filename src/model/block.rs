@@ -37,6 +37,12 @@ impl Block {
         eps: f64,
         kv: Option<&mut LayerKv>,
     ) -> Result<Tensor> {
+        // training with a frozen base on the CPU: the whole layer as one op (`ops::block_op`)
+        if kv.is_none()
+            && let Some(y) = ops::block_forward(self, x, pos, eps)
+        {
+            return y;
+        }
         let h = ops::rms_norm(x, &self.input_layernorm, eps)?;
         let x = (x + self.self_attn.forward(&h, pos, kv)?)?;
         let h = ops::rms_norm(&x, &self.post_attention_layernorm, eps)?;

@@ -8,11 +8,17 @@
 
 use candle_core::{D, DType, Result, Tensor};
 
+mod block_kernels;
+mod block_op;
+mod block_proj;
+#[cfg(test)]
+mod block_tests;
 mod fused;
 mod fused_attn;
 #[cfg(test)]
 mod tests;
 
+pub use block_op::{block_forward, with_reference_path};
 pub use fused::fusable;
 pub use fused_attn::masked_softmax;
 

@@ -1,0 +1,321 @@
+//! f32 CPU kernels of the fused decoder layer (`block_op`): a checked `gemm` wrapper, RMSNorm,
+//! RoPE, grouped-query attention and SwiGLU, each with its backward, and the adapted projection
+//! `y = ratio * (x W^T + s (x A^T) B^T)` with its backward (input and adapter gradients only; the
+//! frozen `W` gets none).
+//!
+//! Guarantees: every result is computed in a fixed order that does not depend on the number of
+//! threads (row-parallel element-wise passes, `gemm`'s thread split never splits a dot product,
+//! attention parallel over (batch, KV head) with the GQA sums inside one task); the exponential
+//! is `train::fastexp::exp_approx`, as in the other fused CPU ops.
+
+use candle_core::Result;
+use rayon::prelude::*;
+
+use crate::train::fastexp::exp_approx;
+
+/// `dst [m, n] = beta * op(a) op(b)`, plus the old `dst` when `acc`. `a` is stored `[m, k]`
+/// row-major, or `[k, m]` when `ta`; `b` is `[k, n]`, or `[n, k]` when `tb`. `par` spreads the
+/// product over the rayon pool (not inside a rayon task).
+#[allow(clippy::too_many_arguments)]
+pub fn mm(
+    dst: &mut [f32],
+    acc: bool,
+    (a, ta): (&[f32], bool),
+    (b, tb): (&[f32], bool),
+    (m, n, k): (usize, usize, usize),
+    beta: f32,
+    par: bool,
+) -> Result<()> {
+    if dst.len() != m * n || a.len() != m * k || b.len() != k * n {
+        candle_core::bail!(
+            "fused layer: matmul of {} x {} into {} does not fit ({m}, {n}, {k})",
+            a.len(),
+            b.len(),
+            dst.len()
+        );
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        if !acc {
+            dst.fill(0.0);
+        }
+        return Ok(());
+    }
+    let (a_rs, a_cs) = if ta { (1, m as isize) } else { (k as isize, 1) };
+    let (b_rs, b_cs) = if tb { (1, k as isize) } else { (n as isize, 1) };
+    let threads = rayon::current_num_threads();
+    let parallelism = if par && threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the lengths checked above cover every index the strides reach.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            acc,
+            a.as_ptr(),
+            a_cs,
+            a_rs,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            1.0,
+            beta,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+    Ok(())
+}
+
+/// `y = x / sqrt(mean(x^2) + eps) * w` per row of width `w.len()`; returns `(y, 1/rms per row)`.
+pub fn rms_fwd(x: &[f32], w: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>) {
+    let n = w.len();
+    let mut y = vec![0f32; x.len()];
+    let mut inv = vec![0f32; x.len() / n];
+    y.par_chunks_mut(n)
+        .zip(inv.par_iter_mut())
+        .zip(x.par_chunks(n))
+        .for_each(|((y, inv), x)| {
+            let ss = x.iter().fold(0f32, |a, &v| a + v * v);
+            *inv = 1.0 / (ss / n as f32 + eps).sqrt();
+            for ((y, &x), &w) in y.iter_mut().zip(x).zip(w) {
+                *y = x * *inv * w;
+            }
+        });
+    (y, inv)
+}
+
+/// RMSNorm backward: `dx += inv w g - x inv^3 mean(g w x)` per row.
+pub fn rms_bwd(x: &[f32], inv: &[f32], w: &[f32], g: &[f32], dx: &mut [f32]) {
+    let n = w.len();
+    dx.par_chunks_mut(n)
+        .zip(x.par_chunks(n).zip(g.par_chunks(n)))
+        .zip(inv.par_iter())
+        .for_each(|((dx, (x, g)), &r)| {
+            let dot = x
+                .iter()
+                .zip(g)
+                .zip(w)
+                .fold(0f32, |a, ((&x, &g), &w)| a + g * w * x);
+            let c = dot * r * r * r / n as f32;
+            for (((dx, &x), &g), &w) in dx.iter_mut().zip(x).zip(g).zip(w) {
+                *dx += r * w * g - x * c;
+            }
+        });
+}
+
+fn sigmoid(v: f32) -> f32 {
+    1.0 / (1.0 + exp_approx(-v))
+}
+
+/// `silu(gate) * up`.
+pub fn swiglu_fwd(gate: &[f32], up: &[f32]) -> Vec<f32> {
+    let mut y = vec![0f32; gate.len()];
+    y.par_chunks_mut(1 << 12)
+        .zip(gate.par_chunks(1 << 12).zip(up.par_chunks(1 << 12)))
+        .for_each(|(y, (g, u))| {
+            for ((y, &g), &u) in y.iter_mut().zip(g).zip(u) {
+                *y = g * sigmoid(g) * u;
+            }
+        });
+    y
+}
+
+/// SwiGLU backward: `(d gate, d up)`.
+pub fn swiglu_bwd(gate: &[f32], up: &[f32], g: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let mut dg = vec![0f32; gate.len()];
+    let mut du = vec![0f32; gate.len()];
+    const C: usize = 1 << 12;
+    dg.par_chunks_mut(C)
+        .zip(du.par_chunks_mut(C))
+        .zip(
+            gate.par_chunks(C)
+                .zip(up.par_chunks(C))
+                .zip(g.par_chunks(C)),
+        )
+        .for_each(|((dg, du), ((x, u), g))| {
+            for i in 0..x.len() {
+                let s = sigmoid(x[i]);
+                du[i] = g[i] * x[i] * s;
+                dg[i] = g[i] * u[i] * s * (1.0 + x[i] * (1.0 - s));
+            }
+        });
+    (dg, du)
+}
+
+/// Attention shapes: batch, time, query heads, KV heads, head dim.
+#[derive(Debug, Clone, Copy)]
+pub struct Heads {
+    pub b: usize,
+    pub t: usize,
+    pub h: usize,
+    pub kvh: usize,
+    pub d: usize,
+}
+
+/// `[b, t, heads * d]` -> `[b, heads, t, d]`, with RoPE (`cos`, `sin` `[b, t, d]`, `sin` signed
+/// `[-s, s]`) when given.
+pub fn to_heads(x: &[f32], s: Heads, heads: usize, rope: Option<(&[f32], &[f32])>) -> Vec<f32> {
+    let (t, d) = (s.t, s.d);
+    let half = d / 2;
+    let mut out = vec![0f32; x.len()];
+    out.par_chunks_mut(t * d).enumerate().for_each(|(bh, o)| {
+        let (bi, hh) = (bh / heads, bh % heads);
+        for ti in 0..t {
+            let row = bi * t + ti;
+            let src = &x[(row * heads + hh) * d..][..d];
+            let dst = &mut o[ti * d..][..d];
+            match rope {
+                Some((cos, sin)) => {
+                    let (c, sn) = (&cos[row * d..][..d], &sin[row * d..][..d]);
+                    for j in 0..d {
+                        let p = if j < half { j + half } else { j - half };
+                        dst[j] = src[j] * c[j] + src[p] * sn[j];
+                    }
+                }
+                None => dst.copy_from_slice(src),
+            }
+        }
+    });
+    out
+}
+
+/// Inverse of [`to_heads`] for gradients: `[b, heads, t, d]` -> `[b, t, heads * d]`, applying
+/// the transpose of RoPE when given.
+pub fn from_heads(g: &[f32], s: Heads, heads: usize, rope: Option<(&[f32], &[f32])>) -> Vec<f32> {
+    let (t, d) = (s.t, s.d);
+    let half = d / 2;
+    let mut out = vec![0f32; g.len()];
+    out.par_chunks_mut(heads * d)
+        .enumerate()
+        .for_each(|(row, o)| {
+            let (bi, ti) = (row / t, row % t);
+            for hh in 0..heads {
+                let src = &g[((bi * heads + hh) * t + ti) * d..][..d];
+                let dst = &mut o[hh * d..][..d];
+                match rope {
+                    Some((cos, sin)) => {
+                        let (c, sn) = (&cos[row * d..][..d], &sin[row * d..][..d]);
+                        for k in 0..d {
+                            let p = if k < half { k + half } else { k - half };
+                            dst[k] = src[k] * c[k] + src[p] * sn[p];
+                        }
+                    }
+                    None => dst.copy_from_slice(src),
+                }
+            }
+        });
+    out
+}
+
+/// Attention forward on head-major `q` `[b, h, t, d]`, `k`, `v` `[b, kvh, t, d]` with the
+/// additive `bias` `[b, t, t]` and score scale; returns `(probs [b, h, t, t], out [b, h, t, d])`.
+pub fn attn_fwd(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    bias: &[f32],
+    s: Heads,
+    scale: f32,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    let (t, d, rep) = (s.t, s.d, s.h / s.kvh);
+    let mut probs = vec![0f32; s.b * s.h * t * t];
+    let mut out = vec![0f32; s.b * s.h * t * d];
+    probs
+        .par_chunks_mut(rep * t * t)
+        .zip(out.par_chunks_mut(rep * t * d))
+        .enumerate()
+        .try_for_each(|(g, (p, o))| -> Result<()> {
+            let bi = g / s.kvh;
+            let kk = &k[g * t * d..][..t * d];
+            let vv = &v[g * t * d..][..t * d];
+            for i in 0..rep {
+                let hh = (g % s.kvh) * rep + i;
+                let qq = &q[(bi * s.h + hh) * t * d..][..t * d];
+                let p = &mut p[i * t * t..][..t * t];
+                mm(p, false, (qq, false), (kk, true), (t, t, d), scale, false)?;
+                for (ti, row) in p.chunks_mut(t).enumerate() {
+                    let bias = &bias[(bi * t + ti) * t..][..t];
+                    let mut max = f32::NEG_INFINITY;
+                    for (y, &c) in row.iter_mut().zip(bias) {
+                        *y += c;
+                        max = max.max(*y);
+                    }
+                    let mut sum = 0f32;
+                    for y in row.iter_mut() {
+                        *y = exp_approx(*y - max);
+                        sum += *y;
+                    }
+                    let inv = 1.0 / sum;
+                    row.iter_mut().for_each(|y| *y *= inv);
+                }
+                let o = &mut o[i * t * d..][..t * d];
+                mm(o, false, (p, false), (vv, false), (t, d, t), 1.0, false)?;
+            }
+            Ok(())
+        })?;
+    Ok((probs, out))
+}
+
+/// Attention backward: from the head-major output gradient `dout` `[b, h, t, d]`, returns
+/// `(dq [b, h, t, d], dk, dv [b, kvh, t, d])` (before the RoPE transpose).
+pub fn attn_bwd(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    probs: &[f32],
+    dout: &[f32],
+    s: Heads,
+    scale: f32,
+) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+    let (t, d, rep) = (s.t, s.d, s.h / s.kvh);
+    let mut dq = vec![0f32; q.len()];
+    let mut dk = vec![0f32; k.len()];
+    let mut dv = vec![0f32; v.len()];
+    dq.par_chunks_mut(rep * t * d)
+        .zip(dk.par_chunks_mut(t * d).zip(dv.par_chunks_mut(t * d)))
+        .enumerate()
+        .try_for_each(|(g, (dq, (dk, dv)))| -> Result<()> {
+            let kk = &k[g * t * d..][..t * d];
+            let vv = &v[g * t * d..][..t * d];
+            let mut dp = vec![0f32; t * t];
+            for i in 0..rep {
+                let head = g * rep + i; // (bi * h + hh) since h = kvh * rep
+                let qq = &q[head * t * d..][..t * d];
+                let p = &probs[head * t * t..][..t * t];
+                let dy = &dout[head * t * d..][..t * d];
+                mm(
+                    &mut dp,
+                    false,
+                    (dy, false),
+                    (vv, true),
+                    (t, t, d),
+                    1.0,
+                    false,
+                )?;
+                mm(dv, i > 0, (p, true), (dy, false), (t, d, t), 1.0, false)?;
+                for (drow, prow) in dp.chunks_mut(t).zip(p.chunks(t)) {
+                    let dot = drow.iter().zip(prow).fold(0f32, |a, (&g, &y)| a + g * y);
+                    for (g, &y) in drow.iter_mut().zip(prow) {
+                        *g = scale * y * (*g - dot);
+                    }
+                }
+                let dqh = &mut dq[i * t * d..][..t * d];
+                mm(dqh, false, (&dp, false), (kk, false), (t, d, t), 1.0, false)?;
+                mm(dk, i > 0, (&dp, true), (qq, false), (t, d, t), 1.0, false)?;
+            }
+            Ok(())
+        })?;
+    Ok((dq, dk, dv))
+}

@@ -1,0 +1,453 @@
+//! A whole decoder layer as one graph node for training with a frozen base (CPU, f32).
+//!
+//! Through candle's autograd a layer is ~40 graph nodes; each allocates its output, and backward
+//! gives every node input a zero-filled gradient buffer that the incoming gradient is added into.
+//! [`block_forward`] runs the layer (RMSNorm, q/k/v with RoPE, grouped-query attention, o, RMSNorm,
+//! SwiGLU MLP, both residuals) as one [`CustomOp2`] of the input `x` and one packed vector of the
+//! layer's adapter parameters. Its forward keeps what the backward needs; its backward computes `dx`
+//! and only the adapter gradients (`dA`, `dB`, DoRA's `dm`), never a gradient of a frozen weight,
+//! and skips the input gradient of the first layer (nothing upstream needs it).
+//!
+//! When it runs: CPU, f32 everywhere, no KV cache, no projection bias, every unmerged adapter
+//! training with dropout probability 0 ([`crate::adapter::linear::FusedParts`]), at least one
+//! adapter in the layer. Otherwise (and inside [`with_reference_path`], and with
+//! `RORA_NO_FUSED_LAYER=1`) [`block_forward`] returns `None` and the layer is composed from
+//! candle ops. Guarantees: loss and gradients equal the composed path within f32 rounding
+//! (`block_tests`, 1e-5 relative); results do not depend on the number of threads.
+
+use std::cell::Cell;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Result, Shape, Tensor, Var};
+
+use super::block_kernels::{
+    Heads, attn_bwd, attn_fwd, from_heads, rms_bwd, rms_fwd, swiglu_bwd, swiglu_fwd, to_heads,
+};
+use super::block_proj::{AdapterSlot, ProjSaved, ProjShape};
+use super::fused::data;
+use crate::model::block::Block;
+use crate::model::rope::Positions;
+
+thread_local! {
+    static REFERENCE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Run `f` with the fused layer disabled on this thread (the composed autograd path; tests).
+pub fn with_reference_path<R>(f: impl FnOnce() -> R) -> R {
+    let before = REFERENCE.with(|c| c.replace(true));
+    let out = f();
+    REFERENCE.with(|c| c.set(before));
+    out
+}
+
+static RUNS: AtomicU64 = AtomicU64::new(0);
+
+/// How many fused layer forwards this process has run (tests check that the path was taken).
+pub fn fused_layer_runs() -> u64 {
+    RUNS.load(Ordering::Relaxed)
+}
+
+fn disabled() -> bool {
+    REFERENCE.with(|c| c.get()) || std::env::var_os("RORA_NO_FUSED_LAYER").is_some()
+}
+
+/// Projection order inside the op: q, k, v, o, gate, up, down.
+const Q: usize = 0;
+const K: usize = 1;
+const V: usize = 2;
+const O: usize = 3;
+const GATE: usize = 4;
+const UP: usize = 5;
+const DOWN: usize = 6;
+
+struct Saved {
+    xn1: Vec<f32>,
+    inv1: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    probs: Vec<f32>,
+    ctx: Vec<f32>,
+    x2: Vec<f32>,
+    xn2: Vec<f32>,
+    inv2: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    act: Vec<f32>,
+    projs: Vec<ProjSaved>,
+}
+
+struct LayerOp {
+    /// Frozen weights: the seven projections, then the two norms.
+    weights: Vec<Tensor>,
+    projs: [ProjShape; 7],
+    heads: Heads,
+    hidden: usize,
+    eps: f32,
+    /// `[b, t, d]` each, and the attention bias `[b, t, t]`.
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+    bias: Vec<f32>,
+    saved: Mutex<Option<Saved>>,
+}
+
+/// The CPU f32 data of each tensor, read-locked while `f` runs.
+fn with_data<R>(ts: &[&Tensor], f: impl FnOnce(&[&[f32]]) -> Result<R>) -> Result<R> {
+    let guards: Vec<_> = ts.iter().map(|t| t.storage_and_layout()).collect();
+    let mut slices = Vec::with_capacity(ts.len());
+    for (g, l) in &guards {
+        let candle_core::Storage::Cpu(s) = &**g else {
+            candle_core::bail!("fused layer: a weight is not on the CPU");
+        };
+        slices.push(data::<f32>("fused layer", s, l)?);
+    }
+    f(&slices)
+}
+
+impl LayerOp {
+    fn rows(&self) -> usize {
+        self.heads.b * self.heads.t
+    }
+
+    fn run_forward(&self, x: &[f32], p: &[f32], w: &[&[f32]]) -> Result<(Vec<f32>, Saved)> {
+        let (rows, s) = (self.rows(), self.heads);
+        let pr = &self.projs;
+        let (xn1, inv1) = rms_fwd(x, w[7], self.eps);
+        let (q, sq) = pr[Q].forward(w[Q], p, &xn1, rows)?;
+        let (k, sk) = pr[K].forward(w[K], p, &xn1, rows)?;
+        let (v, sv) = pr[V].forward(w[V], p, &xn1, rows)?;
+        let rope = Some((&self.cos[..], &self.sin[..]));
+        let q = to_heads(&q, s, s.h, rope);
+        let k = to_heads(&k, s, s.kvh, rope);
+        let v = to_heads(&v, s, s.kvh, None);
+        let scale = 1.0 / (s.d as f32).sqrt();
+        let (probs, ctx) = attn_fwd(&q, &k, &v, &self.bias, s, scale)?;
+        let ctx = from_heads(&ctx, s, s.h, None);
+        let (o, so) = pr[O].forward(w[O], p, &ctx, rows)?;
+        let mut x2 = o;
+        x2.iter_mut().zip(x).for_each(|(a, &b)| *a += b);
+        let (xn2, inv2) = rms_fwd(&x2, w[8], self.eps);
+        let (gate, sg) = pr[GATE].forward(w[GATE], p, &xn2, rows)?;
+        let (up, su) = pr[UP].forward(w[UP], p, &xn2, rows)?;
+        let act = swiglu_fwd(&gate, &up);
+        let (down, sd) = pr[DOWN].forward(w[DOWN], p, &act, rows)?;
+        let mut y = down;
+        y.iter_mut().zip(&x2).for_each(|(a, &b)| *a += b);
+        let saved = Saved {
+            xn1,
+            inv1,
+            q,
+            k,
+            v,
+            probs,
+            ctx,
+            x2,
+            xn2,
+            inv2,
+            gate,
+            up,
+            act,
+            projs: vec![sq, sk, sv, so, sg, su, sd],
+        };
+        Ok((y, saved))
+    }
+
+    /// `(dx, dp)` for the output gradient `g`; `dx` only when `want_dx`.
+    fn run_backward(
+        &self,
+        st: Saved,
+        x: &[f32],
+        p: &[f32],
+        w: &[&[f32]],
+        g: &[f32],
+        want_dx: bool,
+    ) -> Result<(Option<Vec<f32>>, Vec<f32>)> {
+        let (rows, s, hs) = (self.rows(), self.heads, self.hidden);
+        let pr = &self.projs;
+        let mut dp = vec![0f32; p.len()];
+        let mut ps = st.projs.into_iter();
+        let mut next = || ps.next().unwrap_or_default();
+        let (sq, sk, sv, so, sg, su, sd) = (next(), next(), next(), next(), next(), next(), next());
+        // MLP
+        let mut dact = vec![0f32; rows * pr[DOWN].inp];
+        pr[DOWN].backward(
+            w[DOWN],
+            p,
+            sd,
+            &st.act,
+            g,
+            rows,
+            Some((&mut dact, false)),
+            &mut dp,
+        )?;
+        drop(st.act);
+        let (dgate, dup) = swiglu_bwd(&st.gate, &st.up, &dact);
+        drop((dact, st.gate, st.up));
+        let mut dxn2 = vec![0f32; rows * hs];
+        let (xn2, x2) = (&st.xn2, &st.x2);
+        pr[GATE].backward(
+            w[GATE],
+            p,
+            sg,
+            xn2,
+            &dgate,
+            rows,
+            Some((&mut dxn2, false)),
+            &mut dp,
+        )?;
+        pr[UP].backward(
+            w[UP],
+            p,
+            su,
+            xn2,
+            &dup,
+            rows,
+            Some((&mut dxn2, true)),
+            &mut dp,
+        )?;
+        drop((dgate, dup));
+        let mut dx2 = g.to_vec();
+        rms_bwd(x2, &st.inv2, w[8], &dxn2, &mut dx2);
+        drop(dxn2);
+        // attention
+        let mut dctx = vec![0f32; rows * pr[O].inp];
+        pr[O].backward(
+            w[O],
+            p,
+            so,
+            &st.ctx,
+            &dx2,
+            rows,
+            Some((&mut dctx, false)),
+            &mut dp,
+        )?;
+        let dctx = to_heads(&dctx, s, s.h, None);
+        let scale = 1.0 / (s.d as f32).sqrt();
+        let (dq, dk, dv) = attn_bwd(&st.q, &st.k, &st.v, &st.probs, &dctx, s, scale)?;
+        drop(dctx);
+        let rope = Some((&self.cos[..], &self.sin[..]));
+        let dq = from_heads(&dq, s, s.h, rope);
+        let dk = from_heads(&dk, s, s.kvh, rope);
+        let dv = from_heads(&dv, s, s.kvh, None);
+        let xn1 = &st.xn1;
+        if !want_dx {
+            pr[Q].backward(w[Q], p, sq, xn1, &dq, rows, None, &mut dp)?;
+            pr[K].backward(w[K], p, sk, xn1, &dk, rows, None, &mut dp)?;
+            pr[V].backward(w[V], p, sv, xn1, &dv, rows, None, &mut dp)?;
+            return Ok((None, dp));
+        }
+        let mut dxn1 = vec![0f32; rows * hs];
+        pr[Q].backward(
+            w[Q],
+            p,
+            sq,
+            xn1,
+            &dq,
+            rows,
+            Some((&mut dxn1, false)),
+            &mut dp,
+        )?;
+        pr[K].backward(
+            w[K],
+            p,
+            sk,
+            xn1,
+            &dk,
+            rows,
+            Some((&mut dxn1, true)),
+            &mut dp,
+        )?;
+        pr[V].backward(
+            w[V],
+            p,
+            sv,
+            xn1,
+            &dv,
+            rows,
+            Some((&mut dxn1, true)),
+            &mut dp,
+        )?;
+        rms_bwd(x, &st.inv1, w[7], &dxn1, &mut dx2);
+        Ok((Some(dx2), dp))
+    }
+}
+
+impl CustomOp2 for LayerOp {
+    fn name(&self) -> &'static str {
+        "fused-decoder-layer"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = data::<f32>("fused layer", s1, l1)?;
+        let p = data::<f32>("fused layer", s2, l2)?;
+        if x.len() != self.rows() * self.hidden {
+            candle_core::bail!("fused layer: input {:?} does not fit", l1.dims());
+        }
+        let ws: Vec<&Tensor> = self.weights.iter().collect();
+        let (y, saved) = with_data(&ws, |w| self.run_forward(x, p, w))?;
+        *self.saved.lock().unwrap_or_else(|e| e.into_inner()) = Some(saved);
+        RUNS.fetch_add(1, Ordering::Relaxed);
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        p: &Tensor,
+        _res: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let Some(st) = self.saved.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            candle_core::bail!("fused layer: backward without (or after a second) forward");
+        };
+        let g = g.contiguous()?;
+        let want_dx = x.track_op();
+        let mut ts: Vec<&Tensor> = self.weights.iter().collect();
+        ts.extend([x, p, &g]);
+        let n = self.weights.len();
+        let (dx, dp) = with_data(&ts, |d| {
+            self.run_backward(st, d[n], d[n + 1], &d[..n], d[n + 2], want_dx)
+        })?;
+        let dx = dx
+            .map(|v| Tensor::from_vec(v, x.shape(), &Device::Cpu))
+            .transpose()?;
+        Ok((dx, Some(Tensor::from_vec(dp, p.shape(), &Device::Cpu)?)))
+    }
+}
+
+fn is_cpu_f32(t: &Tensor) -> bool {
+    t.device().is_cpu() && t.dtype() == DType::F32
+}
+
+/// The layer as one fused op, or `None` when it does not apply (see the module docs).
+pub fn block_forward(
+    block: &Block,
+    x: &Tensor,
+    pos: &Positions,
+    eps: f64,
+) -> Option<Result<Tensor>> {
+    if disabled() || !is_cpu_f32(x) {
+        return None;
+    }
+    let (a, m) = (&block.self_attn, &block.mlp);
+    let linears = [
+        &a.q_proj,
+        &a.k_proj,
+        &a.v_proj,
+        &a.o_proj,
+        &m.gate_proj,
+        &m.up_proj,
+        &m.down_proj,
+    ];
+    let mut vars: Vec<Var> = Vec::new();
+    let mut offset = 0usize;
+    let mut projs = Vec::with_capacity(7);
+    for l in linears {
+        if l.bias().is_some() || !is_cpu_f32(l.weight()) {
+            return None;
+        }
+        let (out, inp) = l.shape();
+        let ad = match l.adapter() {
+            Some(ad) if !l.is_merged() => {
+                let parts = ad.fused_parts()?;
+                let r = parts.a.dim(0).ok()?;
+                let ok = [&parts.a, &parts.b]
+                    .iter()
+                    .chain(parts.magnitude.as_ref().as_slice())
+                    .all(|v| is_cpu_f32(v.as_tensor()));
+                if !ok || parts.a.dims() != [r, inp] || parts.b.dims() != [out, r] {
+                    return None;
+                }
+                let slot_a = offset;
+                let slot_b = slot_a + r * inp;
+                offset = slot_b + out * r;
+                vars.push(parts.a);
+                vars.push(parts.b);
+                let slot_m = match parts.magnitude {
+                    Some(mv) => {
+                        if mv.dims() != [out] {
+                            return None;
+                        }
+                        vars.push(mv);
+                        offset += out;
+                        Some(offset - out)
+                    }
+                    None => None,
+                };
+                Some(AdapterSlot {
+                    r,
+                    scale: parts.scale as f32,
+                    a: slot_a,
+                    b: slot_b,
+                    m: slot_m,
+                })
+            }
+            _ => None,
+        };
+        projs.push(ProjShape { out, inp, ad });
+    }
+    if vars.is_empty()
+        || !is_cpu_f32(&block.input_layernorm)
+        || !is_cpu_f32(&block.post_attention_layernorm)
+    {
+        return None;
+    }
+    let projs: [ProjShape; 7] = projs.try_into().ok()?;
+    let (h, kvh, d) = (a.n_heads, a.n_kv_heads, a.head_dim);
+    let (b, t, hidden) = x.dims3().ok()?;
+    let shapes_fit = kvh > 0
+        && h % kvh == 0
+        && d % 2 == 0
+        && projs[Q].out == h * d
+        && projs[K].out == kvh * d
+        && projs[V].out == kvh * d
+        && projs[O].inp == h * d
+        && projs[GATE].out == projs[DOWN].inp
+        && projs[UP].out == projs[DOWN].inp
+        && [Q, K, V, GATE, UP].iter().all(|&i| projs[i].inp == hidden)
+        && [O, DOWN].iter().all(|&i| projs[i].out == hidden)
+        && pos.cos.dims() == [b, 1, t, d]
+        && pos.sin_signed.dims() == [b, 1, t, d]
+        && pos.bias.dims() == [b, 1, t, t]
+        && is_cpu_f32(&pos.cos)
+        && is_cpu_f32(&pos.bias);
+    if !shapes_fit {
+        return None;
+    }
+    let run = || -> Result<Tensor> {
+        let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+        let op = LayerOp {
+            weights: linears
+                .iter()
+                .map(|l| l.weight().clone())
+                .chain([
+                    block.input_layernorm.clone(),
+                    block.post_attention_layernorm.clone(),
+                ])
+                .collect(),
+            projs,
+            heads: Heads { b, t, h, kvh, d },
+            hidden,
+            eps: eps as f32,
+            cos: flat(&pos.cos)?,
+            sin: flat(&pos.sin_signed)?,
+            bias: flat(&pos.bias)?,
+            saved: Mutex::new(None),
+        };
+        let flats = vars
+            .iter()
+            .map(|v| v.as_tensor().flatten_all())
+            .collect::<Result<Vec<_>>>()?;
+        let packed = Tensor::cat(&flats, 0)?;
+        let x2 = x.reshape((b * t, hidden))?.contiguous()?;
+        x2.apply_op2(&packed, op)?.reshape((b, t, hidden))
+    };
+    Some(run())
+}

@@ -1,0 +1,118 @@
+//! The fused decoder layer (`block_op`) against the composed autograd path on a tiny model.
+//!
+//! Reference: the same model, adapters and batch run inside [`with_reference_path`], i.e. the
+//! layer composed from candle ops with candle's autograd (itself checked against finite
+//! differences in `model::tests::grad`). Loss and every adapter gradient must agree within 1e-5
+//! relative (to the largest entry of that gradient). `B` is set non-zero so that `A` gets a
+//! gradient; alpha != r so a scale bug shows.
+
+use candle_core::{DType, Device, Tensor};
+
+use super::block_op::{fused_layer_runs, with_reference_path};
+use crate::adapter::{self, AdapterConfig, Method, ScalingRule, Targets};
+use crate::lm::{CausalLm, TrainableLm};
+use crate::model::llama::Llama;
+use crate::model::random::{RandomSpec, random_tensors};
+use crate::train::loss::loss_sum;
+
+fn model(method: Method, rule: ScalingRule, targets: Targets) -> Llama {
+    // 2 layers, hidden 32, 4 heads over 2 KV heads (GQA), FFN 48
+    let (cfg, w) = random_tensors(&RandomSpec::uniform(32, 2, 4, 2, 48, 5), &Device::Cpu).unwrap();
+    let mut m = Llama::from_tensors(cfg, w, DType::F32).unwrap();
+    let acfg = AdapterConfig::new(method, rule, 4, 12.0, targets);
+    adapter::attach(&mut m, &acfg).unwrap();
+    for (i, (name, v)) in m.trainable_vars().into_iter().enumerate() {
+        if name.ends_with("lora_B.weight") || name.ends_with("lora_magnitude_vector") {
+            let noise = crate::adapter::init::uniform_tensor(
+                v.dims(),
+                0.05,
+                100 + i as u64,
+                DType::F32,
+                &Device::Cpu,
+            )
+            .unwrap();
+            v.set(&(v.as_tensor() + noise).unwrap()).unwrap();
+        }
+    }
+    m.set_training(true);
+    m
+}
+
+/// Loss sum and every adapter gradient (flattened), in `trainable_vars` order.
+fn loss_and_grads(m: &Llama) -> (f32, Vec<(String, Vec<f32>)>) {
+    let ids = Tensor::new(
+        &[[0u32, 0, 17, 99, 3, 250, 8], [5, 6, 7, 8, 9, 10, 11]],
+        &Device::Cpu,
+    )
+    .unwrap();
+    // row 0 is left-padded by two positions
+    let mask = Tensor::new(
+        &[[0u32, 0, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1]],
+        &Device::Cpu,
+    )
+    .unwrap();
+    let labels = Tensor::new(
+        &[[-100i64, -100, 17, 99, 3, 250, 8], [5, 6, 7, 8, 9, 10, 11]],
+        &Device::Cpu,
+    )
+    .unwrap();
+    let sum = loss_sum(&m.forward(&ids, &mask).unwrap(), &labels).unwrap();
+    let grads = sum.backward().unwrap();
+    let g = m
+        .trainable_vars()
+        .into_iter()
+        .map(|(n, v)| {
+            let g = grads
+                .get(v.as_tensor())
+                .unwrap_or_else(|| panic!("no gradient for {n}"));
+            (n, g.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+        })
+        .collect();
+    (sum.to_scalar::<f32>().unwrap(), g)
+}
+
+fn check(method: Method, rule: ScalingRule, targets: Targets) {
+    let m = model(method, rule, targets);
+    let runs = fused_layer_runs();
+    let (loss, grads) = loss_and_grads(&m);
+    assert!(
+        fused_layer_runs() >= runs + 2,
+        "the fused layer did not run"
+    );
+    let (want_loss, want) = with_reference_path(|| loss_and_grads(&m));
+    assert!(
+        (loss - want_loss).abs() <= 1e-5 * want_loss.abs(),
+        "loss {loss} vs {want_loss}"
+    );
+    assert_eq!(grads.len(), want.len());
+    for ((name, g), (_, w)) in grads.iter().zip(&want) {
+        let scale = w.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let diff = g.iter().zip(w).fold(0f32, |a, (x, y)| a.max((x - y).abs()));
+        assert!(scale > 0.0, "{name}: zero reference gradient");
+        assert!(
+            diff <= 1e-5 * scale,
+            "{name}: gradient differs by {diff} (scale {scale})"
+        );
+    }
+}
+
+#[test]
+fn lora_gradients_equal_the_autograd_path() {
+    check(Method::Lora, ScalingRule::Lora, Targets::AllLinear);
+}
+
+#[test]
+fn rora_scaling_gradients_equal_the_autograd_path() {
+    check(Method::Lora, ScalingRule::Rora, Targets::AllLinear);
+}
+
+#[test]
+fn dora_gradients_equal_the_autograd_path() {
+    check(Method::Dora, ScalingRule::Lora, Targets::AllLinear);
+}
+
+#[test]
+fn layers_with_unadapted_projections_match_too() {
+    let t = Targets::Names(vec!["q_proj".into(), "v_proj".into(), "down_proj".into()]);
+    check(Method::Lora, ScalingRule::Lora, t);
+}
