@@ -44,6 +44,7 @@ pub fn with_reference_path<R>(f: impl FnOnce() -> R) -> R {
 static RUNS: AtomicU64 = AtomicU64::new(0);
 
 /// How many fused layer forwards this process has run (tests check that the path was taken).
+#[cfg(test)]
 pub fn fused_layer_runs() -> u64 {
     RUNS.load(Ordering::Relaxed)
 }
