@@ -10,6 +10,8 @@
 # 2. transformers (scripts/bench_eval.py, torch.set_num_threads(2)) does the same work on that HF
 #    dir and those ids, batched the same way, and prints both rates, their ratio and how well
 #    scores and generations agree.
+# RORA_BENCH_BASELINE=1 also times rora's independent loglik path (every choice with its own context,
+# as before context sharing) on the same requests: `baseline` in rora.json.
 # Needs ../shared/assets (RORA_SHARED_DIR) and a Python with torch + transformers
 # (PYTHON, default /work/peft-venv/bin/python).
 set -euo pipefail

@@ -36,6 +36,22 @@ pub trait IncrementalLm: CausalLm {
         cache: &mut Self::Cache,
     ) -> Result<Tensor>;
 
+    /// [`IncrementalLm::forward_step`] returning only the logits of the last `keep` new positions
+    /// (`[batch, min(keep, new), vocab]`; HF's `logits_to_keep`); the cache still grows by every
+    /// new position. Models override it to skip the output projection of the other positions.
+    fn forward_step_last(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        cache: &mut Self::Cache,
+        keep: usize,
+    ) -> Result<Tensor> {
+        let logits = self.forward_step(input_ids, attention_mask, cache)?;
+        let t = logits.dim(1)?;
+        let keep = keep.min(t);
+        logits.narrow(1, t - keep, keep)
+    }
+
     /// Rearrange the cache's rows for beam search: afterwards row `i` holds what row `rows[i]`
     /// held (repeats allowed, the row count may change). Returns `Ok(false)` when the model does
     /// not support it (the default); beam search then recomputes each step without a cache.

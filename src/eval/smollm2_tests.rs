@@ -166,6 +166,40 @@ fn smollm2_eval_bench() {
             writeln!(w, "{line}").unwrap();
         }
     }
+    // RORA_BENCH_BASELINE=1: also time the independent path (every choice runs its own context,
+    // logits at every position; what `evaluate` did before context sharing) on the same requests.
+    let mut baseline = serde_json::Value::Null;
+    if std::env::var("RORA_BENCH_BASELINE").is_ok_and(|v| v == "1") {
+        let encoded: Vec<_> = chosen
+            .iter()
+            .flat_map(|&i| requests(TaskKind::Piqa, &items[i]).unwrap())
+            .map(|r| encode_pair(&codec, &r).unwrap())
+            .collect();
+        let started = std::time::Instant::now();
+        let independent = super::loglik::score::score_requests(
+            &loaded.model,
+            &encoded,
+            batch,
+            cfg.max_len,
+            codec.pad_id,
+        )
+        .unwrap();
+        let secs = started.elapsed().as_secs_f64();
+        let shared: Vec<f64> = res.predictions["piqa"]
+            .iter()
+            .flat_map(|p| match p {
+                Prediction::Loglik(p) => p.scores.clone(),
+                _ => panic!("loglik prediction"),
+            })
+            .collect();
+        let max_diff = independent
+            .iter()
+            .zip(&shared)
+            .map(|(a, b)| (a.loglik - b).abs())
+            .fold(0.0, f64::max);
+        baseline = serde_json::json!({"independent_loglik_s": secs,
+            "shared_speedup": secs / loglik_s, "max_abs_diff_shared_vs_independent": max_diff});
+    }
     // Generation: the llm-adapters prompts, longest first in batches (as the protocol runs them).
     let prompts: Vec<Vec<u32>> = chosen
         .iter()
@@ -204,7 +238,7 @@ fn smollm2_eval_bench() {
         "gen_prompts": prompts.len(), "gen_tokens": gen_tokens, "gen_s": gen_s,
         "batch_size": batch, "max_new_tokens": max_new,
         "eos_ids": loaded.special.eos, "pad_id": codec.pad_id,
-        "rayon_threads": rayon::current_num_threads(),
+        "rayon_threads": rayon::current_num_threads(), "baseline": baseline,
     });
     std::fs::write(out.join("rora.json"), summary.to_string()).unwrap();
     eprintln!("{summary}");

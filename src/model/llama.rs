@@ -316,4 +316,36 @@ impl IncrementalLm for Llama {
     ) -> Result<Tensor> {
         self.logits(&self.forward_hidden(input_ids, attention_mask, Some(cache))?)
     }
+
+    fn forward_step_last(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        cache: &mut KvCache,
+        keep: usize,
+    ) -> Result<Tensor> {
+        let hidden = self.forward_hidden(input_ids, attention_mask, Some(cache))?;
+        let t = hidden.dim(1)?;
+        let keep = keep.min(t);
+        if keep == t {
+            return self.logits(&hidden);
+        }
+        self.logits(&hidden.narrow(1, t - keep, keep)?.contiguous()?)
+    }
+
+    fn reorder_cache(&self, cache: &mut KvCache, rows: &[u32]) -> Result<bool> {
+        if let Some(&bad) = rows.iter().find(|&&r| r as usize >= cache.batch) {
+            candle_core::bail!(
+                "reorder_cache: row {bad} of a cache with {} rows",
+                cache.batch
+            );
+        }
+        let idx = Tensor::new(rows, &self.device)?;
+        for (k, v) in cache.layers.iter_mut().flatten() {
+            *k = k.index_select(&idx, 0)?;
+            *v = v.index_select(&idx, 0)?;
+        }
+        cache.batch = rows.len();
+        Ok(true)
+    }
 }

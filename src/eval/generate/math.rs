@@ -8,6 +8,15 @@ pub(crate) fn log_softmax(row: &[f32]) -> Vec<f64> {
     row.iter().map(|&x| x as f64 - lse).collect()
 }
 
+/// `log_softmax(row)[tok]` without building the whole row: the same f64 arithmetic, in the same
+/// order, as [`log_softmax`], so the result is bit-identical.
+pub(crate) fn log_prob(row: &[f32], tok: usize) -> f64 {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = row.iter().map(|&x| (x as f64 - max).exp()).sum();
+    let lse = max + sum.ln();
+    row[tok] as f64 - lse
+}
+
 /// Index of the first maximal value (torch.argmax semantics). NaN never wins.
 pub(crate) fn argmax(row: &[f32]) -> u32 {
     let mut best = 0usize;
@@ -51,6 +60,17 @@ mod tests {
         let lse = (1f64.exp() + 2f64.exp() + 3f64.exp()).ln();
         for (i, v) in ls.iter().enumerate() {
             assert!((v - ((i + 1) as f64 - lse)).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn log_prob_is_bit_identical_to_log_softmax() {
+        let row: Vec<f32> = (0..1000)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
+            .collect();
+        let full = log_softmax(&row);
+        for tok in [0, 1, 500, 999] {
+            assert_eq!(log_prob(&row, tok).to_bits(), full[tok].to_bits());
         }
     }
 

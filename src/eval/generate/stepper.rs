@@ -62,7 +62,7 @@ impl<'a, M: IncrementalLm> Stepper<'a, M> {
         let mask = Tensor::from_vec(mask, shape, model.device())
             .map_err(EvalError::model("prompt mask"))?;
         let logits = model
-            .forward_step(&ids, &mask, &mut cache)
+            .forward_step_last(&ids, &mask, &mut cache, 1)
             .map_err(EvalError::model("prompt forward"))?;
         me.cache = Some(cache);
         Ok((me, last_position(&logits)?))

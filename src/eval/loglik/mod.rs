@@ -5,5 +5,9 @@
 pub mod prompt;
 mod protocol;
 pub mod score;
+pub mod shared;
 
 pub use protocol::run_task;
+
+#[cfg(test)]
+mod tests;

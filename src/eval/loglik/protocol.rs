@@ -3,15 +3,16 @@
 use std::time::Instant;
 
 use super::prompt::{ChoiceRequest, requests};
-use super::score::{EncodedRequest, encode_pair, score_requests};
+use super::score::{EncodedRequest, encode_pair};
+use super::shared::score_requests_shared;
 use crate::eval::codec::TextCodec;
 use crate::eval::config::{EvalConfig, Progress};
 use crate::eval::error::{EvalError, Result};
 use crate::eval::results::{LoglikPrediction, Prediction, Protocol, TaskResult};
 use crate::eval::task::{McItem, Task};
-use crate::lm::CausalLm;
+use crate::lm::IncrementalLm;
 
-/// Items scored per call of `score_requests` (sorted by length inside), for progress reports.
+/// Items scored per call of `score_requests_shared` (sorted by length inside), for progress reports.
 const ITEMS_PER_BLOCK: usize = 64;
 
 /// Index of the first maximum.
@@ -26,7 +27,7 @@ fn first_argmax(xs: &[f64]) -> usize {
 }
 
 /// Evaluate `items` of `task`; predictions come back in item order.
-pub fn run_task<M: CausalLm>(
+pub fn run_task<M: IncrementalLm>(
     model: &M,
     codec: &TextCodec,
     task: &Task,
@@ -53,7 +54,8 @@ pub fn run_task<M: CausalLm>(
             .flatten()
             .map(|r| encode_pair(codec, r))
             .collect::<Result<_>>()?;
-        let scored = score_requests(model, &encoded, cfg.batch_size, cfg.max_len, codec.pad_id)?;
+        let scored =
+            score_requests_shared(model, &encoded, cfg.batch_size, cfg.max_len, codec.pad_id)?;
         let mut next = scored.into_iter();
         for (item, item_reqs) in block.iter().zip(&reqs) {
             let scores: Vec<f64> = next

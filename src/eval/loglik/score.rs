@@ -12,7 +12,7 @@ use candle_core::{DType, Tensor};
 use super::prompt::ChoiceRequest;
 use crate::eval::codec::TextCodec;
 use crate::eval::error::{EvalError, Result};
-use crate::eval::generate::math::{argmax, log_softmax};
+use crate::eval::generate::math::{argmax, log_prob};
 use crate::lm::CausalLm;
 
 /// Token ids of one request.
@@ -81,7 +81,7 @@ pub fn score_requests<M: CausalLm>(
 
 /// The model input of one request after truncation, where the scored logits start, and how
 /// many continuation tokens are scored (all of them unless truncation ate into the continuation).
-fn model_input(req: &EncodedRequest, max_len: usize) -> (Vec<u32>, usize, usize) {
+pub(super) fn model_input(req: &EncodedRequest, max_len: usize) -> (Vec<u32>, usize, usize) {
     let mut full: Vec<u32> = req
         .context
         .iter()
@@ -145,8 +145,14 @@ fn score_batch<'r, M: CausalLm>(
             .map_err(EvalError::model("reading loglik logits"))?;
         let mut loglik = 0.0;
         let mut is_greedy = true;
+        if let Some(&tok) = cont.iter().find(|&&t| t as usize >= model.vocab_size()) {
+            return Err(EvalError::Config(format!(
+                "continuation token {tok} is outside the model's vocabulary of {}",
+                model.vocab_size()
+            )));
+        }
         for (logit_row, &tok) in rows.iter().zip(cont) {
-            loglik += log_softmax(logit_row)[tok as usize];
+            loglik += log_prob(logit_row, tok as usize);
             is_greedy &= argmax(logit_row) == tok;
         }
         out.push(Scored { loglik, is_greedy });

@@ -100,3 +100,48 @@ fn mask_length_mismatch_is_an_error() {
     let err = m.forward(&ids(&[[1u32, 2, 3]]), &ones(4)).unwrap_err();
     assert!(err.to_string().contains("attention mask"), "{err}");
 }
+
+#[test]
+fn reordered_cache_and_last_logits_match_full_forward() {
+    let m = random_model(&spec(14));
+    let (a, b): (Vec<u32>, Vec<u32>) = (vec![1, 90, 14, 230, 7], vec![5, 66, 123]);
+    // Two left-padded prompts; keep only the last position's logits.
+    let prompt = ids(&[a.clone(), [vec![2; 2], b.clone()].concat()]);
+    let pmask = [vec![1u32; 5], vec![0, 0, 1, 1, 1]];
+    let mask_of = |rows: &[Vec<u32>]| {
+        let flat: Vec<u32> = rows.concat();
+        Tensor::from_vec(flat, (rows.len(), rows[0].len()), &Device::Cpu).unwrap()
+    };
+    let mut cache = m.new_cache(2).unwrap();
+    let last = m
+        .forward_step_last(&prompt, &mask_of(&pmask), &mut cache, 1)
+        .unwrap();
+    assert_eq!(last.dims(), &[2, 1, 259]);
+    // Rows become [b, a, b], then each gets two more tokens (the middle row only one, right-padded).
+    assert!(m.reorder_cache(&mut cache, &[1, 0, 1]).unwrap());
+    assert!(m.reorder_cache(&mut cache, &[5]).is_err());
+    let more = [vec![40u32, 41], vec![42, 2], vec![43, 44]];
+    let mask = mask_of(&[
+        [pmask[1].clone(), vec![1, 1]].concat(),
+        [pmask[0].clone(), vec![1, 0]].concat(),
+        [pmask[1].clone(), vec![1, 1]].concat(),
+    ]);
+    let step = m.forward_step(&ids(&more), &mask, &mut cache).unwrap();
+    let alone = |seq: &[u32]| m.forward(&ids(&[seq]), &ones(seq.len())).unwrap();
+    let d = max_abs_diff(&last.i((0, 0)).unwrap(), &alone(&a).i((0, 4)).unwrap());
+    assert!(d < 1e-5, "last logits of row 0 differ by {d}");
+    let d = max_abs_diff(&last.i((1, 0)).unwrap(), &alone(&b).i((0, 2)).unwrap());
+    assert!(d < 1e-5, "last logits of row 1 differ by {d}");
+    for (row, (base, extra)) in [(&b, &more[0][..]), (&a, &more[1][..1]), (&b, &more[2][..])]
+        .into_iter()
+        .enumerate()
+    {
+        let full = alone(&[base.as_slice(), extra].concat());
+        let n = base.len();
+        let d = max_abs_diff(
+            &step.i((row, ..extra.len())).unwrap(),
+            &full.i((0, n..n + extra.len())).unwrap(),
+        );
+        assert!(d < 1e-5, "reordered row {row} differs by {d}");
+    }
+}
