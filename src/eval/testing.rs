@@ -263,10 +263,8 @@ pub(crate) fn byte_tokenizer() -> Tokenizer {
     // The specials sit in the model vocabulary too, so the added tokens keep ids 256 and 257.
     vocab.insert("<|endoftext|>".into(), serde_json::json!(EOS));
     vocab.insert("<pad>".into(), serde_json::json!(PAD));
-    let mut next = 258;
-    for (a, b) in MERGES {
+    for (next, (a, b)) in (258..).zip(MERGES) {
         vocab.insert(format!("{a}{b}"), serde_json::json!(next));
-        next += 1;
     }
     let merges: Vec<String> = MERGES.iter().map(|(a, b)| format!("{a} {b}")).collect();
     let special = |id: u32, content: &str| {
