@@ -3,14 +3,37 @@
 //! `n = ||W + s B A||_row` detached; LoRA: `y = z`). The backward returns `dx` and the adapter
 //! gradients (`dA`, `dB`, `dm`) and never one for the frozen `W`.
 //!
+//! When the batch has many rows for the projection's size (`out * in <= rows * (in + out) / 2`),
+//! the forward forms the merged weight `W' = W + s B A` once (`out * in * r` multiply-adds) and
+//! computes `z = x W'^T`, and the backward takes `dx = g' W'`: this skips `h B^T` and `s dh A`
+//! (`rows * r * (in + out)`), at the memory of one weight copy kept until the backward, which
+//! the condition bounds by half the projection's activations. DoRA's norm is then the row norm
+//! of `W'` itself. Otherwise the factors are applied one after the other (PEFT's order).
+//!
 //! Guarantees: the same algebra as `adapter::lora` / `adapter::dora` (PEFT semantics; the DoRA
-//! norm by the same expansion as `Dora::weight_norm`), checked against the autograd path by
-//! `block_tests`.
+//! norm by the same expansion as `Dora::weight_norm`, or directly from `W'`), both orders checked
+//! against the autograd path by `block_tests`.
+
+use std::cell::Cell;
 
 use candle_core::Result;
 use rayon::prelude::*;
 
 use super::block_kernels::mm;
+
+thread_local! {
+    static FORCE_MERGE: Cell<Option<bool>> = const { Cell::new(None) };
+}
+
+/// Run `f` with the merged-weight order forced on or off for forwards on this thread (tests:
+/// the tiny test shapes would otherwise always take the factored order).
+#[cfg(test)]
+pub fn with_forced_merge<R>(merge: bool, f: impl FnOnce() -> R) -> R {
+    let before = FORCE_MERGE.with(|c| c.replace(Some(merge)));
+    let out = f();
+    FORCE_MERGE.with(|c| c.set(before));
+    out
+}
 
 /// Where one adapter's parameters sit in the layer's packed parameter vector.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +64,8 @@ pub struct ProjSaved {
     /// DoRA: `m / n` and `n`, `[out]` each.
     ratio: Vec<f32>,
     norm: Vec<f32>,
+    /// The merged weight `W + s B A` `[out, in]` when the forward used it, else empty.
+    merged: Vec<f32>,
 }
 
 impl ProjShape {
@@ -63,6 +88,13 @@ impl ProjShape {
         Ok(())
     }
 
+    /// Whether the forward merges the adapter into a weight copy (see the module docs).
+    fn merges(&self, rows: usize) -> bool {
+        FORCE_MERGE
+            .with(|c| c.get())
+            .unwrap_or_else(|| 2 * self.out * self.inp <= rows * (self.inp + self.out))
+    }
+
     /// `y` `[rows, out]` for `x` `[rows, inp]`, and what the backward needs.
     pub fn forward(
         &self,
@@ -74,16 +106,16 @@ impl ProjShape {
         self.check(p.len())?;
         let (out, inp) = (self.out, self.inp);
         let mut y = vec![0f32; rows * out];
-        mm(
-            &mut y,
-            false,
-            (x, false),
-            (w, true),
-            (rows, out, inp),
-            1.0,
-            true,
-        )?;
         let Some(ad) = &self.ad else {
+            mm(
+                &mut y,
+                false,
+                (x, false),
+                (w, true),
+                (rows, out, inp),
+                1.0,
+                true,
+            )?;
             return Ok((y, ProjSaved::default()));
         };
         let (a, b) = self.parts(ad, p);
@@ -97,31 +129,68 @@ impl ProjShape {
             ad.scale,
             true,
         )?;
-        mm(
-            &mut y,
-            true,
-            (&h, false),
-            (b, true),
-            (rows, out, ad.r),
-            1.0,
-            true,
-        )?;
-        let mut saved = ProjSaved {
-            h,
-            ..Default::default()
-        };
+        let mut saved = ProjSaved::default();
+        if self.merges(rows) {
+            let mut merged = w.to_vec();
+            mm(
+                &mut merged,
+                true,
+                (b, false),
+                (a, false),
+                (out, inp, ad.r),
+                ad.scale,
+                true,
+            )?;
+            mm(
+                &mut y,
+                false,
+                (x, false),
+                (&merged, true),
+                (rows, out, inp),
+                1.0,
+                true,
+            )?;
+            if ad.m.is_some() {
+                saved.norm = merged
+                    .par_chunks(inp)
+                    .map(|row| row.iter().fold(0f32, |acc, &v| acc + v * v).sqrt())
+                    .collect();
+            }
+            saved.merged = merged;
+        } else {
+            mm(
+                &mut y,
+                false,
+                (x, false),
+                (w, true),
+                (rows, out, inp),
+                1.0,
+                true,
+            )?;
+            mm(
+                &mut y,
+                true,
+                (&h, false),
+                (b, true),
+                (rows, out, ad.r),
+                1.0,
+                true,
+            )?;
+            if ad.m.is_some() {
+                saved.norm = dora_norm(w, a, b, (out, inp, ad.r), ad.scale)?;
+            }
+        }
+        saved.h = h;
         if let Some(mo) = ad.m {
-            let norm = dora_norm(w, a, b, (out, inp, ad.r), ad.scale)?;
             let ratio: Vec<f32> = p[mo..][..out]
                 .iter()
-                .zip(&norm)
+                .zip(&saved.norm)
                 .map(|(m, n)| m / n)
                 .collect();
             saved.z = y.clone();
             y.par_chunks_mut(out)
                 .for_each(|row| row.iter_mut().zip(&ratio).for_each(|(y, r)| *y *= r));
             saved.ratio = ratio;
-            saved.norm = norm;
         }
         Ok((y, saved))
     }
@@ -209,24 +278,36 @@ impl ProjShape {
             true,
         )?;
         if let Some((dx, acc)) = dx {
-            mm(
-                dx,
-                acc,
-                (gz, false),
-                (w, false),
-                (rows, inp, out),
-                1.0,
-                true,
-            )?;
-            mm(
-                dx,
-                true,
-                (&sdh, false),
-                (a, false),
-                (rows, inp, r),
-                1.0,
-                true,
-            )?;
+            if saved.merged.is_empty() {
+                mm(
+                    dx,
+                    acc,
+                    (gz, false),
+                    (w, false),
+                    (rows, inp, out),
+                    1.0,
+                    true,
+                )?;
+                mm(
+                    dx,
+                    true,
+                    (&sdh, false),
+                    (a, false),
+                    (rows, inp, r),
+                    1.0,
+                    true,
+                )?;
+            } else {
+                mm(
+                    dx,
+                    acc,
+                    (gz, false),
+                    (&saved.merged, false),
+                    (rows, inp, out),
+                    1.0,
+                    true,
+                )?;
+            }
         }
         Ok(())
     }

@@ -4,11 +4,13 @@
 //! layer composed from candle ops with candle's autograd (itself checked against finite
 //! differences in `model::tests::grad`). Loss and every adapter gradient must agree within 1e-5
 //! relative (to the largest entry of that gradient). `B` is set non-zero so that `A` gets a
-//! gradient; alpha != r so a scale bug shows.
+//! gradient; alpha != r so a scale bug shows. Each case runs with the adapted projections in
+//! both orders (factored and merged weight, `block_proj`).
 
 use candle_core::{DType, Device, Tensor};
 
 use super::block_op::{fused_layer_runs, with_reference_path};
+use super::block_proj::with_forced_merge;
 use crate::adapter::{self, AdapterConfig, Method, ScalingRule, Targets};
 use crate::lm::{CausalLm, TrainableLm};
 use crate::model::llama::Llama;
@@ -73,25 +75,32 @@ fn loss_and_grads(m: &Llama) -> (f32, Vec<(String, Vec<f32>)>) {
 
 fn check(method: Method, rule: ScalingRule, targets: Targets) {
     let m = model(method, rule, targets);
+    let (want_loss, want) = with_reference_path(|| loss_and_grads(&m));
+    // both orders of the adapted projection: factored (PEFT's) and merged weight
+    for merge in [false, true] {
+        compare(&m, merge, want_loss, &want);
+    }
+}
+
+fn compare(m: &Llama, merge: bool, want_loss: f32, want: &[(String, Vec<f32>)]) {
     let runs = fused_layer_runs();
-    let (loss, grads) = loss_and_grads(&m);
+    let (loss, grads) = with_forced_merge(merge, || loss_and_grads(m));
     assert!(
         fused_layer_runs() >= runs + 2,
         "the fused layer did not run"
     );
-    let (want_loss, want) = with_reference_path(|| loss_and_grads(&m));
     assert!(
         (loss - want_loss).abs() <= 1e-5 * want_loss.abs(),
-        "loss {loss} vs {want_loss}"
+        "merge {merge}: loss {loss} vs {want_loss}"
     );
     assert_eq!(grads.len(), want.len());
-    for ((name, g), (_, w)) in grads.iter().zip(&want) {
+    for ((name, g), (_, w)) in grads.iter().zip(want) {
         let scale = w.iter().fold(0f32, |a, v| a.max(v.abs()));
         let diff = g.iter().zip(w).fold(0f32, |a, (x, y)| a.max((x - y).abs()));
         assert!(scale > 0.0, "{name}: zero reference gradient");
         assert!(
             diff <= 1e-5 * scale,
-            "{name}: gradient differs by {diff} (scale {scale})"
+            "merge {merge}: {name}: gradient differs by {diff} (scale {scale})"
         );
     }
 }
