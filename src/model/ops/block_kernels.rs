@@ -78,6 +78,85 @@ pub fn mm(
     Ok(())
 }
 
+/// A raw output pointer shared by the two halves of [`mm_wide`] (they write disjoint columns).
+#[derive(Clone, Copy)]
+struct DstPtr(*mut f32);
+// SAFETY: only used for the disjoint column halves of one `dst` borrowed for the call.
+unsafe impl Send for DstPtr {}
+unsafe impl Sync for DstPtr {}
+
+/// `dst = beta * a^T b` with `a` stored `[k, m]` and `b` `[k, n]`: the long reductions of the
+/// adapter gradients (`k` = rows, `m` = rank). `gemm`'s own thread split leaves these shapes on
+/// one core, so the columns of `dst` are cut into two fixed halves computed at the same time, one
+/// thread each. The split does not depend on the number of threads, and no dot product is split,
+/// so results do not either. `dst` is `[m, n]`, or `[n, m]` when `dst_t`.
+pub fn mm_wide(
+    dst: &mut [f32],
+    dst_t: bool,
+    a: &[f32],
+    b: &[f32],
+    (m, n, k): (usize, usize, usize),
+    beta: f32,
+) -> Result<()> {
+    if dst.len() != m * n || a.len() != m * k || b.len() != k * n {
+        candle_core::bail!(
+            "fused layer: matmul of {} x {} into {} does not fit ({m}, {n}, {k})",
+            a.len(),
+            b.len(),
+            dst.len()
+        );
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        dst.fill(0.0);
+        return Ok(());
+    }
+    let half = n / 2;
+    let (dst_rs, dst_cs) = if dst_t {
+        (1, m as isize)
+    } else {
+        (n as isize, 1)
+    };
+    let out = DstPtr(dst.as_mut_ptr());
+    let run = |c0: usize, c1: usize| {
+        let out = out;
+        // SAFETY: the lengths checked above cover every index the strides reach for columns
+        // `c0..c1`; the two calls write disjoint columns of `dst`, borrowed mutably for this call.
+        unsafe {
+            let d = out.0.offset(c0 as isize * dst_cs);
+            gemm::gemm(
+                m,
+                c1 - c0,
+                k,
+                d,
+                dst_cs,
+                dst_rs,
+                false,
+                a.as_ptr(),
+                m as isize,
+                1,
+                b.as_ptr().add(c0),
+                1,
+                n as isize,
+                1.0,
+                beta,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    };
+    if half == 0 {
+        run(0, n);
+    } else {
+        rayon::join(|| run(0, half), || run(half, n));
+    }
+    Ok(())
+}
+
 /// `y = x / sqrt(mean(x^2) + eps) * w` per row of width `w.len()`; returns `(y, 1/rms per row)`.
 pub fn rms_fwd(x: &[f32], w: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>) {
     let n = w.len();
@@ -318,4 +397,54 @@ pub fn attn_bwd(
             Ok(())
         })?;
     Ok((dq, dk, dv))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `mm_wide` against a plain f64 triple loop (the reference), in both output layouts, with
+    /// an odd width (unequal halves) and with one and two threads (bit-identical results).
+    #[test]
+    fn mm_wide_equals_the_definition_in_both_layouts() {
+        let (m, n, k) = (3, 7, 11);
+        let a: Vec<f32> = (0..k * m)
+            .map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.25)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 5 % 11) as f32 - 5.0) * 0.5)
+            .collect();
+        let beta = 0.75f32;
+        let want = |i: usize, j: usize| {
+            (0..k).fold(0f64, |s, kk| {
+                s + f64::from(a[kk * m + i]) * f64::from(b[kk * n + j])
+            }) * f64::from(beta)
+        };
+        for dst_t in [false, true] {
+            let mut runs = Vec::new();
+            for threads in [1, 2] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let mut dst = vec![f32::NAN; m * n];
+                pool.install(|| mm_wide(&mut dst, dst_t, &a, &b, (m, n, k), beta))
+                    .unwrap();
+                for i in 0..m {
+                    for j in 0..n {
+                        let got = if dst_t {
+                            dst[j * m + i]
+                        } else {
+                            dst[i * n + j]
+                        };
+                        assert!((f64::from(got) - want(i, j)).abs() < 1e-5, "({i}, {j})");
+                    }
+                }
+                runs.push(dst);
+            }
+            assert_eq!(runs[0], runs[1]);
+        }
+        let mut bad = vec![0f32; m * n - 1];
+        assert!(mm_wide(&mut bad, false, &a, &b, (m, n, k), 1.0).is_err());
+    }
 }

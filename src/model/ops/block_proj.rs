@@ -19,7 +19,7 @@ use std::cell::Cell;
 use candle_core::Result;
 use rayon::prelude::*;
 
-use super::block_kernels::mm;
+use super::block_kernels::{mm, mm_wide};
 
 thread_local! {
     static FORCE_MERGE: Cell<Option<bool>> = const { Cell::new(None) };
@@ -248,14 +248,14 @@ impl ProjShape {
         };
         let (a, b) = self.parts(ad, p);
         let r = ad.r;
-        mm(
+        // dB = g'^T h, computed as its transpose h^T g' (wide in `out`)
+        mm_wide(
             &mut dp[ad.b..][..out * r],
-            false,
-            (gz, true),
-            (&saved.h, false),
-            (out, r, rows),
-            1.0,
             true,
+            &saved.h,
+            gz,
+            (r, out, rows),
+            1.0,
         )?;
         // s * dh, the gradient of x A^T
         let mut sdh = vec![0f32; rows * r];
@@ -268,14 +268,13 @@ impl ProjShape {
             ad.scale,
             true,
         )?;
-        mm(
+        mm_wide(
             &mut dp[ad.a..][..r * inp],
             false,
-            (&sdh, true),
-            (x, false),
+            &sdh,
+            x,
             (r, inp, rows),
             1.0,
-            true,
         )?;
         if let Some((dx, acc)) = dx {
             if saved.merged.is_empty() {
