@@ -85,7 +85,8 @@ fn scale_avx2(out: &mut [f32], s: f32) {
     scale_generic(out, s)
 }
 
-fn has_avx2() -> bool {
+/// Whether the CPU has AVX2 and FMA (the run-time check behind the second build of a loop).
+pub(crate) fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")

@@ -11,7 +11,39 @@
 use candle_core::Result;
 use rayon::prelude::*;
 
-use crate::train::fastexp::exp_approx;
+use crate::train::fastexp::{exp_approx, has_avx2};
+
+/// `fn $name(args) -> R` calling the `#[inline(always)]` kernel `$body`, compiled a second time
+/// with AVX2 and FMA enabled and picked at run time when the CPU has them. The kernels are
+/// written to auto-vectorize; Rust never contracts to FMA, so both builds give the same bits.
+macro_rules! simd_fn {
+    ($name:ident => $body:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty) => {
+        fn $name($($arg: $ty),*) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) -> $ret {
+                    $body($($arg),*)
+                }
+                if has_avx2() {
+                    // SAFETY: the CPU supports AVX2 and FMA (checked just now).
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $body($($arg),*)
+        }
+    };
+}
+
+simd_fn!(swiglu_fwd_chunk => swiglu_fwd_body(y: &mut [f32], g: &[f32], u: &[f32]) -> ());
+simd_fn!(swiglu_bwd_chunk => swiglu_bwd_body(
+    dg: &mut [f32], du: &mut [f32], x: &[f32], u: &[f32], g: &[f32]) -> ());
+simd_fn!(attn_fwd_one => attn_fwd_group(
+    g: usize, p: &mut [f32], o: &mut [f32], qkvb: (&[f32], &[f32], &[f32], &[f32]), s: Heads,
+    scale: f32) -> Result<()>);
+simd_fn!(attn_bwd_one => attn_bwd_group(
+    g: usize, grads: (&mut [f32], &mut [f32], &mut [f32]),
+    saved: (&[f32], &[f32], &[f32], &[f32], &[f32]), s: Heads, scale: f32) -> Result<()>);
 
 /// `dst [m, n] = beta * op(a) op(b)`, plus the old `dst` when `acc`. `a` is stored `[m, k]`
 /// row-major, or `[k, m]` when `ta`; `b` is `[k, n]`, or `[n, k]` when `tb`. `par` spreads the
@@ -194,6 +226,7 @@ pub fn rms_bwd(x: &[f32], inv: &[f32], w: &[f32], g: &[f32], dx: &mut [f32]) {
         });
 }
 
+#[inline(always)]
 fn sigmoid(v: f32) -> f32 {
     1.0 / (1.0 + exp_approx(-v))
 }
@@ -203,12 +236,31 @@ pub fn swiglu_fwd(gate: &[f32], up: &[f32]) -> Vec<f32> {
     let mut y = vec![0f32; gate.len()];
     y.par_chunks_mut(1 << 12)
         .zip(gate.par_chunks(1 << 12).zip(up.par_chunks(1 << 12)))
-        .for_each(|(y, (g, u))| {
-            for ((y, &g), &u) in y.iter_mut().zip(g).zip(u) {
-                *y = g * sigmoid(g) * u;
-            }
-        });
+        .for_each(|(y, (g, u))| swiglu_fwd_chunk(y, g, u));
     y
+}
+
+#[inline(always)]
+fn swiglu_fwd_body(y: &mut [f32], g: &[f32], u: &[f32]) {
+    for ((y, &g), &u) in y.iter_mut().zip(g).zip(u) {
+        *y = g * sigmoid(g) * u;
+    }
+}
+
+#[inline(always)]
+fn swiglu_bwd_body(dg: &mut [f32], du: &mut [f32], x: &[f32], u: &[f32], g: &[f32]) {
+    let n = x
+        .len()
+        .min(u.len())
+        .min(g.len())
+        .min(dg.len())
+        .min(du.len());
+    let (dg, du, x, u, g) = (&mut dg[..n], &mut du[..n], &x[..n], &u[..n], &g[..n]);
+    for i in 0..n {
+        let s = sigmoid(x[i]);
+        du[i] = g[i] * x[i] * s;
+        dg[i] = g[i] * u[i] * s * (1.0 + x[i] * (1.0 - s));
+    }
 }
 
 /// SwiGLU backward: `(d gate, d up)`.
@@ -223,13 +275,7 @@ pub fn swiglu_bwd(gate: &[f32], up: &[f32], g: &[f32]) -> (Vec<f32>, Vec<f32>) {
                 .zip(up.par_chunks(C))
                 .zip(g.par_chunks(C)),
         )
-        .for_each(|((dg, du), ((x, u), g))| {
-            for i in 0..x.len() {
-                let s = sigmoid(x[i]);
-                du[i] = g[i] * x[i] * s;
-                dg[i] = g[i] * u[i] * s * (1.0 + x[i] * (1.0 - s));
-            }
-        });
+        .for_each(|((dg, du), ((x, u), g))| swiglu_bwd_chunk(dg, du, x, u, g));
     (dg, du)
 }
 
@@ -298,6 +344,37 @@ pub fn from_heads(g: &[f32], s: Heads, heads: usize, rope: Option<(&[f32], &[f32
     out
 }
 
+/// A reduction over `x` in eight interleaved lanes (lane `i` takes elements `i, i + 8, ...`),
+/// combined in lane order, then the tail: vectorizes where one running value cannot.
+#[inline(always)]
+fn lanes8(x: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut lanes = [init; 8];
+    let chunks = x.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l = f(*l, v);
+        }
+    }
+    let acc = lanes.iter().fold(init, |a, &l| f(a, l));
+    tail.iter().fold(acc, |a, &v| f(a, v))
+}
+
+/// `sum(a * b)` in eight lanes, as [`lanes8`].
+#[inline(always)]
+fn dot8(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ta, tb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for ((l, &x), &y) in lanes.iter_mut().zip(x).zip(y) {
+            *l += x * y;
+        }
+    }
+    let acc = lanes.iter().sum::<f32>();
+    ta.iter().zip(tb).fold(acc, |s, (&x, &y)| s + x * y)
+}
+
 /// Attention forward on head-major `q` `[b, h, t, d]`, `k`, `v` `[b, kvh, t, d]` with the
 /// additive `bias` `[b, t, t]` and score scale; returns `(probs [b, h, t, t], out [b, h, t, d])`.
 pub fn attn_fwd(
@@ -316,35 +393,43 @@ pub fn attn_fwd(
         .zip(out.par_chunks_mut(rep * t * d))
         .enumerate()
         .try_for_each(|(g, (p, o))| -> Result<()> {
-            let bi = g / s.kvh;
-            let kk = &k[g * t * d..][..t * d];
-            let vv = &v[g * t * d..][..t * d];
-            for i in 0..rep {
-                let hh = (g % s.kvh) * rep + i;
-                let qq = &q[(bi * s.h + hh) * t * d..][..t * d];
-                let p = &mut p[i * t * t..][..t * t];
-                mm(p, false, (qq, false), (kk, true), (t, t, d), scale, false)?;
-                for (ti, row) in p.chunks_mut(t).enumerate() {
-                    let bias = &bias[(bi * t + ti) * t..][..t];
-                    let mut max = f32::NEG_INFINITY;
-                    for (y, &c) in row.iter_mut().zip(bias) {
-                        *y += c;
-                        max = max.max(*y);
-                    }
-                    let mut sum = 0f32;
-                    for y in row.iter_mut() {
-                        *y = exp_approx(*y - max);
-                        sum += *y;
-                    }
-                    let inv = 1.0 / sum;
-                    row.iter_mut().for_each(|y| *y *= inv);
-                }
-                let o = &mut o[i * t * d..][..t * d];
-                mm(o, false, (p, false), (vv, false), (t, d, t), 1.0, false)?;
-            }
-            Ok(())
+            attn_fwd_one(g, p, o, (q, k, v, bias), s, scale)
         })?;
     Ok((probs, out))
+}
+
+/// [`attn_fwd`] for KV group `g` (one batch row, one KV head and its query heads).
+#[inline(always)]
+fn attn_fwd_group(
+    g: usize,
+    p: &mut [f32],
+    o: &mut [f32],
+    (q, k, v, bias): (&[f32], &[f32], &[f32], &[f32]),
+    s: Heads,
+    scale: f32,
+) -> Result<()> {
+    let (t, d, rep) = (s.t, s.d, s.h / s.kvh);
+    let bi = g / s.kvh;
+    let kk = &k[g * t * d..][..t * d];
+    let vv = &v[g * t * d..][..t * d];
+    for i in 0..rep {
+        let hh = (g % s.kvh) * rep + i;
+        let qq = &q[(bi * s.h + hh) * t * d..][..t * d];
+        let p = &mut p[i * t * t..][..t * t];
+        mm(p, false, (qq, false), (kk, true), (t, t, d), scale, false)?;
+        for (ti, row) in p.chunks_mut(t).enumerate() {
+            let bias = &bias[(bi * t + ti) * t..][..t];
+            row.iter_mut().zip(bias).for_each(|(y, &c)| *y += c);
+            let max = lanes8(row, f32::NEG_INFINITY, |m, y| if y > m { y } else { m });
+            row.iter_mut().for_each(|y| *y = exp_approx(*y - max));
+            let sum = lanes8(row, 0.0, |a, y| a + y);
+            let inv = 1.0 / sum;
+            row.iter_mut().for_each(|y| *y *= inv);
+        }
+        let o = &mut o[i * t * d..][..t * d];
+        mm(o, false, (p, false), (vv, false), (t, d, t), 1.0, false)?;
+    }
+    Ok(())
 }
 
 /// Attention backward: from the head-major output gradient `dout` `[b, h, t, d]`, returns
@@ -366,42 +451,73 @@ pub fn attn_bwd(
         .zip(dk.par_chunks_mut(t * d).zip(dv.par_chunks_mut(t * d)))
         .enumerate()
         .try_for_each(|(g, (dq, (dk, dv)))| -> Result<()> {
-            let kk = &k[g * t * d..][..t * d];
-            let vv = &v[g * t * d..][..t * d];
-            let mut dp = vec![0f32; t * t];
-            for i in 0..rep {
-                let head = g * rep + i; // (bi * h + hh) since h = kvh * rep
-                let qq = &q[head * t * d..][..t * d];
-                let p = &probs[head * t * t..][..t * t];
-                let dy = &dout[head * t * d..][..t * d];
-                mm(
-                    &mut dp,
-                    false,
-                    (dy, false),
-                    (vv, true),
-                    (t, t, d),
-                    1.0,
-                    false,
-                )?;
-                mm(dv, i > 0, (p, true), (dy, false), (t, d, t), 1.0, false)?;
-                for (drow, prow) in dp.chunks_mut(t).zip(p.chunks(t)) {
-                    let dot = drow.iter().zip(prow).fold(0f32, |a, (&g, &y)| a + g * y);
-                    for (g, &y) in drow.iter_mut().zip(prow) {
-                        *g = scale * y * (*g - dot);
-                    }
-                }
-                let dqh = &mut dq[i * t * d..][..t * d];
-                mm(dqh, false, (&dp, false), (kk, false), (t, d, t), 1.0, false)?;
-                mm(dk, i > 0, (&dp, true), (qq, false), (t, d, t), 1.0, false)?;
-            }
-            Ok(())
+            attn_bwd_one(g, (dq, dk, dv), (q, k, v, probs, dout), s, scale)
         })?;
     Ok((dq, dk, dv))
+}
+
+/// [`attn_bwd`] for KV group `g`.
+#[inline(always)]
+fn attn_bwd_group(
+    g: usize,
+    (dq, dk, dv): (&mut [f32], &mut [f32], &mut [f32]),
+    (q, k, v, probs, dout): (&[f32], &[f32], &[f32], &[f32], &[f32]),
+    s: Heads,
+    scale: f32,
+) -> Result<()> {
+    let (t, d, rep) = (s.t, s.d, s.h / s.kvh);
+    let kk = &k[g * t * d..][..t * d];
+    let vv = &v[g * t * d..][..t * d];
+    let mut dp = vec![0f32; t * t];
+    for i in 0..rep {
+        let head = g * rep + i; // (bi * h + hh) since h = kvh * rep
+        let qq = &q[head * t * d..][..t * d];
+        let p = &probs[head * t * t..][..t * t];
+        let dy = &dout[head * t * d..][..t * d];
+        mm(
+            &mut dp,
+            false,
+            (dy, false),
+            (vv, true),
+            (t, t, d),
+            1.0,
+            false,
+        )?;
+        mm(dv, i > 0, (p, true), (dy, false), (t, d, t), 1.0, false)?;
+        for (drow, prow) in dp.chunks_mut(t).zip(p.chunks(t)) {
+            let dot = dot8(drow, prow);
+            for (g, &y) in drow.iter_mut().zip(prow) {
+                *g = scale * y * (*g - dot);
+            }
+        }
+        let dqh = &mut dq[i * t * d..][..t * d];
+        mm(dqh, false, (&dp, false), (kk, false), (t, d, t), 1.0, false)?;
+        mm(dk, i > 0, (&dp, true), (qq, false), (t, d, t), 1.0, false)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lane_reductions_equal_the_sequential_ones() {
+        let x: Vec<f32> = (0..37)
+            .map(|i| ((i * 11 % 19) as f32 - 9.0) * 0.3)
+            .collect();
+        let y: Vec<f32> = (0..37).map(|i| ((i * 5 % 7) as f32 - 3.0) * 0.7).collect();
+        let max = lanes8(&x, f32::NEG_INFINITY, |m, v| if v > m { v } else { m });
+        assert_eq!(max, x.iter().copied().fold(f32::NEG_INFINITY, f32::max));
+        let want: f64 = x.iter().map(|&v| f64::from(v)).sum();
+        assert!((f64::from(lanes8(&x, 0.0, |a, v| a + v)) - want).abs() < 1e-5);
+        let want: f64 = x
+            .iter()
+            .zip(&y)
+            .map(|(&a, &b)| f64::from(a) * f64::from(b))
+            .sum();
+        assert!((f64::from(dot8(&x, &y)) - want).abs() < 1e-4);
+    }
 
     /// `mm_wide` against a plain f64 triple loop (the reference), in both output layouts, with
     /// an odd width (unequal halves) and with one and two threads (bit-identical results).
