@@ -70,6 +70,19 @@ impl Dropout {
         x.mul(&mask.to_device(x.device())?.to_dtype(x.dtype())?)
     }
 
+    /// The mask [`Dropout::apply`] would multiply an input of `shape` by on this call (the same
+    /// call count and stream), as a flat row-major vector; `None` when inactive. For fused
+    /// kernels that apply the mask themselves.
+    pub fn draw(&self, shape: &[usize]) -> Result<Option<Vec<f32>>> {
+        if !self.is_active() {
+            return Ok(None);
+        }
+        let call = self.calls.fetch_add(1, Ordering::Relaxed);
+        let stream = self.stream.load(Ordering::Relaxed);
+        let mask = self.mask(shape, stream, call)?;
+        Ok(Some(mask.flatten_all()?.to_vec1::<f32>()?))
+    }
+
     fn mask(&self, shape: &[usize], stream: u64, call: u64) -> Result<Tensor> {
         let mut key = [0u8; 24];
         key[..8].copy_from_slice(&self.seed.to_le_bytes());

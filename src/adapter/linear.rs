@@ -37,8 +37,8 @@ pub trait LinearAdapter: Send + Sync {
         None
     }
     /// The parts a fused training kernel needs (`crate::model::ops` fused decoder layer), when
-    /// this adapter is training with no active dropout; `None` means such kernels must not
-    /// run (the caller uses [`LinearAdapter::forward`]).
+    /// this adapter is training (LoRA with any dropout, DoRA without); `None` means such kernels
+    /// must not run (the caller uses [`LinearAdapter::forward`]).
     fn fused_parts(&self) -> Option<FusedParts> {
         None
     }
@@ -67,6 +67,9 @@ pub struct FusedParts {
     pub scale: f64,
     /// DoRA's `[out]` magnitude vector.
     pub magnitude: Option<Var>,
+    /// LoRA with dropout: the kernel applies `x~ = dropout(x)` on the adapter branch, drawing
+    /// one mask per forward with [`crate::adapter::dropout::Dropout::draw`] (the masks the composed path would use).
+    pub dropout: Option<std::sync::Arc<crate::adapter::dropout::Dropout>>,
 }
 
 /// A frozen linear layer `y = x W^T (+ b)` with an optional adapter.

@@ -4,6 +4,8 @@
 //! `Var`s in the adapter dtype (f32, or f64 when the base is f64), whatever the base dtype; inputs
 //! are cast to that dtype before the adapter path and results are cast back by the caller.
 
+use std::sync::Arc;
+
 use candle_core::{DType, Device, Result, Tensor, Var};
 
 use super::dropout::Dropout;
@@ -24,7 +26,7 @@ pub struct LowRank {
     a: Var,
     b: Var,
     spec: AdapterSpec,
-    dropout: Dropout,
+    dropout: Arc<Dropout>,
 }
 
 impl LowRank {
@@ -47,7 +49,7 @@ impl LowRank {
             a: Var::from_tensor(a)?,
             b: Var::from_tensor(b)?,
             spec,
-            dropout,
+            dropout: Arc::new(dropout),
         })
     }
 
@@ -128,14 +130,19 @@ impl LowRank {
             .affine(self.scale(), 0.0)
     }
 
-    /// The fused-kernel view of this pair (see [`FusedParts`]): only while training with dropout
-    /// probability 0 (the fused kernels draw no dropout masks).
+    /// The fused-kernel view of this pair (see [`FusedParts`]): only while training. With a
+    /// dropout probability above 0 the kernel draws this pair's masks itself
+    /// ([`FusedParts::dropout`]); DoRA (`magnitude`) then keeps the composed path.
     pub fn fused_parts(&self, magnitude: Option<Var>) -> Option<FusedParts> {
-        (self.dropout.is_training() && self.dropout.p() == 0.0).then(|| FusedParts {
+        if !self.dropout.is_training() || (magnitude.is_some() && self.dropout.p() > 0.0) {
+            return None;
+        }
+        Some(FusedParts {
             a: self.a.clone(),
             b: self.b.clone(),
             scale: self.scale(),
             magnitude,
+            dropout: (self.dropout.p() > 0.0).then(|| self.dropout.clone()),
         })
     }
 

@@ -9,8 +9,9 @@
 //! and skips the input gradient of the first layer (nothing upstream needs it).
 //!
 //! When it runs: CPU, f32 everywhere, no KV cache, no projection bias, every unmerged adapter
-//! training with dropout probability 0 ([`crate::adapter::linear::FusedParts`]), at least one
-//! adapter in the layer. Otherwise (and inside [`with_reference_path`], and with
+//! training ([`crate::adapter::linear::FusedParts`]: LoRA with any dropout, DoRA without), at
+//! least one adapter in the layer. LoRA dropout masks are drawn from each adapter's stream when
+//! the op is built, one per adapter and forward, exactly as the composed path draws them. Otherwise (and inside [`with_reference_path`], and with
 //! `RORA_NO_FUSED_LAYER=1`) [`block_forward`] returns `None` and the layer is composed from
 //! candle ops. Guarantees: loss and gradients equal the composed path within f32 rounding
 //! (`block_tests`, 1e-5 relative); results do not depend on the number of threads.
@@ -90,6 +91,9 @@ struct LayerOp {
     cos: Vec<f32>,
     sin: Vec<f32>,
     bias: Vec<f32>,
+    /// Per projection: the adapter branch's dropout mask `[rows, in]` for this forward (LoRA
+    /// with dropout), drawn when the op is built.
+    masks: Vec<Option<Vec<f32>>>,
     saved: Mutex<Option<Saved>>,
 }
 
@@ -111,13 +115,17 @@ impl LayerOp {
         self.heads.b * self.heads.t
     }
 
+    fn mask(&self, i: usize) -> Option<&[f32]> {
+        self.masks.get(i).and_then(|m| m.as_deref())
+    }
+
     fn run_forward(&self, x: &[f32], p: &[f32], w: &[&[f32]]) -> Result<(Vec<f32>, Saved)> {
         let (rows, s) = (self.rows(), self.heads);
         let pr = &self.projs;
         let (xn1, inv1) = rms_fwd(x, w[7], self.eps);
-        let (q, sq) = pr[Q].forward(w[Q], p, &xn1, rows)?;
-        let (k, sk) = pr[K].forward(w[K], p, &xn1, rows)?;
-        let (v, sv) = pr[V].forward(w[V], p, &xn1, rows)?;
+        let (q, sq) = pr[Q].forward(w[Q], p, &xn1, rows, self.mask(Q))?;
+        let (k, sk) = pr[K].forward(w[K], p, &xn1, rows, self.mask(K))?;
+        let (v, sv) = pr[V].forward(w[V], p, &xn1, rows, self.mask(V))?;
         let rope = Some((&self.cos[..], &self.sin[..]));
         let q = to_heads(&q, s, s.h, rope);
         let k = to_heads(&k, s, s.kvh, rope);
@@ -125,14 +133,14 @@ impl LayerOp {
         let scale = 1.0 / (s.d as f32).sqrt();
         let (probs, ctx) = attn_fwd(&q, &k, &v, &self.bias, s, scale)?;
         let ctx = from_heads(&ctx, s, s.h, None);
-        let (o, so) = pr[O].forward(w[O], p, &ctx, rows)?;
+        let (o, so) = pr[O].forward(w[O], p, &ctx, rows, self.mask(O))?;
         let mut x2 = o;
         x2.iter_mut().zip(x).for_each(|(a, &b)| *a += b);
         let (xn2, inv2) = rms_fwd(&x2, w[8], self.eps);
-        let (gate, sg) = pr[GATE].forward(w[GATE], p, &xn2, rows)?;
-        let (up, su) = pr[UP].forward(w[UP], p, &xn2, rows)?;
+        let (gate, sg) = pr[GATE].forward(w[GATE], p, &xn2, rows, self.mask(GATE))?;
+        let (up, su) = pr[UP].forward(w[UP], p, &xn2, rows, self.mask(UP))?;
         let act = swiglu_fwd(&gate, &up);
-        let (down, sd) = pr[DOWN].forward(w[DOWN], p, &act, rows)?;
+        let (down, sd) = pr[DOWN].forward(w[DOWN], p, &act, rows, self.mask(DOWN))?;
         let mut y = down;
         y.iter_mut().zip(&x2).for_each(|(a, &b)| *a += b);
         let saved = Saved {
@@ -181,6 +189,7 @@ impl LayerOp {
             rows,
             Some((&mut dact, false)),
             &mut dp,
+            self.mask(DOWN),
         )?;
         drop(st.act);
         let (dgate, dup) = swiglu_bwd(&st.gate, &st.up, &dact);
@@ -196,6 +205,7 @@ impl LayerOp {
             rows,
             Some((&mut dxn2, false)),
             &mut dp,
+            self.mask(GATE),
         )?;
         pr[UP].backward(
             w[UP],
@@ -206,6 +216,7 @@ impl LayerOp {
             rows,
             Some((&mut dxn2, true)),
             &mut dp,
+            self.mask(UP),
         )?;
         drop((dgate, dup));
         let mut dx2 = g.to_vec();
@@ -222,6 +233,7 @@ impl LayerOp {
             rows,
             Some((&mut dctx, false)),
             &mut dp,
+            self.mask(O),
         )?;
         let dctx = to_heads(&dctx, s, s.h, None);
         let scale = 1.0 / (s.d as f32).sqrt();
@@ -233,9 +245,9 @@ impl LayerOp {
         let dv = from_heads(&dv, s, s.kvh, None);
         let xn1 = &st.xn1;
         if !want_dx {
-            pr[Q].backward(w[Q], p, sq, xn1, &dq, rows, None, &mut dp)?;
-            pr[K].backward(w[K], p, sk, xn1, &dk, rows, None, &mut dp)?;
-            pr[V].backward(w[V], p, sv, xn1, &dv, rows, None, &mut dp)?;
+            pr[Q].backward(w[Q], p, sq, xn1, &dq, rows, None, &mut dp, self.mask(Q))?;
+            pr[K].backward(w[K], p, sk, xn1, &dk, rows, None, &mut dp, self.mask(K))?;
+            pr[V].backward(w[V], p, sv, xn1, &dv, rows, None, &mut dp, self.mask(V))?;
             return Ok((None, dp));
         }
         let mut dxn1 = vec![0f32; rows * hs];
@@ -248,6 +260,7 @@ impl LayerOp {
             rows,
             Some((&mut dxn1, false)),
             &mut dp,
+            self.mask(Q),
         )?;
         pr[K].backward(
             w[K],
@@ -258,6 +271,7 @@ impl LayerOp {
             rows,
             Some((&mut dxn1, true)),
             &mut dp,
+            self.mask(K),
         )?;
         pr[V].backward(
             w[V],
@@ -268,6 +282,7 @@ impl LayerOp {
             rows,
             Some((&mut dxn1, true)),
             &mut dp,
+            self.mask(V),
         )?;
         rms_bwd(x, &st.inv1, w[7], &dxn1, &mut dx2);
         Ok((Some(dx2), dp))
@@ -348,6 +363,7 @@ pub fn block_forward(
         &m.down_proj,
     ];
     let mut vars: Vec<Var> = Vec::new();
+    let mut dropouts = Vec::with_capacity(7);
     let mut offset = 0usize;
     let mut projs = Vec::with_capacity(7);
     for l in linears {
@@ -358,6 +374,7 @@ pub fn block_forward(
         let ad = match l.adapter() {
             Some(ad) if !l.is_merged() => {
                 let parts = ad.fused_parts()?;
+                dropouts.push(parts.dropout.clone());
                 let r = parts.a.dim(0).ok()?;
                 let ok = [&parts.a, &parts.b]
                     .iter()
@@ -390,7 +407,10 @@ pub fn block_forward(
                     m: slot_m,
                 })
             }
-            _ => None,
+            _ => {
+                dropouts.push(None);
+                None
+            }
         };
         projs.push(ProjShape { out, inp, ad });
     }
@@ -424,6 +444,15 @@ pub fn block_forward(
     }
     let run = || -> Result<Tensor> {
         let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+        // one mask per adapter and forward, as the composed path draws them
+        let masks = dropouts
+            .iter()
+            .zip(&projs)
+            .map(|(d, pr)| match d {
+                Some(d) => d.draw(&[b, t, pr.inp]),
+                None => Ok(None),
+            })
+            .collect::<Result<Vec<_>>>()?;
         let op = LayerOp {
             weights: linears
                 .iter()
@@ -440,6 +469,7 @@ pub fn block_forward(
             cos: flat(&pos.cos)?,
             sin: flat(&pos.sin_signed)?,
             bias: flat(&pos.bias)?,
+            masks,
             saved: Mutex::new(None),
         };
         let flats = vars

@@ -66,6 +66,8 @@ pub struct ProjSaved {
     norm: Vec<f32>,
     /// The merged weight `W + s B A` `[out, in]` when the forward used it, else empty.
     merged: Vec<f32>,
+    /// With dropout: the adapter branch's input `x~ = x * mask`, `[rows, in]`, else empty.
+    xd: Vec<f32>,
 }
 
 impl ProjShape {
@@ -95,15 +97,25 @@ impl ProjShape {
             .unwrap_or_else(|| 2 * self.out * self.inp <= rows * (self.inp + self.out))
     }
 
-    /// `y` `[rows, out]` for `x` `[rows, inp]`, and what the backward needs.
+    /// `y` `[rows, out]` for `x` `[rows, inp]`, and what the backward needs. `mask`: the
+    /// adapter branch's dropout mask `[rows, inp]` (LoRA only), applied as `x~ = x * mask`.
     pub fn forward(
         &self,
         w: &[f32],
         p: &[f32],
         x: &[f32],
         rows: usize,
+        mask: Option<&[f32]>,
     ) -> Result<(Vec<f32>, ProjSaved)> {
         self.check(p.len())?;
+        if let Some(m) = mask
+            && (m.len() != x.len() || self.ad.is_none_or(|ad| ad.m.is_some()))
+        {
+            candle_core::bail!(
+                "fused layer: a dropout mask needs a LoRA adapter and {} values",
+                x.len()
+            );
+        }
         let (out, inp) = (self.out, self.inp);
         let mut y = vec![0f32; rows * out];
         let Some(ad) = &self.ad else {
@@ -119,18 +131,22 @@ impl ProjShape {
             return Ok((y, ProjSaved::default()));
         };
         let (a, b) = self.parts(ad, p);
+        let mut saved = ProjSaved::default();
+        if let Some(m) = mask {
+            saved.xd = x.iter().zip(m).map(|(x, m)| x * m).collect();
+        }
+        let xa = if mask.is_some() { &saved.xd[..] } else { x };
         let mut h = vec![0f32; rows * ad.r];
         mm(
             &mut h,
             false,
-            (x, false),
+            (xa, false),
             (a, true),
             (rows, ad.r, inp),
             ad.scale,
             true,
         )?;
-        let mut saved = ProjSaved::default();
-        if self.merges(rows) {
+        if mask.is_none() && self.merges(rows) {
             let mut merged = w.to_vec();
             mm(
                 &mut merged,
@@ -208,6 +224,7 @@ impl ProjShape {
         rows: usize,
         dx: Option<(&mut [f32], bool)>,
         dp: &mut [f32],
+        mask: Option<&[f32]>,
     ) -> Result<()> {
         let (out, inp) = (self.out, self.inp);
         let scaled;
@@ -268,16 +285,50 @@ impl ProjShape {
             ad.scale,
             true,
         )?;
+        let xa = if saved.xd.is_empty() {
+            x
+        } else {
+            &saved.xd[..]
+        };
         mm_wide(
             &mut dp[ad.a..][..r * inp],
             false,
             &sdh,
-            x,
+            xa,
             (r, inp, rows),
             1.0,
         )?;
         if let Some((dx, acc)) = dx {
-            if saved.merged.is_empty() {
+            if let Some(m) = mask {
+                // dx = g' W + (s dh A) * mask
+                let mut t = vec![0f32; rows * inp];
+                mm(
+                    &mut t,
+                    false,
+                    (&sdh, false),
+                    (a, false),
+                    (rows, inp, r),
+                    1.0,
+                    true,
+                )?;
+                mm(
+                    dx,
+                    acc,
+                    (gz, false),
+                    (w, false),
+                    (rows, inp, out),
+                    1.0,
+                    true,
+                )?;
+                dx.par_chunks_mut(inp)
+                    .zip(t.par_chunks(inp).zip(m.par_chunks(inp)))
+                    .for_each(|(d, (t, m))| {
+                        d.iter_mut()
+                            .zip(t)
+                            .zip(m)
+                            .for_each(|((d, t), m)| *d += t * m)
+                    });
+            } else if saved.merged.is_empty() {
                 mm(
                     dx,
                     acc,

@@ -18,10 +18,15 @@ use crate::model::random::{RandomSpec, random_tensors};
 use crate::train::loss::loss_sum;
 
 fn model(method: Method, rule: ScalingRule, targets: Targets) -> Llama {
+    model_with_dropout(method, rule, targets, 0.0)
+}
+
+fn model_with_dropout(method: Method, rule: ScalingRule, targets: Targets, p: f64) -> Llama {
     // 2 layers, hidden 32, 4 heads over 2 KV heads (GQA), FFN 48
     let (cfg, w) = random_tensors(&RandomSpec::uniform(32, 2, 4, 2, 48, 5), &Device::Cpu).unwrap();
     let mut m = Llama::from_tensors(cfg, w, DType::F32).unwrap();
-    let acfg = AdapterConfig::new(method, rule, 4, 12.0, targets);
+    let mut acfg = AdapterConfig::new(method, rule, 4, 12.0, targets);
+    acfg.dropout = p;
     adapter::attach(&mut m, &acfg).unwrap();
     for (i, (name, v)) in m.trainable_vars().into_iter().enumerate() {
         if name.ends_with("lora_B.weight") || name.ends_with("lora_magnitude_vector") {
@@ -40,8 +45,10 @@ fn model(method: Method, rule: ScalingRule, targets: Targets) -> Llama {
     m
 }
 
-/// Loss sum and every adapter gradient (flattened), in `trainable_vars` order.
+/// Loss sum and every adapter gradient (flattened), in `trainable_vars` order. The dropout
+/// stream is reset first, so both paths draw the same masks.
 fn loss_and_grads(m: &Llama) -> (f32, Vec<(String, Vec<f32>)>) {
+    m.set_dropout_seed(7);
     let ids = Tensor::new(
         &[[0u32, 0, 17, 99, 3, 250, 8], [5, 6, 7, 8, 9, 10, 11]],
         &Device::Cpu,
@@ -124,4 +131,37 @@ fn dora_gradients_equal_the_autograd_path() {
 fn layers_with_unadapted_projections_match_too() {
     let t = Targets::Names(vec!["q_proj".into(), "v_proj".into(), "down_proj".into()]);
     check(Method::Lora, ScalingRule::Lora, t);
+}
+
+/// LoRA with dropout 0.3: the fused layer draws the same masks as the composed path (same
+/// stream and call count) and applies them to the adapter branch only.
+#[test]
+fn lora_with_dropout_equals_the_autograd_path() {
+    let m = model_with_dropout(Method::Lora, ScalingRule::Rora, Targets::AllLinear, 0.3);
+    let (want_loss, want) = with_reference_path(|| loss_and_grads(&m));
+    compare(&m, false, want_loss, &want);
+    // a different stream gives different masks, so the masks do reach the loss
+    m.set_dropout_seed(8);
+    let other = m
+        .forward(
+            &Tensor::new(&[[5u32, 6, 7, 8, 9, 10, 11]], &Device::Cpu).unwrap(),
+            &Tensor::new(&[[1u32, 1, 1, 1, 1, 1, 1]], &Device::Cpu).unwrap(),
+        )
+        .unwrap();
+    m.set_dropout_seed(7);
+    let same = m
+        .forward(
+            &Tensor::new(&[[5u32, 6, 7, 8, 9, 10, 11]], &Device::Cpu).unwrap(),
+            &Tensor::new(&[[1u32, 1, 1, 1, 1, 1, 1]], &Device::Cpu).unwrap(),
+        )
+        .unwrap();
+    let d = (other - same)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(d > 0.0, "dropout masks had no effect");
 }
