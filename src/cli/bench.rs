@@ -81,6 +81,9 @@ pub struct TrainBench {
     /// DoRA instead of LoRA.
     #[arg(long)]
     pub dora: bool,
+    /// Adapter dropout probability (the peer's baseline uses 0; the shipped pipelines 0.05).
+    #[arg(long, default_value_t = 0.0)]
+    pub dropout: f64,
     #[arg(long, default_value_t = 8)]
     pub batch: usize,
     #[arg(long, default_value_t = 128)]
@@ -348,7 +351,11 @@ pub fn bench_train(a: &TrainBench) -> Result<String> {
     };
     let method = if a.dora { Method::Dora } else { Method::Lora };
     let targets = Targets::Names(PROJECTIONS.iter().map(|s| s.to_string()).collect());
-    let acfg = AdapterConfig::new(method, rule, a.r, alpha, targets);
+    if !(0.0..1.0).contains(&a.dropout) {
+        miette::bail!("--dropout must lie in [0, 1), got {}", a.dropout);
+    }
+    let mut acfg = AdapterConfig::new(method, rule, a.r, alpha, targets);
+    acfg.dropout = a.dropout;
     let report = adapter::attach(&mut model, &acfg)
         .into_diagnostic()
         .wrap_err("attaching adapters")?;
@@ -413,7 +420,7 @@ pub fn bench_train(a: &TrainBench) -> Result<String> {
         "step_ms_min": r3(timed.iter().copied().fold(f64::INFINITY, f64::min) * 1e3),
         "cpu_util": r3(cpu.iter().sum::<f64>() / (timed.iter().sum::<f64>() * threads as f64)),
         "variant": if a.dora { "dora" } else if a.rslora { "rslora" } else { "lora" },
-        "r": a.r, "alpha": alpha, "scaling": rule.scale(alpha, a.r),
+        "r": a.r, "alpha": alpha, "scaling": rule.scale(alpha, a.r), "dropout": a.dropout,
         "batch": a.batch, "seq": a.seq, "steps": a.steps, "warmup": a.warmup,
         "dtype": match a.dtype { BenchDtype::F32 => "fp32", BenchDtype::Bf16 => "bf16" },
         "adapter_dtype": "float32",
