@@ -35,6 +35,9 @@ macro_rules! simd_fn {
     };
 }
 
+/// What the attention backward reads: `q`, `k`, `v`, the probabilities and the output gradient.
+type AttnSaved<'a> = (&'a [f32], &'a [f32], &'a [f32], &'a [f32], &'a [f32]);
+
 simd_fn!(swiglu_fwd_chunk => swiglu_fwd_body(y: &mut [f32], g: &[f32], u: &[f32]) -> ());
 simd_fn!(swiglu_bwd_chunk => swiglu_bwd_body(
     dg: &mut [f32], du: &mut [f32], x: &[f32], u: &[f32], g: &[f32]) -> ());
@@ -43,7 +46,7 @@ simd_fn!(attn_fwd_one => attn_fwd_group(
     scale: f32) -> Result<()>);
 simd_fn!(attn_bwd_one => attn_bwd_group(
     g: usize, grads: (&mut [f32], &mut [f32], &mut [f32]),
-    saved: (&[f32], &[f32], &[f32], &[f32], &[f32]), s: Heads, scale: f32) -> Result<()>);
+    saved: AttnSaved, s: Heads, scale: f32) -> Result<()>);
 
 /// `dst [m, n] = beta * op(a) op(b)`, plus the old `dst` when `acc`. `a` is stored `[m, k]`
 /// row-major, or `[k, m]` when `ta`; `b` is `[k, n]`, or `[n, k]` when `tb`. `par` spreads the
@@ -153,11 +156,11 @@ pub fn mm_wide(
     };
     let out = DstPtr(dst.as_mut_ptr());
     let run = |c0: usize, c1: usize| {
-        let out = out;
+        let dst = out;
         // SAFETY: the lengths checked above cover every index the strides reach for columns
         // `c0..c1`; the two calls write disjoint columns of `dst`, borrowed mutably for this call.
         unsafe {
-            let d = out.0.offset(c0 as isize * dst_cs);
+            let d = dst.0.offset(c0 as isize * dst_cs);
             gemm::gemm(
                 m,
                 c1 - c0,
@@ -461,7 +464,7 @@ pub fn attn_bwd(
 fn attn_bwd_group(
     g: usize,
     (dq, dk, dv): (&mut [f32], &mut [f32], &mut [f32]),
-    (q, k, v, probs, dout): (&[f32], &[f32], &[f32], &[f32], &[f32]),
+    (q, k, v, probs, dout): AttnSaved,
     s: Heads,
     scale: f32,
 ) -> Result<()> {
