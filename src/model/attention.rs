@@ -7,8 +7,9 @@
 //! With a KV cache on the CPU in f32 (inference: loglik scoring, generation), the cache is a pair
 //! of host buffers with spare capacity ([`HostKv`]: appending a step copies only the new
 //! positions, no concatenation of the whole cache) and attention runs as one fused kernel over
-//! them (`ops::attend_cached`), equal to the tensor path up to float rounding. That path has no
-//! autograd (inference only). Elsewhere (CUDA, half precision) the cache holds candle tensors.
+//! them (`ops::attend_cached`) for decode steps (few new positions), equal to the tensor path up
+//! to float rounding; steps with many new positions copy the cache into tensors and use the
+//! matmul path. The host cache has no autograd (inference only). Elsewhere (CUDA, half precision) the cache holds candle tensors.
 
 use candle_core::{DType, Module, Result, Tensor};
 
@@ -25,6 +26,12 @@ pub struct Attention {
     pub n_kv_heads: usize,
     pub head_dim: usize,
 }
+
+/// Steps with at most this many new positions use the fused kernel over the host cache; longer
+/// ones (prefill, loglik continuations) copy the cache into tensors and use batched matmuls,
+/// which are faster there (measured on SmolLM2: the kernel's dot products do not match gemm
+/// once there are ~100 queries per row).
+const FUSED_MAX_NEW: usize = 4;
 
 /// Keys and values of one layer, after RoPE.
 #[derive(Clone, Default)]
@@ -119,6 +126,23 @@ impl HostKv {
         })
     }
 
+    /// The filled part as contiguous `[b, kvh, len, d]` tensors.
+    fn tensors(&self, device: &candle_core::Device) -> Result<(Tensor, Tensor)> {
+        let (n, d, len) = (self.b * self.kvh, self.d, self.len);
+        let mut k = Vec::with_capacity(n * len * d);
+        let mut v = Vec::with_capacity(n * len * d);
+        for plane in 0..n {
+            let at = plane * self.cap * d;
+            k.extend_from_slice(&self.k[at..at + len * d]);
+            v.extend_from_slice(&self.v[at..at + len * d]);
+        }
+        let shape = (self.b, self.kvh, len, d);
+        Ok((
+            Tensor::from_vec(k, shape, device)?,
+            Tensor::from_vec(v, shape, device)?,
+        ))
+    }
+
     fn reordered(&self, rows: &[u32]) -> Result<Self> {
         self.copied(rows, self.cap)
     }
@@ -184,17 +208,27 @@ impl Attention {
                 }
                 let host = |x: &Tensor| x.flatten_all()?.to_vec1::<f32>();
                 cache.append(&host(&k)?, &host(&v)?, t)?;
-                let view = ops::KvView {
-                    k: &cache.k,
-                    v: &cache.v,
-                    kvh,
-                    cap: cache.cap,
-                    len: cache.len,
-                };
-                let y =
-                    ops::attend_cached(&host(&q)?, (b, h, t, d), &view, &host(&pos.bias)?, scale)?;
-                let y = Tensor::from_vec(y, (b, t, h * d), x.device())?;
-                return self.o_proj.forward(&y);
+                if t > FUSED_MAX_NEW {
+                    // many new queries (prefill, loglik continuations): the matmul path is faster
+                    cache.tensors(x.device())?
+                } else {
+                    let view = ops::KvView {
+                        k: &cache.k,
+                        v: &cache.v,
+                        kvh,
+                        cap: cache.cap,
+                        len: cache.len,
+                    };
+                    let y = ops::attend_cached(
+                        &host(&q)?,
+                        (b, h, t, d),
+                        &view,
+                        &host(&pos.bias)?,
+                        scale,
+                    )?;
+                    let y = Tensor::from_vec(y, (b, t, h * d), x.device())?;
+                    return self.o_proj.forward(&y);
+                }
             }
             Some(slot) => {
                 let (k, v) = match std::mem::take(slot) {
