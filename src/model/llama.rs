@@ -41,10 +41,7 @@ pub struct KvCache {
 impl KvCache {
     /// Positions already cached.
     pub fn len(&self) -> usize {
-        self.layers
-            .first()
-            .and_then(|l| l.as_ref())
-            .map_or(0, |(k, _)| k.dims()[2])
+        self.layers.first().map_or(0, LayerKv::len)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -303,7 +300,7 @@ impl IncrementalLm for Llama {
 
     fn new_cache(&self, batch: usize) -> Result<KvCache> {
         Ok(KvCache {
-            layers: vec![None; self.layers.len()],
+            layers: vec![LayerKv::Empty; self.layers.len()],
             batch,
         })
     }
@@ -340,10 +337,8 @@ impl IncrementalLm for Llama {
                 cache.batch
             );
         }
-        let idx = Tensor::new(rows, &self.device)?;
-        for (k, v) in cache.layers.iter_mut().flatten() {
-            *k = k.index_select(&idx, 0)?;
-            *v = v.index_select(&idx, 0)?;
+        for layer in &mut cache.layers {
+            layer.reorder(rows)?;
         }
         cache.batch = rows.len();
         Ok(true)

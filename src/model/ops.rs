@@ -20,7 +20,7 @@ mod tests;
 
 pub use block_op::{block_forward, with_reference_path};
 pub use fused::fusable;
-pub use fused_attn::masked_softmax;
+pub use fused_attn::{KvView, attend_cached, cached_attention, masked_softmax};
 
 /// RMSNorm over the last dimension: `x / sqrt(mean(x^2) + eps) * weight`, computed in at least f32
 /// and returned in `x`'s dtype.

@@ -20,6 +20,10 @@ use rayon::prelude::*;
 pub(crate) trait Real: WithDType {
     fn exp_(self) -> Self;
     fn sqrt_(self) -> Self;
+    /// `y = silu(g) * u` element-wise; `avx2`: the CPU has AVX2 and FMA (f32 uses that build).
+    fn swiglu_rows(_avx2: bool, y: &mut [Self], g: &[Self], u: &[Self]) {
+        swiglu_chunk(y, g, u)
+    }
 }
 
 impl Real for f32 {
@@ -30,6 +34,16 @@ impl Real for f32 {
     #[inline(always)]
     fn sqrt_(self) -> Self {
         self.sqrt()
+    }
+    fn swiglu_rows(avx2: bool, y: &mut [f32], g: &[f32], u: &[f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if avx2 {
+            // SAFETY: the caller checked that the CPU supports AVX2 and FMA.
+            unsafe { swiglu_f32_avx2(y, g, u) };
+            return;
+        }
+        let _ = avx2;
+        swiglu_chunk(y, g, u)
     }
 }
 
@@ -222,14 +236,28 @@ fn swiglu_fwd<T: Real>(
     }
     let mut out = vec![T::zero(); g.len()];
     const CHUNK: usize = 4096;
+    let avx2 = T::DTYPE == DType::F32 && super::fused_attn::has_avx2();
     out.par_chunks_mut(CHUNK)
         .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)))
         .for_each(|(y, (g, u))| {
-            for ((y, &g), &u) in y.iter_mut().zip(g).zip(u) {
-                *y = g * sigmoid(g) * u;
-            }
+            T::swiglu_rows(avx2, y, g, u);
         });
     Ok((T::to_cpu_storage_owned(out), l1.shape().clone()))
+}
+
+#[inline(always)]
+pub(super) fn swiglu_chunk<T: Real>(y: &mut [T], g: &[T], u: &[T]) {
+    for ((y, &g), &u) in y.iter_mut().zip(g).zip(u) {
+        *y = g * sigmoid(g) * u;
+    }
+}
+
+/// [`swiglu_chunk`] for f32 compiled with AVX2 (8 lanes instead of 4; identical results, as
+/// Rust does not contract multiply-adds).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn swiglu_f32_avx2(y: &mut [f32], g: &[f32], u: &[f32]) {
+    swiglu_chunk(y, g, u)
 }
 
 impl CustomOp2 for Swiglu {

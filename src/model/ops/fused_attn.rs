@@ -258,3 +258,195 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin_signed: &Tensor) -> Result<Tensor> {
     let sin = sin_signed.to_dtype(x.dtype())?.contiguous()?;
     x.apply_op3(&cos, &sin, Rope { inverse: false })
 }
+
+/// Keys and values of one layer on the host, `[b, kvh, cap, d]` of which the first `len`
+/// positions of every plane are filled (a KV cache with spare capacity).
+pub struct KvView<'a> {
+    pub k: &'a [f32],
+    pub v: &'a [f32],
+    pub kvh: usize,
+    pub cap: usize,
+    pub len: usize,
+}
+
+/// `sum(a * b)` in eight lanes (vectorizes), then the lanes in order, then the tail.
+#[inline(always)]
+fn dot8(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len()) / 8 * 8;
+    let mut acc = [0f32; 8];
+    for (x, y) in a[..n].chunks_exact(8).zip(b[..n].chunks_exact(8)) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut s = acc.iter().sum::<f32>();
+    for (x, y) in a[n..].iter().zip(&b[n..]) {
+        s += x * y;
+    }
+    s
+}
+
+/// One query row: scores into `p`, softmax, then `y = sum_j p_j v_j`.
+#[inline(always)]
+fn attend_row_generic(
+    (q, k, v): (&[f32], &[f32], &[f32]),
+    bias: &[f32],
+    scale: f32,
+    p: &mut Vec<f32>,
+    y: &mut [f32],
+) {
+    let d = q.len();
+    let masked = crate::model::rope::MASKED;
+    p.clear();
+    let mut max = f32::NEG_INFINITY;
+    for (kr, &c) in k.chunks_exact(d).zip(bias) {
+        let s = if c == masked {
+            c
+        } else {
+            dot8(q, kr) * scale + c
+        };
+        if s > max {
+            max = s;
+        }
+        p.push(s);
+    }
+    let mut sum = 0f32;
+    for s in p.iter_mut() {
+        *s = crate::train::fastexp::exp_approx(*s - max);
+        sum += *s;
+    }
+    let inv = 1.0 / sum;
+    y.fill(0.0);
+    for (vr, &pj) in v.chunks_exact(d).zip(p.iter()) {
+        let w = pj * inv;
+        for (y, &x) in y.iter_mut().zip(vr) {
+            *y += w * x;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn attend_row_avx2(
+    qkv: (&[f32], &[f32], &[f32]),
+    bias: &[f32],
+    scale: f32,
+    p: &mut Vec<f32>,
+    y: &mut [f32],
+) {
+    attend_row_generic(qkv, bias, scale, p, y)
+}
+
+/// [`attend_row_generic`], compiled for AVX2 when the CPU has it (same results: Rust does not
+/// contract `a * b + c` into a fused multiply-add).
+pub(super) fn attend_row(
+    avx2: bool,
+    qkv: (&[f32], &[f32], &[f32]),
+    bias: &[f32],
+    scale: f32,
+    p: &mut Vec<f32>,
+    y: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2 {
+        // SAFETY: the caller checked that the CPU supports AVX2 and FMA.
+        unsafe { attend_row_avx2(qkv, bias, scale, p, y) };
+        return;
+    }
+    let _ = avx2;
+    attend_row_generic(qkv, bias, scale, p, y)
+}
+
+/// True when the CPU has AVX2 and FMA (the kernels' fast build).
+pub(crate) fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Attention of new queries over cached keys and values, for inference with a KV cache: for
+/// queries `q` `[b, h, t, d]` (row-major host data) and `kv` (query head `hi` reads KV head
+/// `hi / (h / kvh)`), each output row is `softmax(scale q k^T + bias) v`, written straight into
+/// `[b, t, h * d]` (the layout `o_proj` reads). `bias` `[b, t, len]` is the additive mask. One
+/// rayon task per (row, head), each in a fixed order, so results do not depend on the thread
+/// count; the softmax is the one of [`MaskedSoftmax`] (same exponential, same order); a key whose
+/// bias is [`MASKED`](crate::model::rope::MASKED) skips its dot product (its score is the bias
+/// itself, as `s * scale + MASKED` rounds to `MASKED`). f32 only, and no autograd: the cached
+/// path is for inference (loglik scoring, generation), never for training.
+pub fn attend_cached(
+    q: &[f32],
+    (b, h, t, d): (usize, usize, usize, usize),
+    kv: &KvView<'_>,
+    bias: &[f32],
+    scale: f64,
+) -> Result<Vec<f32>> {
+    let (kvh, cap, tk) = (kv.kvh, kv.cap, kv.len);
+    let plane_len = b * kvh * cap * d;
+    if d == 0
+        || kvh == 0
+        || h % kvh != 0
+        || tk > cap
+        || q.len() != b * h * t * d
+        || kv.k.len() != plane_len
+        || kv.v.len() != plane_len
+        || bias.len() != b * t * tk
+    {
+        candle_core::bail!(
+            "cached attention: q of {} values for [{b}, {h}, {t}, {d}], k/v of {}/{} for \
+             [{b}, {kvh}, {cap}, {d}], bias of {} values for {tk} keys",
+            q.len(),
+            kv.k.len(),
+            kv.v.len(),
+            bias.len()
+        );
+    }
+    let rep = h / kvh;
+    let scale = scale as f32;
+    let avx2 = has_avx2();
+    let mut out = vec![0f32; b * t * h * d];
+    out.par_chunks_mut(d).enumerate().for_each_init(
+        || Vec::with_capacity(tk),
+        |p, (row, y)| {
+            // row = (bi * t + ti) * h + hi
+            let (bt, hi) = (row / h, row % h);
+            let (bi, ti) = (bt / t, bt % t);
+            let plane = (bi * kvh + hi / rep) * cap * d;
+            let qkv = (
+                &q[((bi * h + hi) * t + ti) * d..][..d],
+                &kv.k[plane..][..tk * d],
+                &kv.v[plane..][..tk * d],
+            );
+            attend_row(avx2, qkv, &bias[bt * tk..][..tk], scale, p, y);
+        },
+    );
+    Ok(out)
+}
+
+/// [`attend_cached`] on tensors: `q` `[b, h, t, d]`, `k`, `v` `[b, kvh, tk, d]` (f32),
+/// `bias` `[b, 1, t, tk]`; returns `[b, t, h * d]`.
+pub fn cached_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    bias: &Tensor,
+    scale: f64,
+) -> Result<Tensor> {
+    let (b, h, t, d) = q.dims4()?;
+    let (_, kvh, tk, _) = k.dims4()?;
+    let host = |x: &Tensor| x.flatten_all()?.to_vec1::<f32>();
+    let (kh, vh) = (host(k)?, host(v)?);
+    let kv = KvView {
+        k: &kh,
+        v: &vh,
+        kvh,
+        cap: tk,
+        len: tk,
+    };
+    let y = attend_cached(&host(q)?, (b, h, t, d), &kv, &host(bias)?, scale)?;
+    Tensor::from_vec(y, (b, t, h * d), q.device())
+}

@@ -198,3 +198,94 @@ fn results_do_not_depend_on_the_thread_count() {
     let b = three.install(|| fused::rms_norm(&x, &w, 1e-6).unwrap());
     assert_eq!(max_diff(&a, &b), 0.0);
 }
+
+/// The composed reference of `cached_attention`: per query head the scores `q k^T` against its
+/// KV head, `softmax(scale s + bias)` (candle ops), times `v`, laid out `[b, t, h * d]`.
+fn composed_attention(q: &Tensor, k: &Tensor, v: &Tensor, bias: &Tensor, scale: f64) -> Tensor {
+    let (b, h, t, d) = q.dims4().unwrap();
+    let kvh = k.dim(1).unwrap();
+    let rep = h / kvh;
+    let mut heads = Vec::new();
+    for hi in 0..h {
+        let qh = q.narrow(1, hi, 1).unwrap();
+        let kh = k.narrow(1, hi / rep, 1).unwrap();
+        let vh = v.narrow(1, hi / rep, 1).unwrap();
+        let s = (qh.matmul(&kh.t().unwrap()).unwrap() * scale).unwrap();
+        let p = super::softmax_last_dim(&s.broadcast_add(bias).unwrap()).unwrap();
+        heads.push(p.matmul(&vh).unwrap()); // [b, 1, t, d]
+    }
+    Tensor::cat(&heads, 1)
+        .unwrap()
+        .transpose(1, 2)
+        .unwrap()
+        .reshape((b, t, h * d))
+        .unwrap()
+}
+
+// Reference: the composed formula above (candle matmul + softmax), GQA with 2 query heads per
+// KV head, d = 12 (one 8-lane chunk and a tail), a padded row and causal masking over a cache.
+#[test]
+fn cached_attention_matches_the_composed_formula_and_both_builds_agree() {
+    let (b, h, kvh, t, tk, d) = (2, 4, 2, 3, 7, 12);
+    let q = rand(&[b, h, t, d], 21);
+    let k = rand(&[b, kvh, tk, d], 22);
+    let v = rand(&[b, kvh, tk, d], 23);
+    let masked = crate::model::rope::MASKED;
+    // row 0: two left-padding positions, then causal over the 4 cached + 3 new positions;
+    // row 1: no padding, causal.
+    let mut bias = Vec::new();
+    for bi in 0..b {
+        for ti in 0..t {
+            for j in 0..tk {
+                let visible = j <= tk - t + ti && !(bi == 0 && j < 2);
+                bias.push(if visible { 0.0 } else { masked });
+            }
+        }
+    }
+    let bias = Tensor::from_vec(bias, (b, 1, t, tk), &Device::Cpu).unwrap();
+    let scale = 1.0 / (d as f64).sqrt();
+    let ours = super::cached_attention(&q, &k, &v, &bias, scale).unwrap();
+    let want = composed_attention(&q, &k, &v, &bias, scale);
+    assert_eq!(ours.dims(), &[b, t, h * d]);
+    let diff = max_diff(&ours, &want);
+    assert!(diff < 1e-5, "cached attention differs by {diff}");
+
+    // the AVX2 build and the baseline build of the row kernel give identical bits
+    let (qv, kv, vv) = (
+        q.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        k.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        v.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+    );
+    let bv = bias.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let (mut p, mut y0, mut y1) = (Vec::new(), vec![0f32; d], vec![0f32; d]);
+    let row = (&qv[..d], &kv[..tk * d], &vv[..tk * d]);
+    fused_attn::attend_row(false, row, &bv[..tk], scale as f32, &mut p, &mut y0);
+    if fused_attn::has_avx2() {
+        fused_attn::attend_row(true, row, &bv[..tk], scale as f32, &mut p, &mut y1);
+        assert_eq!(y0, y1);
+    }
+    let first: Vec<f32> = ours.flatten_all().unwrap().to_vec1::<f32>().unwrap()[..d].to_vec();
+    assert_eq!(first, y0);
+}
+
+// The AVX2 build of the f32 SwiGLU rows equals the baseline build bit for bit (no FMA
+// contraction in Rust), including a tail shorter than a vector.
+#[test]
+fn swiglu_avx2_build_is_bit_identical() {
+    use super::fused::Real;
+    let g: Vec<f32> = (0..37).map(|i| (i as f32 - 18.0) * 0.61).collect();
+    let u: Vec<f32> = (0..37).map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.3).collect();
+    let mut base = vec![0f32; 37];
+    fused::swiglu_chunk(&mut base, &g, &u);
+    let mut fast = vec![0f32; 37];
+    f32::swiglu_rows(fused_attn::has_avx2(), &mut fast, &g, &u);
+    assert_eq!(base, fast);
+    // silu(g) * u at a hand-checkable point: g = 0 gives 0, and g = -18 * 0.61 is tiny
+    assert_eq!(base[18], 0.0);
+    let want = (-10.98f64) / (1.0 + 10.98f64.exp()) * (-5.0 * 0.3);
+    assert!(
+        (f64::from(base[0]) - want).abs() < 1e-6,
+        "{} vs {want}",
+        base[0]
+    );
+}
