@@ -13,12 +13,113 @@
 
 use candle_core::{Device, Result, Tensor, Var};
 
+/// A shared prefix and the branches that continue it (the choices of one multiple-choice item).
+#[derive(Debug, Clone, Copy)]
+pub struct Branches<'a> {
+    /// Non-empty.
+    pub prefix: &'a [u32],
+    /// Each branch continues `prefix`; an empty branch contributes no row.
+    pub branches: &'a [&'a [u32]],
+}
+
+impl Branches<'_> {
+    /// Rows of [`CausalLm::branch_logits`] for this segment: one for the prefix, then
+    /// `len - 1` per non-empty branch.
+    pub fn rows(&self) -> usize {
+        1 + self
+            .branches
+            .iter()
+            .map(|b| b.len().saturating_sub(1))
+            .sum::<usize>()
+    }
+
+    /// Tokens a packed forward feeds for this segment (the prefix and every branch but its last
+    /// token): equal to [`Branches::rows`] - 1 + `prefix.len()`.
+    pub fn fed(&self) -> usize {
+        self.prefix.len() + self.rows() - 1
+    }
+}
+
 /// A causal language model that can score whole sequences.
 pub trait CausalLm {
     /// Logits for every position. See the module docs for shapes and the mask convention.
     fn forward(&self, input_ids: &Tensor, attention_mask: &Tensor) -> Result<Tensor>;
     fn vocab_size(&self) -> usize;
     fn device(&self) -> &Device;
+
+    /// Next-token logits for branches that share a prefix: `[rows, vocab]` f32 where, segment by
+    /// segment, the first row follows `prefix` (it predicts every branch's first token) and then,
+    /// branch by branch, row `j` (`j = 1..len`) follows `prefix + branch[..j]` (it predicts
+    /// `branch[j]`). A branch's last token is never fed. Positions are `0..` along each
+    /// prefix-and-branch path, as in an unpadded forward of `prefix + branch`.
+    ///
+    /// The default runs [`CausalLm::forward`] on every `prefix + branch[..len - 1]`, right padded
+    /// in one batch (the prefix alone when a segment has no non-empty branch). Models override it
+    /// with a packed forward that runs each prefix once and no padding through the layers.
+    fn branch_logits(&self, segments: &[Branches<'_>]) -> Result<Tensor> {
+        branch_logits_by_forward(self, segments)
+    }
+}
+
+/// The reference implementation of [`CausalLm::branch_logits`] (the trait's default).
+pub fn branch_logits_by_forward<M: CausalLm + ?Sized>(
+    model: &M,
+    segments: &[Branches<'_>],
+) -> Result<Tensor> {
+    // One input row per non-empty branch (or per segment without one): (segment, branch).
+    let mut inputs: Vec<(usize, Option<usize>, Vec<u32>)> = Vec::new();
+    for (si, seg) in segments.iter().enumerate() {
+        if seg.prefix.is_empty() {
+            candle_core::bail!("branch_logits: segment {si} has an empty prefix");
+        }
+        let before = inputs.len();
+        for (bi, b) in seg
+            .branches
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| !b.is_empty())
+        {
+            let mut ids = seg.prefix.to_vec();
+            ids.extend_from_slice(&b[..b.len() - 1]);
+            inputs.push((si, Some(bi), ids));
+        }
+        if inputs.len() == before {
+            inputs.push((si, None, seg.prefix.to_vec()));
+        }
+    }
+    let device = model.device();
+    if inputs.is_empty() {
+        return Tensor::zeros((0, model.vocab_size()), candle_core::DType::F32, device);
+    }
+    let width = inputs.iter().map(|(_, _, x)| x.len()).max().unwrap_or(1);
+    let n = inputs.len();
+    let mut ids = vec![0u32; n * width];
+    let mut mask = vec![0u32; n * width];
+    for (row, (_, _, x)) in inputs.iter().enumerate() {
+        ids[row * width..row * width + x.len()].copy_from_slice(x);
+        mask[row * width..row * width + x.len()].fill(1);
+    }
+    let logits = model.forward(
+        &Tensor::from_vec(ids, (n, width), device)?,
+        &Tensor::from_vec(mask, (n, width), device)?,
+    )?;
+    let mut parts = Vec::new();
+    let mut next = 0;
+    for (si, seg) in segments.iter().enumerate() {
+        let lp = seg.prefix.len();
+        let first = next;
+        parts.push(logits.get(first)?.narrow(0, lp - 1, 1)?);
+        while next < n && inputs[next].0 == si {
+            if let (_, Some(bi), _) = inputs[next] {
+                let fed = seg.branches[bi].len() - 1;
+                if fed > 0 {
+                    parts.push(logits.get(next)?.narrow(0, lp, fed)?);
+                }
+            }
+            next += 1;
+        }
+    }
+    Tensor::cat(&parts, 0)?.to_dtype(candle_core::DType::F32)
 }
 
 /// Incremental decoding with a key/value cache (generation).

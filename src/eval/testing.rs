@@ -9,7 +9,7 @@ use std::cell::Cell;
 use candle_core::{Device, Result, Tensor};
 use tokenizers::Tokenizer;
 
-use crate::lm::{CausalLm, IncrementalLm};
+use crate::lm::{Branches, CausalLm, IncrementalLm, branch_logits_by_forward};
 
 pub(crate) const EOS: u32 = 256;
 pub(crate) const PAD: u32 = 257;
@@ -33,6 +33,9 @@ pub(crate) struct ToyLm {
     pub vocab: usize,
     /// Whether `reorder_cache` is supported (false exercises the recompute path).
     pub reorder: bool,
+    /// Whether `branch_logits` is packed (each prefix once) or the trait's default (a forward
+    /// per branch).
+    pub packed: bool,
     /// Positions computed so far (to see that the cache feeds only new tokens).
     pub positions: Cell<usize>,
     device: Device,
@@ -56,6 +59,7 @@ impl ToyLm {
         Self {
             vocab,
             reorder: true,
+            packed: true,
             positions: Cell::new(0),
             device: Device::Cpu,
         }
@@ -94,6 +98,29 @@ impl CausalLm for ToyLm {
     }
     fn device(&self) -> &Device {
         &self.device
+    }
+    fn branch_logits(&self, segments: &[Branches<'_>]) -> Result<Tensor> {
+        if !self.packed {
+            return branch_logits_by_forward(self, segments);
+        }
+        let mut out = Vec::new();
+        for seg in segments {
+            if seg.prefix.is_empty() {
+                candle_core::bail!("toy: empty prefix");
+            }
+            out.extend(self.logits_for(seg.prefix));
+            let mut path = seg.prefix.to_vec();
+            for b in seg.branches {
+                path.truncate(seg.prefix.len());
+                for &t in b.iter().take(b.len().saturating_sub(1)) {
+                    path.push(t);
+                    out.extend(self.logits_for(&path));
+                }
+            }
+            self.positions.set(self.positions.get() + seg.fed());
+        }
+        let rows = out.len() / self.vocab;
+        Tensor::from_vec(out, (rows, self.vocab), &self.device)
     }
 }
 

@@ -14,6 +14,7 @@
 use candle_core::{DType, Module, Result, Tensor};
 
 use super::ops;
+use super::packed::PackedTree;
 use super::rope::Positions;
 use crate::adapter::linear::Linear;
 
@@ -245,31 +246,69 @@ impl Attention {
             }
             None => (k, v),
         };
+        let y = self.attend(&q, &k, &v, &pos.bias, b, t)?;
+        self.o_proj.forward(&y)
+    }
+
+    /// Packed prefix-branch layout (`x` `[1, T, hidden]`, see [`PackedTree`]): projections on the
+    /// `T` stream rows, attention on the per-segment slots.
+    pub fn forward_packed(&self, x: &Tensor, pk: &PackedTree) -> Result<Tensor> {
+        let (h, kvh, d) = (self.n_heads, self.n_kv_heads, self.head_dim);
+        let (s, l) = (pk.segments, pk.width);
+        let t = x.dim(1)?;
+        let slots = |y: Tensor, heads: usize| {
+            y.squeeze(0)?
+                .index_select(&pk.gather, 0)?
+                .reshape((s, l, heads, d))?
+                .transpose(1, 2)
+        };
+        let q = slots(self.q_proj.forward(x)?, h)?;
+        let k = slots(self.k_proj.forward(x)?, kvh)?;
+        let v = slots(self.v_proj.forward(x)?, kvh)?.contiguous()?;
+        let q = ops::rope(&q, &pk.pos.cos, &pk.pos.sin_signed)?;
+        let k = ops::rope(&k, &pk.pos.cos, &pk.pos.sin_signed)?;
+        let y = self
+            .attend(&q, &k, &v, &pk.pos.bias, s, l)?
+            .reshape((s * l, h * d))?
+            .index_select(&pk.scatter, 0)?
+            .reshape((1, t, h * d))?;
+        self.o_proj.forward(&y)
+    }
+
+    /// Attention of roped `q` `[b, h, t, d]` over `k`, `v` `[b, kvh, tk, d]` with the additive
+    /// `bias` `[b, 1, t, tk]`: `[b, t, h * d]`, before the output projection.
+    fn attend(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        bias: &Tensor,
+        b: usize,
+        t: usize,
+    ) -> Result<Tensor> {
+        let (h, kvh, d) = (self.n_heads, self.n_kv_heads, self.head_dim);
+        let scale = 1.0 / (d as f64).sqrt();
         let tk = k.dim(2)?;
         let rep = h / kvh;
         let dtype = q.dtype();
         // Fused path (CPU f32/f64): the scale and the mask are applied inside the softmax op.
-        let fused = ops::fusable(&q);
-        let q = ops::upcast(&q)?;
+        let fused = ops::fusable(q);
+        let q = ops::upcast(q)?;
         let q = if fused { q } else { (q * scale)? }.reshape((b, kvh, rep * t, d))?;
-        let scores = q.matmul(&ops::upcast(&k)?.t()?)?;
+        let scores = q.matmul(&ops::upcast(k)?.t()?)?;
         let probs = if fused {
-            let bias = pos.bias.reshape((b, t, tk))?;
+            let bias = bias.reshape((b, t, tk))?;
             ops::masked_softmax(&scores.reshape((b, h, t, tk))?, &bias, scale)?
         } else {
             let scores = scores.reshape((b, kvh, rep, t, tk))?;
-            let bias = pos
-                .bias
-                .reshape((b, 1, 1, t, tk))?
-                .to_dtype(scores.dtype())?;
+            let bias = bias.reshape((b, 1, 1, t, tk))?.to_dtype(scores.dtype())?;
             ops::softmax_last_dim(&scores.broadcast_add(&bias)?)?
         };
         let probs = probs.reshape((b, kvh, rep * t, tk))?.to_dtype(dtype)?;
-        let y = probs
-            .matmul(&v)?
+        probs
+            .matmul(v)?
             .reshape((b, h, t, d))?
             .transpose(1, 2)?
-            .reshape((b, t, h * d))?;
-        self.o_proj.forward(&y)
+            .reshape((b, t, h * d))
     }
 }

@@ -4,6 +4,7 @@ use candle_core::{Module, Result, Tensor};
 
 use super::attention::{Attention, LayerKv};
 use super::ops;
+use super::packed::PackedTree;
 use super::rope::Positions;
 use crate::adapter::linear::Linear;
 
@@ -45,6 +46,14 @@ impl Block {
         }
         let h = ops::rms_norm(x, &self.input_layernorm, eps)?;
         let x = (x + self.self_attn.forward(&h, pos, kv)?)?;
+        let h = ops::rms_norm(&x, &self.post_attention_layernorm, eps)?;
+        x + self.mlp.forward(&h)?
+    }
+
+    /// The layer on a packed prefix-branch stream `x` `[1, T, hidden]` (inference).
+    pub fn forward_packed(&self, x: &Tensor, pk: &PackedTree, eps: f64) -> Result<Tensor> {
+        let h = ops::rms_norm(x, &self.input_layernorm, eps)?;
+        let x = (x + self.self_attn.forward_packed(&h, pk)?)?;
         let h = ops::rms_norm(&x, &self.post_attention_layernorm, eps)?;
         x + self.mlp.forward(&h)?
     }

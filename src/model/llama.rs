@@ -13,10 +13,11 @@ use super::block::{Block, Mlp};
 use super::config::{LlamaConfig, PROJECTIONS, module_path};
 use super::error::{ModelError, Result as ModelResult};
 use super::ops;
+use super::packed::PackedTree;
 use super::rope::{self, Positions};
 use super::weights::NamedTensors;
 use crate::adapter::linear::Linear;
-use crate::lm::{CausalLm, IncrementalLm};
+use crate::lm::{Branches, CausalLm, IncrementalLm};
 
 pub struct Llama {
     config: LlamaConfig,
@@ -292,6 +293,27 @@ impl CausalLm for Llama {
 
     fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// Packed: every prefix once, no padding through the layers (`super::packed`), the final
+    /// norm and the output projection only at the returned rows.
+    fn branch_logits(&self, segments: &[Branches<'_>]) -> Result<Tensor> {
+        if segments.is_empty() {
+            return Tensor::zeros((0, self.config.vocab_size), DType::F32, &self.device);
+        }
+        let pk = PackedTree::new(segments, &self.inv_freq, self.dtype, &self.device)?;
+        let ids = Tensor::new(pk.tokens.as_slice(), &self.device)?;
+        let mut x = self.embed_tokens.index_select(&ids, 0)?.unsqueeze(0)?;
+        for layer in &self.layers {
+            x = layer.forward_packed(&x, &pk, self.config.rms_norm_eps)?;
+        }
+        // RMSNorm is per row: selecting first gives the same rows
+        let x = x
+            .squeeze(0)?
+            .index_select(&pk.logit_rows, 0)?
+            .unsqueeze(0)?;
+        let x = ops::rms_norm(&x, &self.norm, self.config.rms_norm_eps)?;
+        self.logits(&x)?.squeeze(0)
     }
 }
 

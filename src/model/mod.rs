@@ -22,6 +22,7 @@ pub mod hf_config;
 pub mod inspect;
 pub mod llama;
 pub mod ops;
+pub mod packed;
 pub mod random;
 pub mod rope;
 pub mod source;

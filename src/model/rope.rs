@@ -81,12 +81,7 @@ impl Positions {
                 pos.push(seen.saturating_sub(1));
             }
             for (q, &p) in pos.iter().enumerate().take(t_total).skip(start) {
-                let p = p as f64;
-                for _ in 0..2 {
-                    cos.extend(inv_freq.iter().map(|f| (p * f).cos() as f32));
-                }
-                sin.extend(inv_freq.iter().map(|f| -(p * f).sin() as f32));
-                sin.extend(inv_freq.iter().map(|f| (p * f).sin() as f32));
+                push_angles(&mut cos, &mut sin, p, inv_freq);
                 bias.extend((0..t_total).map(|k| if k <= q && row[k] != 0 { 0.0 } else { MASKED }));
             }
         }
@@ -97,4 +92,50 @@ impl Positions {
             bias: Tensor::from_vec(bias, (b, 1, t_new, t_total), device)?,
         })
     }
+
+    /// For explicit layouts (packed sequences): `pos` `[b * t]` position ids and `allowed`
+    /// `[b * t * t]` (query-major: may query `q` of row `r` attend key `k` of the same row?).
+    pub fn explicit(
+        b: usize,
+        t: usize,
+        pos: &[u64],
+        allowed: &[bool],
+        inv_freq: &[f64],
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        if pos.len() != b * t || allowed.len() != b * t * t {
+            candle_core::bail!(
+                "explicit positions: {} ids and {} mask entries for [{b}, {t}]",
+                pos.len(),
+                allowed.len()
+            );
+        }
+        let d = 2 * inv_freq.len();
+        let mut cos = Vec::with_capacity(b * t * d);
+        let mut sin = Vec::with_capacity(b * t * d);
+        for &p in pos {
+            push_angles(&mut cos, &mut sin, p, inv_freq);
+        }
+        let bias = allowed
+            .iter()
+            .map(|&a| if a { 0.0 } else { MASKED })
+            .collect();
+        let shape = (b, 1, t, d);
+        Ok(Self {
+            cos: Tensor::from_vec(cos, shape, device)?.to_dtype(dtype)?,
+            sin_signed: Tensor::from_vec(sin, shape, device)?.to_dtype(dtype)?,
+            bias: Tensor::from_vec(bias, (b, 1, t, t), device)?,
+        })
+    }
+}
+
+/// Append `[c, c]` and `[-s, s]` for position `p`.
+fn push_angles(cos: &mut Vec<f32>, sin: &mut Vec<f32>, p: u64, inv_freq: &[f64]) {
+    let p = p as f64;
+    for _ in 0..2 {
+        cos.extend(inv_freq.iter().map(|f| (p * f).cos() as f32));
+    }
+    sin.extend(inv_freq.iter().map(|f| -(p * f).sin() as f32));
+    sin.extend(inv_freq.iter().map(|f| (p * f).sin() as f32));
 }

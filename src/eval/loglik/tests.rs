@@ -44,18 +44,17 @@ fn requests() -> Vec<EncodedRequest> {
 #[test]
 fn shared_equals_independent_on_the_toy_model() {
     let reqs = requests();
-    for reorder in [true, false] {
+    for packed in [true, false] {
         for batch in [1, 2, 3, 8, 64] {
             let mut lm = ToyLm::new(260);
-            lm.reorder = reorder;
+            lm.packed = packed;
             let want = score_requests(&lm, &reqs, batch, 12, PAD).unwrap();
             let independent = lm.positions.get();
             lm.positions.set(0);
             let got = score_requests_shared(&lm, &reqs, batch, 12, PAD).unwrap();
-            assert_eq!(got, want, "batch {batch}, reorder {reorder}");
-            if reorder && batch == 64 {
-                // One context batch and one continuation batch: fewer positions than running
-                // every context once per choice.
+            assert_eq!(got, want, "batch {batch}, packed {packed}");
+            if packed {
+                // Each context once: fewer positions than running every context once per choice.
                 assert!(
                     lm.positions.get() < independent,
                     "{} positions shared vs {independent} independent",

@@ -10,6 +10,7 @@ mod errors;
 mod golden;
 mod grad;
 mod masking;
+mod packed;
 mod quant;
 mod reference;
 mod roundtrip;
