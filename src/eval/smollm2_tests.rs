@@ -124,7 +124,7 @@ fn smollm2_eval_bench() {
     let (n_items, n_gen, batch, max_new) = (
         env_usize("RORA_BENCH_ITEMS", 100),
         env_usize("RORA_BENCH_GEN", 16),
-        8,
+        env_usize("RORA_BENCH_BATCH", 8),
         32,
     );
     std::fs::create_dir_all(&out).unwrap();

@@ -12,7 +12,7 @@ use candle_core::{DType, Tensor};
 use super::prompt::ChoiceRequest;
 use crate::eval::codec::TextCodec;
 use crate::eval::error::{EvalError, Result};
-use crate::eval::generate::math::{argmax, log_prob};
+use crate::eval::generate::math::scored_token;
 use crate::lm::CausalLm;
 
 /// Token ids of one request.
@@ -152,8 +152,9 @@ fn score_batch<'r, M: CausalLm>(
             )));
         }
         for (logit_row, &tok) in rows.iter().zip(cont) {
-            loglik += log_prob(logit_row, tok as usize);
-            is_greedy &= argmax(logit_row) == tok;
+            let (lp, greedy) = scored_token(logit_row, tok as usize);
+            loglik += lp;
+            is_greedy &= greedy;
         }
         out.push(Scored { loglik, is_greedy });
     }

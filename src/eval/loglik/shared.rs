@@ -20,7 +20,7 @@ use rayon::prelude::*;
 
 use super::score::{EncodedRequest, Scored, score_requests};
 use crate::eval::error::{EvalError, Result};
-use crate::eval::generate::math::{argmax, log_prob};
+use crate::eval::generate::math::scored_token;
 use crate::lm::{Branches, CausalLm};
 
 /// Score every request, sharing the context computation within groups of equal contexts.
@@ -164,8 +164,9 @@ fn score_groups<M: CausalLm>(
                 for (j, &tok) in requests[i].continuation.iter().enumerate() {
                     let row = if j == 0 { prefix_row } else { first + j - 1 };
                     let l = &all[row * vocab..(row + 1) * vocab];
-                    loglik += log_prob(l, tok as usize);
-                    is_greedy &= argmax(l) == tok;
+                    let (lp, greedy) = scored_token(l, tok as usize);
+                    loglik += lp;
+                    is_greedy &= greedy;
                 }
                 (i, Scored { loglik, is_greedy })
             })

@@ -24,6 +24,10 @@ pub(crate) trait Real: WithDType {
     fn swiglu_rows(_avx2: bool, y: &mut [Self], g: &[Self], u: &[Self]) {
         swiglu_chunk(y, g, u)
     }
+    /// `y = softmax(s * scale + bias)` over one row (f32 uses the AVX2 build when `avx2`).
+    fn softmax_row(_avx2: bool, y: &mut [Self], s: &[Self], bias: &[Self], scale: Self) {
+        softmax_row_chunk(y, s, bias, scale)
+    }
 }
 
 impl Real for f32 {
@@ -45,6 +49,65 @@ impl Real for f32 {
         let _ = avx2;
         swiglu_chunk(y, g, u)
     }
+    fn softmax_row(avx2: bool, y: &mut [f32], s: &[f32], bias: &[f32], scale: f32) {
+        #[cfg(target_arch = "x86_64")]
+        if avx2 {
+            // SAFETY: the caller checked that the CPU supports AVX2 and FMA.
+            unsafe { softmax_row_f32_avx2(y, s, bias, scale) };
+            return;
+        }
+        let _ = avx2;
+        softmax_row_chunk(y, s, bias, scale)
+    }
+}
+
+/// The masked-softmax row in 8 lanes (max and sum), so the f32 build vectorizes `exp_approx`.
+#[inline(always)]
+pub(super) fn softmax_row_chunk<T: Real>(y: &mut [T], s: &[T], bias: &[T], scale: T) {
+    let neg = T::from_f64(f64::NEG_INFINITY);
+    let mut lanes = [neg; 8];
+    let mut yc = y.chunks_exact_mut(8);
+    for ((y, s), b) in (&mut yc).zip(s.chunks_exact(8)).zip(bias.chunks_exact(8)) {
+        for l in 0..8 {
+            let v = s[l] * scale + b[l];
+            y[l] = v;
+            lanes[l] = if v > lanes[l] { v } else { lanes[l] };
+        }
+    }
+    let full = y.len() / 8 * 8;
+    let mut max = neg;
+    for l in lanes {
+        max = if l > max { l } else { max };
+    }
+    for ((y, &s), &b) in y[full..].iter_mut().zip(&s[full..]).zip(&bias[full..]) {
+        *y = s * scale + b;
+        max = if *y > max { *y } else { max };
+    }
+    let mut sums = [T::zero(); 8];
+    for y in y.chunks_exact_mut(8) {
+        for l in 0..8 {
+            y[l] = (y[l] - max).exp_();
+            sums[l] += y[l];
+        }
+    }
+    let mut sum = T::zero();
+    for l in sums {
+        sum += l;
+    }
+    for y in &mut y[full..] {
+        *y = (*y - max).exp_();
+        sum += *y;
+    }
+    let inv = T::one() / sum;
+    for y in y.iter_mut() {
+        *y *= inv;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn softmax_row_f32_avx2(y: &mut [f32], s: &[f32], bias: &[f32], scale: f32) {
+    softmax_row_chunk(y, s, bias, scale)
 }
 
 impl Real for f64 {

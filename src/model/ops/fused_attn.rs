@@ -36,6 +36,7 @@ fn softmax_fwd<T: Real>(
     if tk == 0 {
         return Ok((T::to_cpu_storage_owned(out), l1.shape().clone()));
     }
+    let avx2 = crate::train::fastexp::has_avx2();
     out.par_chunks_mut(tk)
         .zip(s.par_chunks(tk))
         .enumerate()
@@ -43,22 +44,7 @@ fn softmax_fwd<T: Real>(
             // row = ((bi * h) + hi) * t + ti
             let (bi, ti) = (row / (h * t), row % t);
             let bias = &bias[(bi * t + ti) * tk..][..tk];
-            let mut max = T::from_f64(f64::NEG_INFINITY);
-            for ((y, &s), &c) in y.iter_mut().zip(s).zip(bias) {
-                *y = s * scale + c;
-                if *y > max {
-                    max = *y;
-                }
-            }
-            let mut sum = T::zero();
-            for y in y.iter_mut() {
-                *y = (*y - max).exp_();
-                sum += *y;
-            }
-            let inv = T::one() / sum;
-            for y in y.iter_mut() {
-                *y *= inv;
-            }
+            T::softmax_row(avx2, y, s, bias, scale);
         });
     Ok((T::to_cpu_storage_owned(out), l1.shape().clone()))
 }
