@@ -3,13 +3,15 @@
 #
 #   scripts/bench_eval.sh [OUT] [ITEMS] [GEN_PROMPTS]
 #
-# 1. rora (ignored test `smollm2_eval_bench`, RAYON_NUM_THREADS=2): loglik scoring of a seeded PIQA
+# 1. rora (ignored test `smollm2_eval_bench`, RAYON_NUM_THREADS=2): loglik scoring of a seeded task
 #    subset (ITEMS, default 100) and greedy generation (32 new tokens, batch 8) of the llm-adapters
 #    prompts of the first GEN_PROMPTS (default 16) items; writes the model as an HF dir (from the
 #    GGUF, f32) and the token ids of every request/prompt into OUT.
 # 2. transformers (scripts/bench_eval.py, torch.set_num_threads(2)) does the same work on that HF
 #    dir and those ids, batched the same way, and prints both rates, their ratio and how well
 #    scores and generations agree.
+# RORA_BENCH_TASK=<task> (default piqa) benchmarks another commonsense task's eval split;
+# RORA_BENCH_BATCH (default 8) sets the batch size of both sides.
 # RORA_BENCH_BASELINE=1 also times rora's independent loglik path (every choice with its own context,
 # as before context sharing) on the same requests: `baseline` in rora.json.
 # Needs ../shared/assets (RORA_SHARED_DIR) and a Python with torch + transformers

@@ -93,9 +93,10 @@ fn smollm2_piqa_loglik_above_chance() {
     );
 }
 
-/// The rora side of `scripts/bench_eval.sh`: loglik scoring of a seeded PIQA subset
-/// (`RORA_BENCH_ITEMS`, default 100) and greedy generation of the llm-adapters prompts of the
-/// first `RORA_BENCH_GEN` (default 16) of those items, batch 8, 32 new tokens. Writes into
+/// The rora side of `scripts/bench_eval.sh`: loglik scoring of a seeded subset of a commonsense
+/// task (`RORA_BENCH_TASK`, default piqa; `RORA_BENCH_ITEMS`, default 100) and greedy generation
+/// of the llm-adapters prompts of the first `RORA_BENCH_GEN` (default 16) of those items, batch
+/// `RORA_BENCH_BATCH` (default 8), 32 new tokens. Writes into
 /// `RORA_BENCH_OUT`: the model as an HF dir (`hf/`, so transformers scores identical weights),
 /// `loglik.jsonl`, `generate.jsonl` and `rora.json` (timings); `scripts/bench_eval.py` reads them.
 #[test]
@@ -106,13 +107,21 @@ fn smollm2_eval_bench() {
 
     let assets = shared_dir().join("assets");
     let gguf = assets.join("models/smollm2-135m-instruct-q4_1.gguf");
-    let piqa = assets.join("commonsense/piqa.eval.jsonl.gz");
+    let task_name = std::env::var("RORA_BENCH_TASK").unwrap_or_else(|_| "piqa".into());
+    let Some(kind) = super::task::commonsense_kind(&task_name) else {
+        panic!("RORA_BENCH_TASK `{task_name}` is not a commonsense task");
+    };
+    let task_file = assets.join(format!("commonsense/{task_name}.eval.jsonl.gz"));
     let Some(out) = std::env::var_os("RORA_BENCH_OUT").map(PathBuf::from) else {
         eprintln!("SKIP smollm2_eval_bench: set RORA_BENCH_OUT to a directory");
         return;
     };
-    if !gguf.is_file() || !piqa.is_file() {
-        eprintln!("SKIP smollm2_eval_bench: {} missing", gguf.display());
+    if !gguf.is_file() || !task_file.is_file() {
+        eprintln!(
+            "SKIP smollm2_eval_bench: {} or {} missing",
+            gguf.display(),
+            task_file.display()
+        );
         return;
     }
     let env_usize = |k: &str, d: usize| {
@@ -138,9 +147,9 @@ fn smollm2_eval_bench() {
         loaded.special.pad_id(),
     );
     let task = Task {
-        name: "piqa".into(),
-        kind: TaskKind::Piqa,
-        path: piqa,
+        name: task_name.clone(),
+        kind,
+        path: task_file,
     };
     let mut cfg = EvalConfig::new(vec![task.clone()], Protocol::Loglik);
     cfg.limit = Some(n_items);
@@ -151,15 +160,15 @@ fn smollm2_eval_bench() {
     let items = task.load().unwrap();
     let chosen = subsample::subsample_indices(items.len(), cfg.limit, cfg.seed);
     let mut w = std::fs::File::create(out.join("loglik.jsonl")).unwrap();
-    for (k, (&i, pred)) in chosen.iter().zip(&res.predictions["piqa"]).enumerate() {
+    for (k, (&i, pred)) in chosen
+        .iter()
+        .zip(&res.predictions[task_name.as_str()])
+        .enumerate()
+    {
         let Prediction::Loglik(p) = pred else {
             panic!("loglik prediction")
         };
-        for (c, r) in requests(TaskKind::Piqa, &items[i])
-            .unwrap()
-            .iter()
-            .enumerate()
-        {
+        for (c, r) in requests(kind, &items[i]).unwrap().iter().enumerate() {
             let e = encode_pair(&codec, r).unwrap();
             let line = serde_json::json!({"item": k, "choice": c, "label": p.label,
                 "context": e.context, "continuation": e.continuation, "loglik": p.scores[c]});
@@ -172,7 +181,7 @@ fn smollm2_eval_bench() {
     if std::env::var("RORA_BENCH_BASELINE").is_ok_and(|v| v == "1") {
         let encoded: Vec<_> = chosen
             .iter()
-            .flat_map(|&i| requests(TaskKind::Piqa, &items[i]).unwrap())
+            .flat_map(|&i| requests(kind, &items[i]).unwrap())
             .map(|r| encode_pair(&codec, &r).unwrap())
             .collect();
         let started = std::time::Instant::now();
@@ -185,7 +194,7 @@ fn smollm2_eval_bench() {
         )
         .unwrap();
         let secs = started.elapsed().as_secs_f64();
-        let shared: Vec<f64> = res.predictions["piqa"]
+        let shared: Vec<f64> = res.predictions[task_name.as_str()]
             .iter()
             .flat_map(|p| match p {
                 Prediction::Loglik(p) => p.scores.clone(),
@@ -206,7 +215,7 @@ fn smollm2_eval_bench() {
         .take(n_gen)
         .map(|&i| {
             codec
-                .encode(&eval_prompt(&instruction(TaskKind::Piqa, &items[i])), true)
+                .encode(&eval_prompt(&instruction(kind, &items[i])), true)
                 .unwrap()
         })
         .collect();
@@ -234,7 +243,7 @@ fn smollm2_eval_bench() {
     }
     let t = &res.summary.tasks[0];
     let summary = serde_json::json!({
-        "loglik_items": t.n, "loglik_s": loglik_s, "acc": t.accuracy,
+        "task": task_name, "loglik_items": t.n, "loglik_s": loglik_s, "acc": t.accuracy,
         "gen_prompts": prompts.len(), "gen_tokens": gen_tokens, "gen_s": gen_s,
         "batch_size": batch, "max_new_tokens": max_new,
         "eos_ids": loaded.special.eos, "pad_id": codec.pad_id,
