@@ -59,6 +59,22 @@ pub trait CausalLm {
     fn branch_logits(&self, segments: &[Branches<'_>]) -> Result<Tensor> {
         branch_logits_by_forward(self, segments)
     }
+
+    /// The logits of [`CausalLm::forward`] at the flattened positions `rows` (`row * seq + i`),
+    /// `[rows.len(), vocab]` f32, differentiable like `forward`. The training loss asks only for
+    /// its loss positions (no padding, no masked prompt tokens); models override this to run the
+    /// output projection only there. The default indexes the full forward.
+    fn logits_at(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        rows: &[u32],
+    ) -> Result<Tensor> {
+        let logits = self.forward(input_ids, attention_mask)?;
+        let (b, t, v) = logits.dims3()?;
+        let idx = Tensor::new(rows, logits.device())?;
+        logits.reshape((b * t, v))?.index_select(&idx, 0)
+    }
 }
 
 /// The reference implementation of [`CausalLm::branch_logits`] (the trait's default).

@@ -223,6 +223,17 @@ impl CausalLm for AdaptedLlama {
     fn forward(&self, input_ids: &Tensor, attention_mask: &Tensor) -> candle_core::Result<Tensor> {
         self.0.forward(input_ids, attention_mask)
     }
+    fn logits_at(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        rows: &[u32],
+    ) -> candle_core::Result<Tensor> {
+        self.0.logits_at(input_ids, attention_mask, rows)
+    }
+    fn branch_logits(&self, segments: &[crate::lm::Branches<'_>]) -> candle_core::Result<Tensor> {
+        self.0.branch_logits(segments)
+    }
     fn vocab_size(&self) -> usize {
         self.0.vocab_size()
     }

@@ -230,8 +230,8 @@ impl Llama {
             .sum()
     }
 
-    /// Final hidden states `[b, t_new, hidden]` (after the last norm).
-    pub fn forward_hidden(
+    /// Output of the last decoder layer `[b, t_new, hidden]` (before the final norm).
+    fn forward_decoder(
         &self,
         input_ids: &Tensor,
         attention_mask: &Tensor,
@@ -269,6 +269,17 @@ impl Llama {
                 }
             }
         }
+        Ok(x)
+    }
+
+    /// Final hidden states `[b, t_new, hidden]` (after the last norm).
+    pub fn forward_hidden(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        cache: Option<&mut KvCache>,
+    ) -> Result<Tensor> {
+        let x = self.forward_decoder(input_ids, attention_mask, cache)?;
         ops::rms_norm(&x, &self.norm, self.config.rms_norm_eps)
     }
 
@@ -293,6 +304,25 @@ impl CausalLm for Llama {
 
     fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// Final norm and output projection only at `rows` (per-row ops, so the rows equal the full
+    /// forward's).
+    fn logits_at(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        rows: &[u32],
+    ) -> Result<Tensor> {
+        let hidden = self.forward_decoder(input_ids, attention_mask, None)?;
+        let (b, t, h) = hidden.dims3()?;
+        let idx = Tensor::new(rows, &self.device)?;
+        let x = hidden
+            .reshape((b * t, h))?
+            .index_select(&idx, 0)?
+            .unsqueeze(0)?;
+        let x = ops::rms_norm(&x, &self.norm, self.config.rms_norm_eps)?;
+        self.logits(&x)?.squeeze(0)
     }
 
     /// Packed: every prefix once, no padding through the layers (`super::packed`), the final

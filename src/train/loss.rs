@@ -39,15 +39,47 @@ pub fn count_loss_tokens(labels: &Tensor) -> Result<usize> {
         .count())
 }
 
+/// The loss positions of `labels` (`[b, t]`) after the causal shift: the flattened indices
+/// `row * t + i` whose target is not ignored, and those targets. Logits at the other positions
+/// (padding, masked prompt tokens, each row's last position) do not enter the loss.
+pub fn loss_positions(labels: &Tensor) -> Result<(Vec<u32>, Vec<i64>)> {
+    let targets = shifted_targets(labels)?;
+    let mut rows = Vec::new();
+    let mut kept = Vec::new();
+    for (i, &l) in targets.iter().enumerate() {
+        if l != IGNORE_INDEX {
+            rows.push(i as u32);
+            kept.push(l);
+        }
+    }
+    Ok((rows, kept))
+}
+
 /// The sum over loss tokens of `-log softmax(logits[b, t])[labels[b, t + 1]]`, a scalar `f32`
 /// tensor that backpropagates into `logits` (`[b, t, vocab]`). `labels`: `[b, t]` integer.
 pub fn loss_sum(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     let targets = shifted_targets(labels)?;
-    let (b, t, v) = logits.dims3()?;
+    let (b, t, _) = logits.dims3()?;
     if targets.len() != b * t {
         bail!(
             "loss: labels {:?} do not match logits {:?}",
             labels.dims(),
+            logits.dims()
+        );
+    }
+    loss_sum_targets(logits, targets)
+}
+
+/// [`loss_sum`] for logits `[.., vocab]` (any leading shape, `n` rows in all) and one target per
+/// row (`IGNORE_INDEX` rows contribute nothing): e.g. only the loss positions' logits
+/// ([`loss_positions`]) with their targets.
+pub fn loss_sum_targets(logits: &Tensor, targets: Vec<i64>) -> Result<Tensor> {
+    let v = logits.dim(candle_core::D::Minus1)?;
+    let n = logits.elem_count() / v.max(1);
+    if targets.len() != n {
+        bail!(
+            "loss: {} targets for logits {:?}",
+            targets.len(),
             logits.dims()
         );
     }
@@ -84,11 +116,13 @@ pub fn causal_lm_loss(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     }
 }
 
-/// The same sum built from differentiable candle ops (any device and dtype).
+/// The same sum built from differentiable candle ops (any device and dtype); `logits` `[.., v]`
+/// with one target per row.
 pub fn loss_sum_composed(logits: &Tensor, targets: &[i64]) -> Result<Tensor> {
-    let (b, t, v) = logits.dims3()?;
+    let v = logits.dim(candle_core::D::Minus1)?;
+    let n = logits.elem_count() / v.max(1);
     let dev = logits.device();
-    let logits = logits.to_dtype(DType::F32)?.reshape((b * t, v))?;
+    let logits = logits.to_dtype(DType::F32)?.reshape((n, v))?;
     let mask: Vec<f32> = targets
         .iter()
         .map(|&l| if l == IGNORE_INDEX { 0.0 } else { 1.0 })
@@ -97,8 +131,8 @@ pub fn loss_sum_composed(logits: &Tensor, targets: &[i64]) -> Result<Tensor> {
         .iter()
         .map(|&l| if l == IGNORE_INDEX { 0 } else { l as u32 })
         .collect();
-    let mask = Tensor::from_vec(mask, b * t, dev)?;
-    let safe = Tensor::from_vec(safe, (b * t, 1), dev)?;
+    let mask = Tensor::from_vec(mask, n, dev)?;
+    let safe = Tensor::from_vec(safe, (n, 1), dev)?;
     let max = logits.max_keepdim(1)?.detach();
     let lse = logits
         .broadcast_sub(&max)?

@@ -29,13 +29,13 @@ use super::config::{Budget, TrainConfig};
 use super::error::{Result, TrainError};
 use super::grads;
 use super::hooks::{Control, TrainHooks};
-use super::loss::{count_loss_tokens, loss_sum};
+use super::loss::{count_loss_tokens, loss_positions, loss_sum, loss_sum_targets};
 use super::metrics::{self, EvalMetrics, StepMetrics};
 use super::rng::DropoutRng;
 use super::schedule::lr_factor;
 use super::source::BatchSource;
 use super::tensors_io;
-use crate::lm::TrainableLm;
+use crate::lm::{CausalLm, TrainableLm};
 
 /// The final adapter, `<out>/adapter.safetensors`: every trainable variable by its PEFT name.
 pub const FINAL_ADAPTER: &str = "adapter.safetensors";
@@ -314,8 +314,7 @@ pub(crate) fn micro_step<M: TrainableLm + ?Sized>(
     step: usize,
 ) -> Result<f64> {
     let run = || -> candle_core::Result<(f64, candle_core::backprop::GradStore)> {
-        let logits = model.forward(&b.input_ids, &b.attention_mask)?;
-        let sum = loss_sum(&logits, &b.labels)?;
+        let sum = batch_loss_sum(model, b, true)?;
         let value = f64::from(sum.to_dtype(DType::F32)?.to_scalar::<f32>()?);
         let grads = sum.affine(1.0 / norm_tokens as f64, 0.0)?.backward()?;
         Ok((value, grads))
@@ -326,6 +325,33 @@ pub(crate) fn micro_step<M: TrainableLm + ?Sized>(
     }
     grads::accumulate(acc, &grads, vars, step)?;
     Ok(value)
+}
+
+/// The loss sum of one batch, with the output projection and the softmax only at its loss
+/// positions ([`CausalLm::logits_at`]): padding, masked prompt tokens and each row's last
+/// position never reach the `[rows, vocab]` logits. Equal to `loss_sum(forward(..))`.
+/// `RORA_FULL_LOGITS=1`: logits at every position, as before `logits_at` (for A/B measurements).
+fn full_logits() -> bool {
+    static FULL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FULL.get_or_init(|| std::env::var("RORA_FULL_LOGITS").is_ok_and(|v| v == "1"))
+}
+
+/// Without `grad` the logits are detached (validation: no backward).
+pub(crate) fn batch_loss_sum<M: CausalLm + ?Sized>(
+    model: &M,
+    b: &Batch,
+    grad: bool,
+) -> candle_core::Result<Tensor> {
+    let detach = |t: Tensor| if grad { t } else { t.detach() };
+    let (rows, targets) = loss_positions(&b.labels)?;
+    if rows.is_empty() || full_logits() {
+        // nothing to score (or asked for): the full forward; with no loss token the sum is a
+        // zero that still reaches the adapters
+        let logits = detach(model.forward(&b.input_ids, &b.attention_mask)?);
+        return loss_sum(&logits, &b.labels);
+    }
+    let logits = detach(model.logits_at(&b.input_ids, &b.attention_mask, &rows)?);
+    loss_sum_targets(&logits, targets)
 }
 
 /// Mean validation loss over all validation batches (dropout off), and its token count.
@@ -342,8 +368,7 @@ where
             .val_batch(index, size, &device)
             .map_err(|source| TrainError::ValData { index, source })?;
         let run = || -> candle_core::Result<(f64, usize)> {
-            let logits = model.forward(&b.input_ids, &b.attention_mask)?.detach();
-            let sum = loss_sum(&logits, &b.labels)?
+            let sum = batch_loss_sum(model, &b, false)?
                 .to_dtype(DType::F32)?
                 .to_scalar::<f32>()?;
             Ok((f64::from(sum), count_loss_tokens(&b.labels)?))

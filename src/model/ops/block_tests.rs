@@ -48,6 +48,12 @@ fn model_with_dropout(method: Method, rule: ScalingRule, targets: Targets, p: f6
 /// Loss sum and every adapter gradient (flattened), in `trainable_vars` order. The dropout
 /// stream is reset first, so both paths draw the same masks.
 fn loss_and_grads(m: &Llama) -> (f32, Vec<(String, Vec<f32>)>) {
+    loss_and_grads_with(m, false)
+}
+
+/// With `at_positions`, the loss as the trainer computes it: logits only at the loss positions
+/// (`CausalLm::logits_at` via `trainer::batch_loss_sum`) instead of `loss_sum(forward(..))`.
+fn loss_and_grads_with(m: &Llama, at_positions: bool) -> (f32, Vec<(String, Vec<f32>)>) {
     m.set_dropout_seed(7);
     let ids = Tensor::new(
         &[[0u32, 0, 17, 99, 3, 250, 8], [5, 6, 7, 8, 9, 10, 11]],
@@ -65,7 +71,17 @@ fn loss_and_grads(m: &Llama) -> (f32, Vec<(String, Vec<f32>)>) {
         &Device::Cpu,
     )
     .unwrap();
-    let sum = loss_sum(&m.forward(&ids, &mask).unwrap(), &labels).unwrap();
+    let sum = if at_positions {
+        let b = crate::train::batch::Batch {
+            input_ids: ids,
+            attention_mask: mask,
+            labels,
+            n_tokens: 12,
+        };
+        crate::train::trainer::batch_loss_sum(m, &b, true).unwrap()
+    } else {
+        loss_sum(&m.forward(&ids, &mask).unwrap(), &labels).unwrap()
+    };
     let grads = sum.backward().unwrap();
     let g = m
         .trainable_vars()
@@ -164,4 +180,29 @@ fn lora_with_dropout_equals_the_autograd_path() {
         .to_scalar::<f32>()
         .unwrap();
     assert!(d > 0.0, "dropout masks had no effect");
+}
+
+/// The trainer's loss at the loss positions only (padding and the rows' last positions never
+/// reach the output projection) equals the loss over full logits, value and gradients, on the
+/// composed and on the fused layer.
+#[test]
+fn loss_at_loss_positions_equals_the_full_logits_loss() {
+    let m = model(Method::Lora, ScalingRule::Rora, Targets::AllLinear);
+    let (want_loss, want) = with_reference_path(|| loss_and_grads(&m));
+    let composed = with_reference_path(|| loss_and_grads_with(&m, true));
+    let fused = loss_and_grads_with(&m, true);
+    for (what, (loss, grads)) in [("composed", composed), ("fused", fused)] {
+        assert!(
+            (loss - want_loss).abs() <= 1e-5 * want_loss.abs(),
+            "{what}: loss {loss} vs {want_loss}"
+        );
+        for ((name, g), (_, w)) in grads.iter().zip(&want) {
+            let scale = w.iter().fold(0f32, |a, v| a.max(v.abs()));
+            let diff = g.iter().zip(w).fold(0f32, |a, (x, y)| a.max((x - y).abs()));
+            assert!(
+                scale > 0.0 && diff <= 1e-5 * scale,
+                "{what}: {name}: gradient differs by {diff} (scale {scale})"
+            );
+        }
+    }
 }
