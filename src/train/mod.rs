@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod rng;
 pub mod schedule;
 pub mod source;
+pub mod split;
 mod tensors_io;
 pub mod trainer;
 

@@ -34,6 +34,7 @@ use super::metrics::{self, EvalMetrics, StepMetrics};
 use super::rng::DropoutRng;
 use super::schedule::lr_factor;
 use super::source::BatchSource;
+use super::split;
 use super::tensors_io;
 use crate::lm::{CausalLm, TrainableLm};
 
@@ -313,18 +314,55 @@ pub(crate) fn micro_step<M: TrainableLm + ?Sized>(
     acc: &mut [Vec<f32>],
     step: usize,
 ) -> Result<f64> {
-    let run = || -> candle_core::Result<(f64, candle_core::backprop::GradStore)> {
+    let overhead = (!whole_batches()).then_some(split::OVERHEAD_TOKENS);
+    micro_step_split(model, b, norm_tokens, vars, acc, step, overhead)
+}
+
+/// [`micro_step`] with the length groups' overhead given (`None`: one pass).
+pub(crate) fn micro_step_split<M: TrainableLm + ?Sized>(
+    model: &M,
+    b: &Batch,
+    norm_tokens: usize,
+    vars: &[(String, Var)],
+    acc: &mut [Vec<f32>],
+    step: usize,
+    overhead: Option<usize>,
+) -> Result<f64> {
+    let run = |b: &Batch| -> candle_core::Result<(f64, candle_core::backprop::GradStore)> {
         let sum = batch_loss_sum(model, b, true)?;
         let value = f64::from(sum.to_dtype(DType::F32)?.to_scalar::<f32>()?);
         let grads = sum.affine(1.0 / norm_tokens as f64, 0.0)?.backward()?;
         Ok((value, grads))
     };
-    let (value, grads) = run().map_err(TrainError::candle(step))?;
-    if !value.is_finite() {
+    // rows of similar length together, each group padded only to its own longest row
+    let lengths = split::row_lengths(&b.attention_mask).map_err(TrainError::candle(step))?;
+    let groups = overhead.map_or_else(Vec::new, |o| split::length_groups(&lengths, o));
+    let width = b.input_ids.dim(1).map_err(TrainError::candle(step))?;
+    if groups.len() <= 1 && groups.first().is_none_or(|(_, w)| *w == width) {
+        let (value, grads) = run(b).map_err(TrainError::candle(step))?;
+        if value.is_finite() {
+            grads::accumulate(acc, &grads, vars, step)?;
+        }
         return Ok(value);
     }
-    grads::accumulate(acc, &grads, vars, step)?;
-    Ok(value)
+    let mut total = 0.0;
+    for (rows, w) in &groups {
+        let sub = split::sub_batch(b, rows, *w, &lengths).map_err(TrainError::candle(step))?;
+        let (value, grads) = run(&sub).map_err(TrainError::candle(step))?;
+        total += value;
+        if !value.is_finite() {
+            return Ok(value);
+        }
+        grads::accumulate(acc, &grads, vars, step)?;
+    }
+    Ok(total)
+}
+
+/// `RORA_WHOLE_BATCHES=1`: every micro-batch in one pass, padded to its longest row (no length
+/// groups; for A/B measurements).
+fn whole_batches() -> bool {
+    static WHOLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WHOLE.get_or_init(|| std::env::var("RORA_WHOLE_BATCHES").is_ok_and(|v| v == "1"))
 }
 
 /// The loss sum of one batch, with the output projection and the softmax only at its loss
@@ -368,10 +406,16 @@ where
             .val_batch(index, size, &device)
             .map_err(|source| TrainError::ValData { index, source })?;
         let run = || -> candle_core::Result<(f64, usize)> {
-            let sum = batch_loss_sum(model, &b, false)?
-                .to_dtype(DType::F32)?
-                .to_scalar::<f32>()?;
-            Ok((f64::from(sum), count_loss_tokens(&b.labels)?))
+            let lengths = split::row_lengths(&b.attention_mask)?;
+            let mut sum = 0f64;
+            for (rows, w) in split::length_groups(&lengths, split::OVERHEAD_TOKENS) {
+                let sub = split::sub_batch(&b, &rows, w, &lengths)?;
+                let s = batch_loss_sum(model, &sub, false)?
+                    .to_dtype(DType::F32)?
+                    .to_scalar::<f32>()?;
+                sum += f64::from(s);
+            }
+            Ok((sum, count_loss_tokens(&b.labels)?))
         };
         let (s, n) = run().map_err(TrainError::candle(step))?;
         total += s;

@@ -206,3 +206,54 @@ fn loss_at_loss_positions_equals_the_full_logits_loss() {
         }
     }
 }
+
+/// A micro-batch split into length groups (each padded to its own longest row) gives the loss
+/// and gradients of the whole padded batch, on the fused layer.
+#[test]
+fn length_groups_give_the_whole_batch_gradient() {
+    use crate::train::batch::{Batch, Example};
+    use crate::train::trainer::micro_step_split;
+    let m = model(Method::Lora, ScalingRule::Rora, Targets::AllLinear);
+    let rows: Vec<Example> = [3usize, 12, 2, 11, 7]
+        .iter()
+        .enumerate()
+        .map(|(r, &n)| {
+            let ids: Vec<u32> = (0..n)
+                .map(|i| ((r * 31 + i * 7) % 250) as u32 + 1)
+                .collect();
+            let mut labels: Vec<i64> = ids.iter().map(|&t| t as i64).collect();
+            labels[0] = -100; // a masked prompt token
+            Example {
+                input_ids: ids,
+                labels,
+            }
+        })
+        .collect();
+    let refs: Vec<&Example> = rows.iter().collect();
+    let b = Batch::collate(&refs, 0, &Device::Cpu).unwrap();
+    let vars = m.trainable_vars();
+    let run = |overhead| {
+        let mut acc: Vec<Vec<f32>> = vars
+            .iter()
+            .map(|(_, v)| vec![0f32; v.elem_count()])
+            .collect();
+        let loss = micro_step_split(&m, &b, 30, &vars, &mut acc, 1, overhead).unwrap();
+        (loss, acc)
+    };
+    let (whole_loss, whole) = run(None);
+    let lengths = crate::train::split::row_lengths(&b.attention_mask).unwrap();
+    assert!(crate::train::split::length_groups(&lengths, 0).len() > 1);
+    let (split_loss, split) = run(Some(0));
+    assert!(
+        (split_loss - whole_loss).abs() <= 1e-5 * whole_loss.abs(),
+        "loss {split_loss} vs {whole_loss}"
+    );
+    for ((name, _), (g, w)) in vars.iter().zip(split.iter().zip(&whole)) {
+        let scale = w.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let diff = g.iter().zip(w).fold(0f32, |a, (x, y)| a.max((x - y).abs()));
+        assert!(
+            scale > 0.0 && diff <= 1e-5 * scale,
+            "{name}: gradient differs by {diff} (scale {scale})"
+        );
+    }
+}
