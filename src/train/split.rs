@@ -44,9 +44,9 @@ pub fn length_groups(lengths: &[usize], overhead: usize) -> Vec<(Vec<usize>, usi
     let mut cut = vec![0usize; n + 1];
     for k in 1..=n {
         let (mut bc, mut bj) = (usize::MAX, 0);
-        for j in 0..k {
+        for (j, &before) in best[..k].iter().enumerate() {
             // rows j..k sorted ascending: the group's width is its last row's length
-            let c = best[j] + (k - j) * len(k - 1) + overhead;
+            let c = before + (k - j) * len(k - 1) + overhead;
             if c < bc {
                 (bc, bj) = (c, j);
             }
@@ -121,9 +121,9 @@ mod tests {
             let mut want = usize::MAX;
             for mask in 0..(1u32 << (n - 1)) {
                 let (mut cost, mut start) = (0, 0);
-                for k in 0..n {
+                for (k, &l) in sorted.iter().enumerate() {
                     if k == n - 1 || mask & (1 << k) != 0 {
-                        cost += (k + 1 - start) * sorted[k] + overhead;
+                        cost += (k + 1 - start) * l + overhead;
                         start = k + 1;
                     }
                 }
