@@ -192,6 +192,10 @@ where
             .map_err(TrainError::candle(step + 1))?;
         let tokens: usize = batches.iter().map(|b| b.n_tokens).sum();
 
+        if let Some(path) = std::env::var_os("RORA_DUMP_BATCHES") {
+            dump_batches(Path::new(&path), step + 1, &batches)
+                .map_err(TrainError::candle(step + 1))?;
+        }
         let mut acc: Vec<Vec<f32>> = sizes.iter().map(|&n| vec![0.0; n]).collect();
         let mut loss_total = 0f64;
         for b in &batches {
@@ -368,6 +372,29 @@ fn whole_batches() -> bool {
 /// The loss sum of one batch, with the output projection and the softmax only at its loss
 /// positions ([`CausalLm::logits_at`]): padding, masked prompt tokens and each row's last
 /// position never reach the `[rows, vocab]` logits. Equal to `loss_sum(forward(..))`.
+/// `RORA_DUMP_BATCHES=<file>`: append each step's micro-batches (padded token ids, mask, labels)
+/// as JSON lines, so a peer implementation can train on exactly the same batches
+/// (`scripts/bench_train_real.py`).
+fn dump_batches(path: &Path, step: usize, batches: &[Batch]) -> candle_core::Result<()> {
+    let io = |e: std::io::Error| candle_core::Error::Msg(format!("{}: {e}", path.display()));
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io)?;
+    for (micro, b) in batches.iter().enumerate() {
+        let line = serde_json::json!({
+            "step": step,
+            "micro": micro,
+            "input_ids": b.input_ids.to_vec2::<u32>()?,
+            "attention_mask": b.attention_mask.to_vec2::<u32>()?,
+            "labels": b.labels.to_dtype(DType::I64)?.to_vec2::<i64>()?,
+        });
+        writeln!(f, "{line}").map_err(io)?;
+    }
+    Ok(())
+}
+
 /// `RORA_FULL_LOGITS=1`: logits at every position, as before `logits_at` (for A/B measurements).
 fn full_logits() -> bool {
     static FULL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
