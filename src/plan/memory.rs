@@ -13,7 +13,10 @@
 //!   f32 logits twice (logits and their log-softmax/gradient: 2 * vocab).
 //!
 //! It is an estimate of the steady state, not of allocator fragmentation or kernel workspace; the
-//! planner compares it with the device's memory and warns when it does not fit.
+//! planner compares it with the device's memory and warns when it does not fit. For data that
+//! fills every row it is the steady state; on mixed-length rows it is an upper bound, since the
+//! trainer runs each micro-batch as length groups (each padded to its own longest row) and
+//! computes logits only at loss positions (`train::split`, `CausalLm::logits_at`).
 
 use serde::Serialize;
 
