@@ -9,7 +9,7 @@ position, cross-entropy over the labels that are not -100 (normalised by the ste
 as rora does across micro-batches), backward, gradient clipping at 1.0, AdamW. It prints one JSON
 object: per-step seconds, losses and peak RSS.
 
-Usage: python scripts/bench_train_real.py DUMP HF_DIR [--r 16 --alpha 32 --rslora --dropout 0.05
+Usage: python scripts/bench_train_real.py DUMP HF_DIR [--r 16 --alpha 32 --rslora --dora --dropout 0.05
        --targets q_proj,k_proj,v_proj,up_proj,down_proj --lr 2e-4 --threads 2]
 """
 
@@ -30,6 +30,7 @@ def main():
     p.add_argument("--r", type=int, default=16)
     p.add_argument("--alpha", type=float, default=32)
     p.add_argument("--rslora", action="store_true")
+    p.add_argument("--dora", action="store_true")
     p.add_argument("--dropout", type=float, default=0.05)
     p.add_argument("--targets", default="q_proj,k_proj,v_proj,up_proj,down_proj")
     p.add_argument("--lr", type=float, default=2e-4)
@@ -48,6 +49,7 @@ def main():
         r=a.r,
         lora_alpha=a.alpha,
         use_rslora=a.rslora,
+        use_dora=a.dora,
         lora_dropout=a.dropout,
         target_modules=a.targets.split(","),
         task_type="CAUSAL_LM",
