@@ -4,12 +4,12 @@
 Reads what `smollm2_eval_bench` (src/eval/smollm2_tests.rs) wrote into OUT:
   hf/               the model as an HF dir, written by rora from the GGUF (identical f32 weights);
   loglik.jsonl      one loglik request a line: {"item", "choice", "label", "context", "continuation", "loglik"};
-  generate.jsonl    one prompt a line: {"prompt": [ids], "tokens": [rora's greedy ids]};
+  generate.jsonl    one prompt a line: {"prompt": [ids], "tokens": [rora's generated ids]};
   rora.json         rora's timings and settings (batch size, max new tokens, eos ids, pad id).
 and does the same work with transformers, batched the same way:
   loglik: requests sorted longest first, right-padded batches, one forward each, summed log_softmax
           of the continuation tokens (lm-eval's HFLM);
-  generation: prompts sorted longest first, left-padded batches, greedy `generate` with the same
+  generation: prompts sorted longest first, left-padded batches, `generate` (greedy, or `num_beams` from rora.json) with the same
           max new tokens and EOS ids (stops at the first EOS; the EOS is not counted).
 Prints one JSON object: items/s and tokens/s of both, their ratio, and how far the outputs agree.
 
@@ -49,7 +49,7 @@ def loglik_all(model, rows, batch, pad):
     return out
 
 
-def generate_all(model, prompts, batch, pad, eos, max_new):
+def generate_all(model, prompts, batch, pad, eos, max_new, beams=1):
     order = sorted(range(len(prompts)), key=lambda i: (-len(prompts[i]), i))
     out = [None] * len(prompts)
     for chunk in batches(order, batch):
@@ -65,7 +65,9 @@ def generate_all(model, prompts, batch, pad, eos, max_new):
             attention_mask=mask,
             max_new_tokens=max_new,
             do_sample=False,
-            num_beams=1,
+            num_beams=beams,
+            length_penalty=1.0,
+            early_stopping=False,
             eos_token_id=eos,
             pad_token_id=pad,
         )[:, width:]
@@ -95,7 +97,9 @@ def main():
         scores = loglik_all(model, rows, rora["batch_size"], pad)
         t_ll = time.perf_counter() - t0
         t0 = time.perf_counter()
-        tokens = generate_all(model, [g["prompt"] for g in gens], rora["batch_size"], pad, eos, rora["max_new_tokens"])
+        tokens = generate_all(
+            model, [g["prompt"] for g in gens], rora["batch_size"], pad, eos, rora["max_new_tokens"], rora.get("num_beams", 1)
+        )
         t_gen = time.perf_counter() - t0
     items = {}
     for r, s in zip(rows, scores):
@@ -123,6 +127,7 @@ def main():
         "acc_rora": acc_rora,
         "max_abs_loglik_diff": max_diff,
         "gen_prompts": len(gens),
+        "num_beams": rora.get("num_beams", 1),
         "hf_gen_tokens": n_tok_hf,
         "rora_gen_tokens": rora["gen_tokens"],
         "hf_gen_s": round(t_gen, 3),

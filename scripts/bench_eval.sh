@@ -11,7 +11,8 @@
 #    dir and those ids, batched the same way, and prints both rates, their ratio and how well
 #    scores and generations agree.
 # RORA_BENCH_TASK=<task> (default piqa) benchmarks another commonsense task's eval split;
-# RORA_BENCH_BATCH (default 8) sets the batch size of both sides.
+# RORA_BENCH_BATCH (default 8) sets the batch size of both sides; RORA_BENCH_BEAMS=4 generates with
+# beam search (HF semantics) instead of greedy on both sides.
 # RORA_BENCH_BASELINE=1 also times rora's independent loglik path (every choice with its own context,
 # as before context sharing) on the same requests: `baseline` in rora.json.
 # Needs ../shared/assets (RORA_SHARED_DIR) and a Python with torch + transformers

@@ -96,7 +96,7 @@ fn smollm2_piqa_loglik_above_chance() {
 /// The rora side of `scripts/bench_eval.sh`: loglik scoring of a seeded subset of a commonsense
 /// task (`RORA_BENCH_TASK`, default piqa; `RORA_BENCH_ITEMS`, default 100) and greedy generation
 /// of the llm-adapters prompts of the first `RORA_BENCH_GEN` (default 16) of those items, batch
-/// `RORA_BENCH_BATCH` (default 8), 32 new tokens. Writes into
+/// `RORA_BENCH_BATCH` (default 8), 32 new tokens, greedy or `RORA_BENCH_BEAMS` beams (HF's beam search). Writes into
 /// `RORA_BENCH_OUT`: the model as an HF dir (`hf/`, so transformers scores identical weights),
 /// `loglik.jsonl`, `generate.jsonl` and `rora.json` (timings); `scripts/bench_eval.py` reads them.
 #[test]
@@ -223,7 +223,7 @@ fn smollm2_eval_bench() {
     order.sort_by_key(|&i| (std::cmp::Reverse(prompts[i].len()), i));
     let gen_cfg = GenerationConfig {
         max_new_tokens: max_new,
-        num_beams: 1,
+        num_beams: env_usize("RORA_BENCH_BEAMS", 1).max(1),
         ..GenerationConfig::default()
     };
     let mut generated = vec![Vec::new(); prompts.len()];
@@ -245,7 +245,7 @@ fn smollm2_eval_bench() {
     let summary = serde_json::json!({
         "task": task_name, "loglik_items": t.n, "loglik_s": loglik_s, "acc": t.accuracy,
         "gen_prompts": prompts.len(), "gen_tokens": gen_tokens, "gen_s": gen_s,
-        "batch_size": batch, "max_new_tokens": max_new,
+        "batch_size": batch, "max_new_tokens": max_new, "num_beams": gen_cfg.num_beams,
         "eos_ids": loaded.special.eos, "pad_id": codec.pad_id,
         "rayon_threads": rayon::current_num_threads(), "baseline": baseline,
     });
