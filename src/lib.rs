@@ -15,6 +15,7 @@ pub mod device;
 pub mod diag;
 pub mod eval;
 pub mod exec;
+pub mod fsx;
 pub mod hub;
 pub mod ir;
 pub mod lm;

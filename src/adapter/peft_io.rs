@@ -86,16 +86,7 @@ pub fn save_peft<M: AdaptableModel + ?Sized>(
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AdapterError> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
-    tmp.write_all(bytes).map_err(io(path))?;
-    tmp.as_file().sync_all().map_err(io(path))?;
-    tmp.persist(path).map_err(|e| AdapterError::Io {
-        path: path.to_path_buf(),
-        source: e.error,
-    })?;
-    Ok(())
+    crate::fsx::write_atomic(path, bytes).map_err(io(path))
 }
 
 /// What [`load_peft`] installed.

@@ -2,44 +2,24 @@
 //! deterministic walk of an output tree. Nothing here knows the cache layout.
 
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::error::{CacheError, Result};
 
 /// fsync a directory so that renames and creations inside it survive a power cut.
 pub fn fsync_dir(dir: &Path) -> Result<()> {
-    let f = File::open(dir).map_err(CacheError::io("open directory", dir))?;
-    f.sync_all().map_err(CacheError::io("fsync directory", dir))
+    crate::fsx::fsync_dir(dir).map_err(CacheError::io("fsync directory", dir))
 }
 
 /// Create `path`, write `bytes`, fsync it. Fails if the file exists (`create_new`).
 pub fn write_new_synced(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(CacheError::io("create", path))?;
-    f.write_all(bytes).map_err(CacheError::io("write", path))?;
-    f.sync_all().map_err(CacheError::io("fsync", path))
+    crate::fsx::write_new_synced(path, bytes).map_err(CacheError::io("write", path))
 }
 
-/// Write `bytes` to `path` atomically: a sibling temp file, fsync, rename, fsync the parent.
+/// Write `bytes` to `path` atomically ([`crate::fsx::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let parent = path.parent().unwrap_or(Path::new("."));
-    let tmp = parent.join(format!(
-        ".{}.{}.{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id(),
-        random_suffix()
-    ));
-    let res = write_new_synced(&tmp, bytes)
-        .and_then(|()| fs::rename(&tmp, path).map_err(CacheError::io("rename into place", path)));
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    res?;
-    fsync_dir(parent)
+    crate::fsx::write_atomic(path, bytes).map_err(CacheError::io("write atomically", path))
 }
 
 /// blake3 of a file's bytes, with its length; fsyncs the file (it is about to become an entry).

@@ -1,12 +1,10 @@
-//! Per-key advisory locks (`v1/locks/<key>.lock`, `flock` through fs2). A lock is held by an open
+//! Per-key advisory locks (`v1/locks/<key>.lock`, `flock` through std's `File::lock`). A lock is held by an open
 //! file description, so it excludes other threads of this process as well as other processes, and
 //! the kernel releases it when its holder dies (SIGKILL included). Lock files are never deleted:
 //! deleting one while another process waits on it would let two holders in.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
-
-use fs2::FileExt;
 
 use super::error::{CacheError, Result};
 
@@ -26,8 +24,7 @@ impl KeyLock {
         }
         on_wait();
         let file = open(path)?;
-        file.lock_exclusive()
-            .map_err(CacheError::io("lock", path))?;
+        file.lock().map_err(CacheError::io("lock", path))?;
         Ok(KeyLock {
             file,
             path: path.to_path_buf(),
@@ -37,13 +34,13 @@ impl KeyLock {
     /// Take the lock if nobody holds it; `Ok(None)` if it is held.
     pub fn try_acquire(path: &Path) -> Result<Option<KeyLock>> {
         let file = open(path)?;
-        match file.try_lock_exclusive() {
+        match file.try_lock() {
             Ok(()) => Ok(Some(KeyLock {
                 file,
                 path: path.to_path_buf(),
             })),
-            Err(e) if e.raw_os_error() == fs2::lock_contended_error().raw_os_error() => Ok(None),
-            Err(e) => Err(CacheError::Io {
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => Err(CacheError::Io {
                 op: "lock",
                 path: path.to_path_buf(),
                 source: e,
@@ -59,7 +56,7 @@ impl KeyLock {
 impl Drop for KeyLock {
     fn drop(&mut self) {
         // Closing the file releases the lock too; unlocking first makes the order explicit.
-        let _ = FileExt::unlock(&self.file);
+        let _ = self.file.unlock();
     }
 }
 
