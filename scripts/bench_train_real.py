@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The PyTorch + transformers + PEFT side of a training benchmark on real batches.
 
-rora's trainer, run with RORA_DUMP_BATCHES=FILE, appends every step's micro-batches (token ids
+rora's trainer, run as `rora run P --dump-batches FILE`, appends every step's micro-batches (token ids
 right padded to the micro-batch's longest row, the attention mask and the labels, -100 where
 ignored) to FILE. This script trains PEFT on exactly those batches, the way HF's Trainer does with
 its default padding collator: a forward over the whole padded micro-batch, logits at every

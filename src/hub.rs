@@ -15,8 +15,6 @@ use std::path::{Path, PathBuf};
 
 use hf_hub::{HFClientBuilder, HFClientSync, HFError};
 
-use crate::plan::HubResolver;
-
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
     #[error("hub: repository `{repo}` not found (or private and no token: set HF_TOKEN)")]
@@ -477,6 +475,18 @@ impl Hub {
             },
         }
     }
+}
+
+/// Resolves a hub revision (branch, tag or sha) to a commit sha: what the planner asks while it
+/// keys hub sources (`crate::plan::resolve`).
+pub trait HubResolver {
+    /// `Ok(None)`: do not pin (key by the revision as written).
+    fn commit(
+        &mut self,
+        kind: RepoKind,
+        repo: &str,
+        revision: &str,
+    ) -> Result<Option<String>, HubError>;
 }
 
 /// A hub client built from the environment on first use, as the planner's [`HubResolver`]: a

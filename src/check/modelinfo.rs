@@ -5,57 +5,42 @@
 use std::path::Path;
 
 use crate::ir::params::{ModelParams, ModelSource};
-use crate::model::config::{LayerDims, LlamaConfig};
+use crate::model::RandomSpec;
+use crate::model::config::{LlamaConfig, UniformShape};
 
 /// Vocabulary of the built-in byte-level tokenizer of `random` models (3 specials + 256 bytes).
-pub const RANDOM_VOCAB: usize = 259;
+pub const RANDOM_VOCAB: usize = crate::model::random::BYTE_VOCAB;
 
+/// A check-time config read from a file's header: only the dimensions matter here.
 fn uniform(
     vocab: usize,
     hidden: usize,
     layers: usize,
     heads: usize,
-    kv: usize,
+    kv_heads: usize,
     ffn: usize,
     head_dim: usize,
 ) -> LlamaConfig {
     LlamaConfig {
-        vocab_size: vocab,
-        hidden_size: hidden,
         head_dim,
-        layers: vec![
-            LayerDims {
-                n_heads: heads,
-                n_kv_heads: kv,
-                intermediate_size: ffn
-            };
-            layers
-        ],
-        rms_norm_eps: 1e-5,
-        rope_theta: 10000.0,
-        rope_scaling: None,
-        max_position_embeddings: 2048,
-        tie_word_embeddings: false,
-        bos_token_id: None,
-        eos_token_ids: vec![],
+        ..LlamaConfig::uniform(UniformShape {
+            vocab,
+            hidden,
+            layers,
+            heads,
+            kv_heads,
+            ffn,
+        })
     }
 }
 
 /// The config of a model stage, or `Ok(None)` when it is not available offline.
 pub fn model_config(p: &ModelParams) -> Result<Option<LlamaConfig>, String> {
     match &p.source {
-        Some(ModelSource::Random(r)) => {
-            let head_dim = r.hidden / r.heads.max(1);
-            Ok(Some(uniform(
-                RANDOM_VOCAB,
-                r.hidden,
-                r.layers,
-                r.heads,
-                r.kv_heads,
-                r.ffn,
-                head_dim,
-            )))
-        }
+        // exactly the config the model stage builds
+        Some(ModelSource::Random(r)) => Ok(Some(
+            RandomSpec::uniform(r.hidden, r.layers, r.heads, r.kv_heads, r.ffn, r.seed).config,
+        )),
         Some(ModelSource::Path(dir)) => hf_config(&dir.join("config.json")),
         Some(ModelSource::Gguf(file)) => gguf_config(file),
         Some(ModelSource::Hub { .. }) | None => Ok(None),

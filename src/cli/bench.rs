@@ -21,8 +21,9 @@ use std::time::Instant;
 
 use crate::adapter::{self, AdaptableModel, AdapterConfig, Linear, Method, ScalingRule, Targets};
 use crate::lm::{CausalLm, TrainableLm};
-use crate::model::config::{LayerDims, LlamaConfig, PROJECTIONS};
+use crate::model::config::{LlamaConfig, PROJECTIONS, UniformShape};
 use crate::model::llama::Llama;
+use crate::model::ops::LayerPath;
 use crate::model::weights::NamedTensors;
 use crate::train::batch::{Batch, Example};
 use crate::train::source::{BatchSource, SourceError};
@@ -104,6 +105,9 @@ pub struct TrainBench {
     /// Where to compute: `cpu`, `cuda[:N]` (needs the `cuda` feature) or `auto`.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Decoder layers: `auto` (the fused op where it applies) or `composed` (candle ops).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub layer_path: LayerPath,
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
@@ -124,30 +128,25 @@ pub fn preset_config(p: Preset) -> LlamaConfig {
         Preset::Llama8b => return known("llama-8b").unwrap_or_else(|| preset_config(Preset::Tiny)),
         _ => {}
     }
-    let (layers, hidden, heads, kv, ffn, vocab, theta, tied) = match p {
+    let (layers, hidden, heads, kv_heads, ffn, vocab, theta, tied) = match p {
         Preset::Tiny => (4, 256, 4, 4, 688, 1000, 10_000.0, false),
         Preset::Smollm2_135m => (30, 576, 9, 3, 1536, 49152, 100_000.0, true),
         Preset::Llama1b | Preset::Llama8b => (4, 256, 4, 4, 688, 1000, 10_000.0, false),
     };
     LlamaConfig {
-        vocab_size: vocab,
-        hidden_size: hidden,
-        head_dim: hidden / heads,
-        layers: vec![
-            LayerDims {
-                n_heads: heads,
-                n_kv_heads: kv,
-                intermediate_size: ffn
-            };
-            layers
-        ],
-        rms_norm_eps: 1e-5,
         rope_theta: theta,
-        rope_scaling: None,
         max_position_embeddings: 8192,
         tie_word_embeddings: tied,
         bos_token_id: Some(1),
         eos_token_ids: vec![2],
+        ..LlamaConfig::uniform(UniformShape {
+            vocab,
+            hidden,
+            layers,
+            heads,
+            kv_heads,
+            ffn,
+        })
     }
 }
 
@@ -347,7 +346,7 @@ pub fn bench_train(a: &TrainBench) -> Result<String> {
         BenchDtype::F32 => DType::F32,
         BenchDtype::Bf16 => DType::BF16,
     };
-    let device = super::model::open(&a.device)?;
+    let device = super::load::open(&a.device)?;
     let weights = random_weights(&cfg, a.seed, &device, dtype).into_diagnostic()?;
     let llama = Llama::from_tensors(cfg.clone(), weights, dtype)
         .into_diagnostic()
@@ -400,7 +399,9 @@ pub fn bench_train(a: &TrainBench) -> Result<String> {
         save_every: None,
         keep_checkpoints: 1,
         log_every: 1,
+        knobs: Default::default(),
     };
+    model.0.set_layer_path(a.layer_path);
     let out = tempfile::tempdir().into_diagnostic()?;
     let setup_s = t0.elapsed().as_secs_f64();
     let mut timer = Timer {
@@ -443,6 +444,7 @@ pub fn bench_train(a: &TrainBench) -> Result<String> {
         "setup_s": r3(setup_s),
         "losses": timer.losses,
         "device": device_label(&device),
+        "layer_path": model.0.layer_report(),
         "impl": "rora",
     });
     Ok(line.to_string())

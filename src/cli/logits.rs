@@ -14,7 +14,7 @@ use clap::Args;
 use miette::{IntoDiagnostic, Result, miette};
 use serde_json::json;
 
-use super::model::{LoadArgs, load_src, open};
+use super::load::{LoadArgs, load_src, open};
 use crate::lm::CausalLm;
 use crate::model::{LoadOptions, ModelSource, load};
 
@@ -79,7 +79,7 @@ pub fn run(a: &LogitsArgs) -> Result<()> {
     let mut line = json!({
         "src": source.describe(),
         "device": a.load.device,
-        "dtype": a.load.dtype,
+        "dtype": a.load.dtype().as_str(),
         "tokens": ids.len(),
         "vocab": vocab,
         "checksum": l.sum_all().and_then(|s| s.to_scalar::<f32>()).into_diagnostic()?,

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod cache;
 pub mod check;
 pub mod explain;
+pub mod load;
 pub mod logits;
 pub mod model;
 pub mod plan;

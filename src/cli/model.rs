@@ -6,14 +6,14 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use candle_core::DType;
 use clap::{Args, Subcommand};
 use miette::{IntoDiagnostic, Result, miette};
+
+pub use super::load::{LoadArgs, load_src, open};
 
 use crate::model::chat::{ChatMessage, render_chat};
 use crate::model::generate::{greedy, nll};
 use crate::model::inspect::{ParamCounts, stored_dtypes};
-use crate::model::{LoadOptions, LoadedModel, ModelSource, load};
 
 #[derive(Debug, Args)]
 pub struct ModelArgs {
@@ -58,48 +58,6 @@ pub enum ModelCommand {
         #[command(flatten)]
         load: LoadArgs,
     },
-}
-
-#[derive(Debug, Args)]
-pub struct LoadArgs {
-    /// Dtype of the base weights.
-    #[arg(long, default_value = "f32", value_parser = ["f32", "bf16", "f16"], env = "RORA_DTYPE")]
-    pub dtype: String,
-    /// Where to compute: `cpu`, `cuda[:N]` (needs the `cuda` feature) or `auto`.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-}
-
-impl LoadArgs {
-    pub fn dtype(&self) -> DType {
-        match self.dtype.as_str() {
-            "bf16" => DType::BF16,
-            "f16" => DType::F16,
-            _ => DType::F32,
-        }
-    }
-
-    pub fn options(&self) -> Result<LoadOptions> {
-        Ok(LoadOptions {
-            dtype: self.dtype(),
-            device: open(&self.device)?,
-        })
-    }
-}
-
-/// Open a device named on the command line, with the CLI's error code.
-pub fn open(spec: &str) -> Result<candle_core::Device> {
-    crate::device::DeviceSpec::parse(spec)
-        .and_then(|d| d.open())
-        .map_err(|e| miette!(code = "rora::cli::device", "{e}"))
-}
-
-pub fn load_src(src: &str, args: &LoadArgs) -> Result<(ModelSource, LoadedModel, f64)> {
-    let source = ModelSource::parse(src).into_diagnostic()?;
-    let opts = args.options()?;
-    let t0 = Instant::now();
-    let m = load(&source, &opts).into_diagnostic()?;
-    Ok((source, m, t0.elapsed().as_secs_f64()))
 }
 
 pub fn run(args: ModelArgs) -> Result<()> {

@@ -13,7 +13,9 @@ use super::{Global, exit};
 use crate::cache::{Store, layout};
 use crate::exec::{ConsoleReporter, ExecOptions, Selector, jobs_from_plan, run_with_log};
 use crate::hub::LazyHub;
-use crate::run::PipelineRunner;
+use crate::model::ops::LayerPath;
+use crate::run::{Knobs, PipelineRunner};
+use crate::train::TrainKnobs;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -38,6 +40,36 @@ pub struct RunArgs {
     /// (default: the pipeline's `device`, whose default is `auto`).
     #[arg(long, env = "RORA_DEVICE")]
     pub device: Option<String>,
+    /// Decoder layers in training: `auto` (the fused op where it applies) or `composed`.
+    #[arg(long, value_enum, default_value = "auto", help_heading = AB)]
+    pub layer_path: LayerPath,
+    /// Every micro-batch in one pass padded to its longest row (no length groups).
+    #[arg(long, help_heading = AB)]
+    pub whole_batches: bool,
+    /// The output projection and cross-entropy at every position, not only at loss positions.
+    #[arg(long, help_heading = AB)]
+    pub full_logits: bool,
+    /// Append every training step's micro-batches (token ids, mask, labels) as JSON lines to FILE,
+    /// for a peer to train on the same batches (`scripts/bench_train_real.py`).
+    #[arg(long, value_name = "FILE", help_heading = AB)]
+    pub dump_batches: Option<PathBuf>,
+}
+
+/// The heading of the switches that change results only by rounding (not part of any key;
+/// recorded in a train job's manifest).
+const AB: &str = "A/B switches (same results up to rounding; not part of any key)";
+
+impl RunArgs {
+    pub fn knobs(&self) -> Knobs {
+        Knobs {
+            layer_path: self.layer_path,
+            train: TrainKnobs {
+                whole_batches: self.whole_batches,
+                full_logits: self.full_logits,
+                dump_batches: self.dump_batches.clone(),
+            },
+        }
+    }
 }
 
 fn selectors(specs: &[String]) -> miette::Result<Vec<Selector>> {
@@ -84,7 +116,7 @@ pub fn run(a: RunArgs, g: &Global) -> miette::Result<ExitCode> {
         force: selectors(&a.force)?,
         keep_going: a.keep_going,
     };
-    let runner = PipelineRunner::new(&plan, &store, device);
+    let runner = PipelineRunner::new(&plan, &store, device).with_knobs(a.knobs());
     let session = run_with_log(
         &store,
         &runner,

@@ -209,6 +209,8 @@ pub enum StageParams {
     Merge(MergeParams),
     Eval(EvalParams),
     Report(ReportParams),
+    /// The derived `tokens` job: no options (its inputs are its `data` and `model` jobs).
+    Tokens,
 }
 
 /// The shipped evaluation subsets (the default of eval `dir`).
@@ -437,6 +439,7 @@ impl StageParams {
                 formats: b.strs("format"),
                 out: b.str("out").map(|d| abs_path(file, d)),
             }),
+            Kind::Tokens => StageParams::Tokens,
         }
     }
 }

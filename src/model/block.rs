@@ -3,7 +3,7 @@
 use candle_core::{Module, Result, Tensor};
 
 use super::attention::{Attention, LayerKv};
-use super::ops;
+use super::ops::{self, LayerPath, LayerPathLog};
 use super::packed::PackedTree;
 use super::rope::Positions;
 use crate::adapter::linear::Linear;
@@ -31,18 +31,25 @@ pub struct Block {
 }
 
 impl Block {
+    /// The layer's forward. Without a KV cache (training) the layer runs as one fused op where it
+    /// can (`ops::block_op`, unless `path` says composed), and `log` records which path it took.
     pub fn forward(
         &self,
         x: &Tensor,
         pos: &Positions,
         eps: f64,
         kv: Option<&mut LayerKv>,
+        path: LayerPath,
+        log: &LayerPathLog,
     ) -> Result<Tensor> {
-        // training with a frozen base on the CPU: the whole layer as one op (`ops::block_op`)
-        if kv.is_none()
-            && let Some(y) = ops::block_forward(self, x, pos, eps)
-        {
-            return y;
+        if kv.is_none() {
+            match ops::block_forward(self, x, pos, eps, path) {
+                Ok(y) => {
+                    log.record(Ok(()));
+                    return y;
+                }
+                Err(why) => log.record(Err(why)),
+            }
         }
         let h = ops::rms_norm(x, &self.input_layernorm, eps)?;
         let x = (x + self.self_attn.forward(&h, pos, kv)?)?;

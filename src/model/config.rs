@@ -26,6 +26,17 @@ pub struct LayerDims {
     pub intermediate_size: usize,
 }
 
+/// The shape of a model whose decoder layers all have the same dimensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UniformShape {
+    pub vocab: usize,
+    pub hidden: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub ffn: usize,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LlamaConfig {
     pub vocab_size: usize,
@@ -45,6 +56,33 @@ pub struct LlamaConfig {
 }
 
 impl LlamaConfig {
+    /// The one constructor of configs not read from a file (random models, named shapes, bench
+    /// presets, check-time shapes): `shape` with `head_dim = hidden / heads`, RMSNorm eps 1e-5,
+    /// RoPE theta 1e4 without scaling, 2048 positions, untied embeddings and no special token
+    /// ids. Callers change what differs with struct update syntax.
+    pub fn uniform(shape: UniformShape) -> LlamaConfig {
+        LlamaConfig {
+            vocab_size: shape.vocab,
+            hidden_size: shape.hidden,
+            head_dim: shape.hidden / shape.heads.max(1),
+            layers: vec![
+                LayerDims {
+                    n_heads: shape.heads,
+                    n_kv_heads: shape.kv_heads,
+                    intermediate_size: shape.ffn,
+                };
+                shape.layers
+            ],
+            rms_norm_eps: 1e-5,
+            rope_theta: 10_000.0,
+            rope_scaling: None,
+            max_position_embeddings: 2048,
+            tie_word_embeddings: false,
+            bos_token_id: None,
+            eos_token_ids: vec![],
+        }
+    }
+
     pub fn n_layers(&self) -> usize {
         self.layers.len()
     }

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use super::config::{LayerDims, LlamaConfig};
 use super::error::{ModelError, Result};
 use super::gguf_file::{GgufFile, MetaValue};
-use super::source::SpecialTokens;
+use super::tokenizer::SpecialTokens;
 use super::tokenizer::{BpeSpec, byte_level_bpe};
 use super::weights::NamedTensors;
 

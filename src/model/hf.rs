@@ -18,7 +18,7 @@ use tokenizers::Tokenizer;
 use super::config::LlamaConfig;
 use super::error::{ModelError, Result};
 use super::llama::Llama;
-use super::source::SpecialTokens;
+use super::tokenizer::SpecialTokens;
 use super::weights::NamedTensors;
 
 pub struct HfParts {
@@ -123,6 +123,31 @@ fn token_name(v: Option<&Value>) -> Option<String> {
 }
 
 pub fn load_hf_dir(dir: &Path, dtype: DType, device: &Device) -> Result<HfParts> {
+    let (config, text) = load_hf_text_parts(dir)?;
+    let tensors = read_safetensors(&weight_files(dir)?, dir, dtype, device)?;
+    Ok(HfParts {
+        config,
+        tensors,
+        tokenizer: text.tokenizer,
+        special: text.special,
+        chat_template: text.chat_template,
+    })
+}
+
+/// What an HF directory says about text: its tokenizer, special tokens and chat template.
+pub struct HfText {
+    pub tokenizer: Tokenizer,
+    pub special: SpecialTokens,
+    pub chat_template: Option<String>,
+}
+
+/// The tokenizer side of an HF directory without reading its weights (tokenization jobs), exactly
+/// as [`load_hf_dir`] reads it.
+pub fn load_hf_text(dir: &Path) -> Result<HfText> {
+    Ok(load_hf_text_parts(dir)?.1)
+}
+
+fn load_hf_text_parts(dir: &Path) -> Result<(LlamaConfig, HfText)> {
     let cfg_path = dir.join("config.json");
     let config = LlamaConfig::from_hf_json(&read_text(&cfg_path)?, &cfg_path)?;
     let tok_path = dir.join("tokenizer.json");
@@ -163,14 +188,12 @@ pub fn load_hf_dir(dir: &Path, dtype: DType, device: &Device) -> Result<HfParts>
         .and_then(|t| t.get("chat_template"))
         .and_then(Value::as_str)
         .map(str::to_string);
-    let tensors = read_safetensors(&weight_files(dir)?, dir, dtype, device)?;
-    Ok(HfParts {
-        config,
-        tensors,
+    let text = HfText {
         tokenizer,
         special,
         chat_template,
-    })
+    };
+    Ok((config, text))
 }
 
 fn dtype_name(d: DType) -> &'static str {

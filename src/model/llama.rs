@@ -12,7 +12,7 @@ use super::attention::{Attention, LayerKv};
 use super::block::{Block, Mlp};
 use super::config::{LlamaConfig, PROJECTIONS, module_path};
 use super::error::{ModelError, Result as ModelResult};
-use super::ops;
+use super::ops::{self, LayerPath, LayerPathLog, LayerPathReport};
 use super::packed::PackedTree;
 use super::rope::{self, Positions};
 use super::weights::NamedTensors;
@@ -31,6 +31,9 @@ pub struct Llama {
     inv_freq: Vec<f64>,
     dtype: DType,
     device: Device,
+    /// Fused or composed decoder layers in training forwards, and what they ran.
+    layer_path: LayerPath,
+    layer_log: LayerPathLog,
 }
 
 /// Key/value cache for incremental decoding: one slot per layer.
@@ -119,7 +122,23 @@ impl Llama {
             inv_freq,
             dtype,
             device,
+            layer_path: LayerPath::default(),
+            layer_log: LayerPathLog::default(),
         })
+    }
+
+    /// Choose the decoder layers' implementation for training forwards.
+    pub fn set_layer_path(&mut self, path: LayerPath) {
+        self.layer_path = path;
+    }
+
+    /// Which path the training forwards took since the last [`Llama::reset_layer_log`].
+    pub fn layer_report(&self) -> LayerPathReport {
+        self.layer_log.report()
+    }
+
+    pub fn reset_layer_log(&self) {
+        self.layer_log.reset();
     }
 
     pub fn config(&self) -> &LlamaConfig {
@@ -260,12 +279,26 @@ impl Llama {
                     candle_core::bail!("cache was made for batch {}, got {b}", c.batch);
                 }
                 for (layer, slot) in self.layers.iter().zip(c.layers.iter_mut()) {
-                    x = layer.forward(&x, &pos, self.config.rms_norm_eps, Some(slot))?;
+                    x = layer.forward(
+                        &x,
+                        &pos,
+                        self.config.rms_norm_eps,
+                        Some(slot),
+                        self.layer_path,
+                        &self.layer_log,
+                    )?;
                 }
             }
             None => {
                 for layer in &self.layers {
-                    x = layer.forward(&x, &pos, self.config.rms_norm_eps, None)?;
+                    x = layer.forward(
+                        &x,
+                        &pos,
+                        self.config.rms_norm_eps,
+                        None,
+                        self.layer_path,
+                        &self.layer_log,
+                    )?;
                 }
             }
         }

@@ -18,7 +18,9 @@ mod fused_attn;
 #[cfg(test)]
 mod tests;
 
-pub use block_op::{block_forward, with_reference_path};
+pub use block_op::{
+    LayerPath, LayerPathLog, LayerPathReport, Unfused, block_forward, with_reference_path,
+};
 pub use fused::fusable;
 pub use fused_attn::{KvView, attend_cached, cached_attention, masked_softmax};
 

@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::config::{LayerDims, LlamaConfig, PROJECTIONS, module_path};
+use super::config::{LayerDims, LlamaConfig, PROJECTIONS, UniformShape, module_path};
 use super::error::{ModelError, Result};
 use super::weights::NamedTensors;
 
@@ -37,24 +37,17 @@ impl RandomSpec {
         seed: u64,
     ) -> Self {
         let config = LlamaConfig {
-            vocab_size: BYTE_VOCAB,
-            hidden_size: hidden,
-            head_dim: hidden / heads.max(1),
-            layers: vec![
-                LayerDims {
-                    n_heads: heads,
-                    n_kv_heads: kv_heads,
-                    intermediate_size: ffn
-                };
-                layers
-            ],
-            rms_norm_eps: 1e-5,
-            rope_theta: 10_000.0,
-            rope_scaling: None,
-            max_position_embeddings: 2048,
             tie_word_embeddings: true,
             bos_token_id: Some(1),
             eos_token_ids: vec![2],
+            ..LlamaConfig::uniform(UniformShape {
+                vocab: BYTE_VOCAB,
+                hidden,
+                layers,
+                heads,
+                kv_heads,
+                ffn,
+            })
         };
         Self {
             config,

@@ -14,21 +14,7 @@ use super::llama::Llama;
 use super::random::RandomSpec;
 use super::{gguf, hf, random};
 
-/// Special token ids.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SpecialTokens {
-    pub bos: Option<u32>,
-    /// Generation stops at any of these.
-    pub eos: Vec<u32>,
-    pub pad: Option<u32>,
-}
-
-impl SpecialTokens {
-    /// The id to pad batches with: `pad`, else the first `eos`, else 0.
-    pub fn pad_id(&self) -> u32 {
-        self.pad.or_else(|| self.eos.first().copied()).unwrap_or(0)
-    }
-}
+pub use super::tokenizer::SpecialTokens;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModelSource {

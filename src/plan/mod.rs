@@ -119,13 +119,10 @@ pub fn plan_with(
     memo: &mut DigestMemo,
     hub: &mut dyn HubResolver,
 ) -> Result<Plan, PlanError> {
-    let mut plan = plan_unpinned(p, memo)?;
-    resolve::pin_hub_sources(&mut plan.jobs, hub)?;
-    Ok(plan)
-}
-
-fn plan_unpinned(p: &Pipeline, memo: &mut DigestMemo) -> Result<Plan, PlanError> {
+    let mut pins = resolve::Pins::new(hub);
     let mut jobs: Vec<Job> = vec![];
+    // (data job, base model job) -> the `tokens` job that tokenizes one with the other's tokenizer
+    let mut tokens_jobs: BTreeMap<(JobId, JobId), JobId> = BTreeMap::new();
     let mut stage_axes: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     let mut stage_jobs: BTreeMap<&str, Vec<JobId>> = BTreeMap::new();
     for s in &p.stages {
@@ -175,7 +172,24 @@ fn plan_unpinned(p: &Pipeline, memo: &mut DigestMemo) -> Result<Plan, PlanError>
                     }
                 }
             }
-            let fingerprint = Fingerprint {
+            if let Some(pair) = tokenize_pair(s.kind, &deps, &jobs) {
+                let tokens = match tokens_jobs.get(&pair) {
+                    Some(id) => *id,
+                    None => {
+                        let id = JobId(jobs.len());
+                        jobs.push(tokens_job(id, pair, &jobs));
+                        tokens_jobs.insert(pair, id);
+                        id
+                    }
+                };
+                deps.push(Dep {
+                    role: TOKENS_ROLE.into(),
+                    job: tokens,
+                });
+                upstream.insert(TOKENS_ROLE.into(), vec![jobs[tokens.0].key.0.clone()]);
+            }
+            let mut params = params;
+            let mut fingerprint = Fingerprint {
                 key_format_version: KEY_FORMAT_VERSION,
                 kind: s.kind.name().to_string(),
                 kind_version: schema::spec(s.kind).version,
@@ -190,6 +204,7 @@ fn plan_unpinned(p: &Pipeline, memo: &mut DigestMemo) -> Result<Plan, PlanError>
             } else {
                 format!("{}@{}", s.name, label(&pt))
             };
+            pins.pin(&lbl, &mut params, &mut fingerprint)?;
             jobs.push(Job {
                 id,
                 stage: s.name.clone(),
@@ -210,6 +225,78 @@ fn plan_unpinned(p: &Pipeline, memo: &mut DigestMemo) -> Result<Plan, PlanError>
         pipeline: p.file.path.clone(),
         jobs,
     })
+}
+
+/// The dependency role under which train and prune jobs read their tokenized data.
+pub const TOKENS_ROLE: &str = "tokens";
+
+/// The (data job, base model job) a job of `kind` with `deps` tokenizes, if it tokenizes: a train
+/// job its `data` with the model its adapter was made for; a prune job its `calibration.data` with
+/// the model it prunes.
+fn tokenize_pair(kind: Kind, deps: &[Dep], jobs: &[Job]) -> Option<(JobId, JobId)> {
+    let dep = |deps: &[Dep], role: &str| deps.iter().find(|d| d.role == role).map(|d| d.job);
+    match kind {
+        Kind::Train => {
+            let data = dep(deps, "data")?;
+            let mut j = &jobs[dep(deps, "adapter")?.0];
+            while !matches!(j.kind, Kind::Model | Kind::Prune) {
+                let next = ["model", "adapter", "from"]
+                    .iter()
+                    .find_map(|r| dep(&j.deps, r))?;
+                j = &jobs[next.0];
+            }
+            Some((data, j.id))
+        }
+        Kind::Prune => Some((dep(deps, "calibration.data")?, dep(deps, "model")?)),
+        _ => None,
+    }
+}
+
+/// The `tokens` job of `(data, model)`: labelled `<data>.tokens.<model>` (with the sweep values of
+/// either), keyed by the two upstream keys alone.
+fn tokens_job(id: JobId, (data, model): (JobId, JobId), jobs: &[Job]) -> Job {
+    let (d, m) = (&jobs[data.0], &jobs[model.0]);
+    let stage = format!("{}.tokens.{}", d.stage, m.stage);
+    let mut point = d.point.clone();
+    point.extend(m.point.clone());
+    let label = if point.is_empty() {
+        stage.clone()
+    } else {
+        format!("{stage}@{}", label(&point))
+    };
+    let fingerprint = Fingerprint {
+        key_format_version: KEY_FORMAT_VERSION,
+        kind: Kind::Tokens.name().to_string(),
+        kind_version: schema::spec(Kind::Tokens).version,
+        params: BTreeMap::new(),
+        upstream: [
+            ("data".to_string(), vec![d.key.0.clone()]),
+            ("model".to_string(), vec![m.key.0.clone()]),
+        ]
+        .into(),
+        inputs: BTreeMap::new(),
+        seed: None,
+    };
+    Job {
+        id,
+        stage,
+        kind: Kind::Tokens,
+        point,
+        label,
+        params: StageParams::Tokens,
+        deps: vec![
+            Dep {
+                role: "data".into(),
+                job: data,
+            },
+            Dep {
+                role: "model".into(),
+                job: model,
+            },
+        ],
+        key: fingerprint.key(),
+        fingerprint,
+    }
 }
 
 /// Content digests of a job's local inputs.

@@ -1,13 +1,13 @@
 //! Hub revisions in stage keys: a `hub "org/name" revision="main"` source is keyed by the commit
 //! the revision resolves to when the plan is made, not by the branch name.
 //!
-//! [`pin_hub_sources`] asks a [`HubResolver`] for the commit of every hub source (model and data
-//! stages; one question per repo and revision), then, per job: the commit goes into the key's
-//! `inputs` as `hub`, the `revision` property leaves the keyed params (so `revision="main"` and
-//! `revision="<that sha>"` give the same key), and the typed params carry the commit as their
-//! revision (so the runner downloads exactly the commit the key names, even if the branch moves
-//! while the run is going). Moving a branch on the hub thus makes that stage and everything
-//! downstream of it a miss; the same commit is a hit.
+//! [`Pins`] asks a [`HubResolver`] for the commit of every hub source (model and data stages; one
+//! question per repo and revision) while the planner keys each job, before its key is derived, so
+//! a key is derived once: the commit goes into the key's `inputs` as `hub`, the `revision` property
+//! leaves the keyed params (so `revision="main"` and `revision="<that sha>"` give the same key), and
+//! the typed params carry the commit as their revision (so the runner downloads exactly the commit
+//! the key names, even if the branch moves while the run is going). Moving a branch on the hub thus
+//! makes that stage and everything downstream of it a miss; the same commit is a hit.
 //!
 //! [`super::plan`] uses [`Unresolved`]: no network, hub sources keyed by the revision as written
 //! (what `rora check`-time tools and tests without a hub need). `rora plan`, `run`, `explain`,
@@ -22,18 +22,9 @@ use crate::hub::{HubError, RepoKind};
 use crate::ir::params::{DataSource, ModelSource, StageParams};
 
 use super::key::Canon;
-use super::{Job, PlanError};
+use super::{Fingerprint, PlanError};
 
-/// Resolves a hub revision (branch, tag or sha) to a commit sha.
-pub trait HubResolver {
-    /// `Ok(None)`: do not pin (key by the revision as written).
-    fn commit(
-        &mut self,
-        kind: RepoKind,
-        repo: &str,
-        revision: &str,
-    ) -> Result<Option<String>, HubError>;
-}
+pub use crate::hub::HubResolver;
 
 /// Resolves nothing: hub sources are keyed by their revision as written. No network.
 pub struct Unresolved;
@@ -47,13 +38,30 @@ impl HubResolver for Unresolved {
 /// The key input name of a pinned hub commit.
 pub const HUB_INPUT: &str = "hub";
 
-/// Pin every hub source of `jobs` to the commit `resolver` gives (see the module docs). Keys
-/// are recomputed in job order, so a pinned model changes the keys downstream of it too.
-pub fn pin_hub_sources(jobs: &mut [Job], resolver: &mut dyn HubResolver) -> Result<(), PlanError> {
-    let mut memo: BTreeMap<(bool, String, String), Option<String>> = BTreeMap::new();
-    let mut rekeyed: BTreeMap<String, String> = BTreeMap::new();
-    for job in jobs.iter_mut() {
-        let source = match &mut job.params {
+/// Pins hub sources while the planner keys jobs: one question per repo and revision.
+pub struct Pins<'r> {
+    resolver: &'r mut dyn HubResolver,
+    memo: BTreeMap<(bool, String, String), Option<String>>,
+}
+
+impl<'r> Pins<'r> {
+    pub fn new(resolver: &'r mut dyn HubResolver) -> Self {
+        Self {
+            resolver,
+            memo: BTreeMap::new(),
+        }
+    }
+
+    /// Pin the hub source of one job, before its key is derived (see the module docs): the commit
+    /// goes into `fingerprint.inputs` as `hub`, the `revision` property leaves the keyed params, and
+    /// `params` carry the commit as their revision. Jobs without a hub source are left alone.
+    pub fn pin(
+        &mut self,
+        label: &str,
+        params: &mut StageParams,
+        fingerprint: &mut Fingerprint,
+    ) -> Result<(), PlanError> {
+        let source = match params {
             StageParams::Model(m) => match &mut m.source {
                 Some(ModelSource::Hub { id, revision }) => Some((RepoKind::Model, id, revision)),
                 _ => None,
@@ -66,54 +74,42 @@ pub fn pin_hub_sources(jobs: &mut [Job], resolver: &mut dyn HubResolver) -> Resu
             },
             _ => None,
         };
-        if let Some((kind, id, revision)) = source {
-            let k = (kind == RepoKind::Model, id.clone(), revision.clone());
-            let commit = match memo.get(&k) {
-                Some(c) => c.clone(),
-                None => {
-                    let c =
-                        resolver
-                            .commit(kind, id, revision)
-                            .map_err(|source| PlanError::Hub {
-                                stage: job.label.clone(),
-                                source: Box::new(source),
-                            })?;
-                    memo.insert(k, c.clone());
-                    c
-                }
-            };
-            if let Some(commit) = commit {
-                *revision = commit.clone();
-                job.fingerprint.inputs.insert(HUB_INPUT.to_string(), commit);
-                let hub = job.fingerprint.params.get_mut("hub");
-                if let Some(Canon::Map(m)) = hub {
-                    m.remove("revision");
-                    // `hub "x" revision=".."` keys like `hub "x"`: the commit says which.
-                    if m.len() == 1
-                        && let Some(Canon::List(args)) = m.get("args")
-                        && let [only] = args.as_slice()
-                    {
-                        let only = only.clone();
-                        job.fingerprint.params.insert("hub".into(), only);
-                    }
-                }
+        let Some((kind, id, revision)) = source else {
+            return Ok(());
+        };
+        let k = (kind == RepoKind::Model, id.clone(), revision.clone());
+        let commit = match self.memo.get(&k) {
+            Some(c) => c.clone(),
+            None => {
+                let c =
+                    self.resolver
+                        .commit(kind, id, revision)
+                        .map_err(|source| PlanError::Hub {
+                            stage: label.to_string(),
+                            source: Box::new(source),
+                        })?;
+                self.memo.insert(k, c.clone());
+                c
+            }
+        };
+        let Some(commit) = commit else {
+            return Ok(());
+        };
+        *revision = commit.clone();
+        fingerprint.inputs.insert(HUB_INPUT.to_string(), commit);
+        if let Some(Canon::Map(m)) = fingerprint.params.get_mut("hub") {
+            m.remove("revision");
+            // `hub "x" revision=".."` keys like `hub "x"`: the commit says which.
+            if m.len() == 1
+                && let Some(Canon::List(args)) = m.get("args")
+                && let [only] = args.as_slice()
+            {
+                let only = only.clone();
+                fingerprint.params.insert("hub".into(), only);
             }
         }
-        // Upstream keys that changed above (jobs are in dependency order).
-        for keys in job.fingerprint.upstream.values_mut() {
-            for k in keys.iter_mut() {
-                if let Some(new) = rekeyed.get(k) {
-                    *k = new.clone();
-                }
-            }
-        }
-        let new = job.fingerprint.key();
-        if new != job.key {
-            rekeyed.insert(job.key.0.clone(), new.0.clone());
-            job.key = new;
-        }
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]

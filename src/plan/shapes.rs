@@ -5,7 +5,7 @@
 //! num_hidden_layers, num_attention_heads, num_key_value_heads, intermediate_size,
 //! tie_word_embeddings, rope_theta).
 
-use crate::model::config::{LayerDims, LlamaConfig};
+use crate::model::config::{LlamaConfig, UniformShape};
 
 /// `(name, hub ids, vocab, hidden, layers, heads, kv heads, ffn, tied, rope theta)`.
 type Shape = (
@@ -96,26 +96,21 @@ const SHAPES: [Shape; 5] = [
 ];
 
 fn config(s: &Shape) -> LlamaConfig {
-    let (_, _, vocab, hidden, layers, heads, kv, ffn, tied, theta) = *s;
+    let (_, _, vocab, hidden, layers, heads, kv_heads, ffn, tied, theta) = *s;
     LlamaConfig {
-        vocab_size: vocab,
-        hidden_size: hidden,
-        head_dim: hidden / heads,
-        layers: vec![
-            LayerDims {
-                n_heads: heads,
-                n_kv_heads: kv,
-                intermediate_size: ffn,
-            };
-            layers
-        ],
-        rms_norm_eps: 1e-5,
         rope_theta: theta,
-        rope_scaling: None,
         max_position_embeddings: 8192,
         tie_word_embeddings: tied,
         bos_token_id: Some(1),
         eos_token_ids: vec![2],
+        ..LlamaConfig::uniform(UniformShape {
+            vocab,
+            hidden,
+            layers,
+            heads,
+            kv_heads,
+            ffn,
+        })
     }
 }
 

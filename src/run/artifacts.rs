@@ -10,7 +10,7 @@
 //! | merge   | `model/` (HF dir with the adapter merged in)                          |
 //! | eval    | `results.json`, `predictions.jsonl`                                   |
 //! | report  | `table.{md,csv,json}`, plots `*.png`, `*.svg`                         |
-//! | (tokens)| `dataset/` (a `TokenizedDataset`), derived: data key x model key      |
+//! | tokens  | `dataset/` (a `TokenizedDataset`), one planned job per (data, model) pair |
 
 use std::path::{Path, PathBuf};
 

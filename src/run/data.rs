@@ -1,6 +1,6 @@
 //! The `data` stage: resolve the files, read and validate every row (a bad row fails here, naming
 //! file, line and field), and record the data config. Tokenization needs the model's tokenizer,
-//! so it is a derived artifact keyed by (data key, model key): see [`tokenized`].
+//! so it is a job of its own, planned per (data, model) pair: see [`super::tokens`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,17 +8,15 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::cache::{CommitInfo, Entry, Lookup, Store};
 use crate::exec::Progress;
 use crate::hub::Hub;
 use crate::ir::params::{DataParams, DataSource};
-use crate::model::LoadedModel;
 use crate::train::data::{
-    DataConfig, FileFormat, RowSchema, Task, Template, TokenizeOptions, TokenizedDataset,
-    build_from_files, read::for_each_record, schema::parse_row,
+    DataConfig, FileFormat, RowSchema, Task, Template, TokenizeOptions, read::for_each_record,
+    schema::parse_row,
 };
 
-use super::artifacts::{DATA_CONFIG, DATASET_DIR, read_json, write_json};
+use super::artifacts::{DATA_CONFIG, write_json};
 use super::error::{Result, RunError};
 
 /// What a data entry records: the config to tokenize with and the files it resolved to.
@@ -102,37 +100,4 @@ pub fn run(p: &DataParams, out: &Path, progress: &dyn Progress) -> Result<serde_
     };
     write_json(&out.join(DATA_CONFIG), &record)?;
     Ok(json!({ "rows_per_task": rows_per_task, "hub_commit": commit }))
-}
-
-/// The tokenized dataset of `data` under `model`'s tokenizer, computed once per (data, model)
-/// pair and stored as its own cache entry (a rank sweep tokenizes once).
-pub fn tokenized(
-    store: &Store,
-    data: &Entry,
-    model_key: &str,
-    model: &LoadedModel,
-    progress: &dyn Progress,
-) -> Result<TokenizedDataset> {
-    let key = blake3::hash(format!("rora-tokenize-v1\n{}\n{}", data.key(), model_key).as_bytes())
-        .to_hex()
-        .to_string();
-    match store.lookup(&key)? {
-        Lookup::Hit(e) => Ok(TokenizedDataset::load(&e.file(DATASET_DIR))?),
-        Lookup::Miss(res) => {
-            let record: DataRecord = read_json(&data.file(DATA_CONFIG))?;
-            let mut cfg = record.config.clone();
-            cfg.tokenize.eos_id = model.special.eos.first().copied();
-            cfg.tokenize.bos_id = model.special.bos;
-            progress.message(&format!("tokenizing {} files", record.files.len()));
-            let ds = build_from_files(&cfg, &record.files, &model.tokenizer)?;
-            ds.save(&res.out_dir().join(DATASET_DIR))?;
-            res.commit(CommitInfo {
-                stage: format!("tokens({})", data.manifest().stage),
-                kind: "tokens".into(),
-                pipeline: data.manifest().pipeline.clone(),
-                meta: json!({ "data": data.key(), "model": model_key, "meta": ds.meta }),
-            })?;
-            Ok(ds)
-        }
-    }
 }

@@ -13,6 +13,7 @@ pub mod model;
 pub mod oom;
 pub mod prune;
 pub mod report;
+pub mod tokens;
 pub mod train;
 
 use std::path::Path;
@@ -22,8 +23,10 @@ use candle_core::Device;
 use crate::cache::{Entry, Probe, Store, layout};
 use crate::exec::{JobSpec, Progress, StageError, StageRunner};
 use crate::ir::params::StageParams;
-use crate::plan::{Job, JobId, Plan};
+use crate::model::ops::LayerPath;
+use crate::plan::{Job, JobId, Plan, TOKENS_ROLE};
 use crate::schema::Kind;
+use crate::train::TrainKnobs;
 
 use error::Result;
 pub use error::RunError;
@@ -32,6 +35,16 @@ pub use error::RunError;
 pub struct Ctx<'a> {
     pub store: &'a Store,
     pub device: Device,
+    pub knobs: Knobs,
+}
+
+/// A/B switches of a run (`rora run --layer-path`, `--whole-batches`, ...). Each changes results
+/// only by floating-point rounding, so, like the device, none is part of a key; a train job
+/// records the layer path it took and any switch that is not default in its manifest.
+#[derive(Debug, Clone, Default)]
+pub struct Knobs {
+    pub layer_path: LayerPath,
+    pub train: TrainKnobs,
 }
 
 /// Runs the jobs of one plan.
@@ -44,8 +57,17 @@ impl<'a> PipelineRunner<'a> {
     pub fn new(plan: &'a Plan, store: &'a Store, device: Device) -> Self {
         Self {
             plan,
-            ctx: Ctx { store, device },
+            ctx: Ctx {
+                store,
+                device,
+                knobs: Knobs::default(),
+            },
         }
+    }
+
+    pub fn with_knobs(mut self, knobs: Knobs) -> Self {
+        self.ctx.knobs = knobs;
+        self
     }
 
     /// The committed entry of `job`'s input under `role`.
@@ -152,7 +174,7 @@ impl<'a> PipelineRunner<'a> {
                 let inputs = train::TrainInputs {
                     model: &model,
                     adapter: self.input(job, inputs, "adapter")?,
-                    data: self.input(job, inputs, "data")?,
+                    tokens: self.input(job, inputs, TOKENS_ROLE)?,
                 };
                 train::run(ctx, p, inputs, &resume, out, progress)
             }
@@ -196,7 +218,7 @@ impl<'a> PipelineRunner<'a> {
                 let calibration = job
                     .deps
                     .iter()
-                    .position(|d| d.role == "calibration.data")
+                    .position(|d| d.role == TOKENS_ROLE)
                     .and_then(|i| inputs.get(i));
                 let inputs = prune::PruneInputs {
                     model: self.input(job, inputs, "model")?,
@@ -204,6 +226,12 @@ impl<'a> PipelineRunner<'a> {
                 };
                 prune::run(ctx, p, inputs, out, progress)
             }
+            StageParams::Tokens => tokens::run(
+                self.input(job, inputs, "data")?,
+                self.input(job, inputs, "model")?,
+                out,
+                progress,
+            ),
         }
     }
 }

@@ -17,11 +17,12 @@ use crate::prune::{
 
 use super::artifacts::{MODEL_DIR, load_model, subdir};
 use super::error::{Result, RunError};
-use super::{Ctx, data};
+use super::{Ctx, tokens};
 
 pub struct PruneInputs<'a> {
     pub model: &'a Entry,
-    /// The calibration data entry, when the method needs activations.
+    /// The `tokens` entry of the calibration data under this model, when the method needs
+    /// activations.
     pub calibration: Option<&'a Entry>,
 }
 
@@ -40,7 +41,7 @@ pub fn run(
     let mut loaded = load_model(inputs.model, DType::F32, &ctx.device)?;
     let calib: Option<InputNorms> = match (inputs.calibration, &p.calibration) {
         (Some(entry), Some(c)) => {
-            let ds = data::tokenized(ctx.store, entry, inputs.model.key(), &loaded, progress)?;
+            let ds = tokens::load(entry)?;
             let seqs: Vec<Vec<u32>> = ds
                 .train
                 .iter()

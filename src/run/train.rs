@@ -21,7 +21,7 @@ use super::artifacts::{
     load_model, stored_dtype, write_json,
 };
 use super::error::{Result, RunError, io};
-use super::{Ctx, data};
+use super::{Ctx, tokens};
 
 pub fn config(p: &TrainParams, train_rows: usize) -> Result<TrainConfig> {
     let budget = match p.duration {
@@ -60,6 +60,7 @@ pub fn config(p: &TrainParams, train_rows: usize) -> Result<TrainConfig> {
         save_every: p.checkpoint_every.map(|e| e as usize),
         keep_checkpoints: 2,
         log_every: 1,
+        knobs: Default::default(),
     })
 }
 
@@ -86,7 +87,8 @@ impl TrainHooks for StageHooks<'_> {
 pub struct TrainInputs<'a> {
     pub model: &'a Entry,
     pub adapter: &'a Entry,
-    pub data: &'a Entry,
+    /// The `tokens` entry of (data, model).
+    pub tokens: &'a Entry,
 }
 
 pub fn run(
@@ -98,16 +100,13 @@ pub fn run(
     progress: &dyn Progress,
 ) -> Result<serde_json::Value> {
     let mut loaded = load_model(inputs.model, stored_dtype(inputs.model)?, &ctx.device)?;
-    let ds = data::tokenized(
-        ctx.store,
-        inputs.data,
-        inputs.model.key(),
-        &loaded,
-        progress,
-    )?;
+    let ds = tokens::load(inputs.tokens)?;
     install_adapter(&mut loaded, inputs.adapter)?;
+    loaded.model.set_layer_path(ctx.knobs.layer_path);
+    loaded.model.reset_layer_log();
     let adapter_cfg = adapter_config(inputs.adapter)?;
-    let cfg = config(p, ds.train.len())?;
+    let mut cfg = config(p, ds.train.len())?;
+    cfg.knobs = ctx.knobs.train.clone();
     let (train_rows, val_rows) = (ds.train.len(), ds.val.len());
     let source = DatasetSource::new(
         &ds,
@@ -140,7 +139,12 @@ pub fn run(
         "train_rows": train_rows,
         "val_rows": val_rows,
         "scale": adapter_cfg.rule.scale(adapter_cfg.alpha, adapter_cfg.rank),
+        "layer_path": loaded.model.layer_report(),
     });
+    let mut meta = meta;
+    if !cfg.knobs.is_default() {
+        meta["knobs"] = json!(cfg.knobs);
+    }
     write_json(&out.join(TRAIN_SUMMARY), &meta)?;
     Ok(meta)
 }

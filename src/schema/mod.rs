@@ -7,13 +7,16 @@ pub mod generate;
 pub mod registry;
 pub mod types;
 
-pub use registry::{KINDS, TASKS, TOP_LEVEL};
+pub use registry::{KINDS, TASKS, TOKENS, TOP_LEVEL};
 pub use types::{Args, ChildSpec, Default, Kind, KindSpec, PropSpec, Ty};
 
 /// The spec of a stage kind.
 pub fn spec(kind: Kind) -> &'static KindSpec {
-    // invariant: KINDS has one entry per Kind, in Kind::ALL order (tested).
-    &KINDS[kind as usize]
+    match kind {
+        Kind::Tokens => &TOKENS,
+        // invariant: KINDS has one entry per Kind of Kind::ALL, in that order (tested).
+        k => &KINDS[k as usize],
+    }
 }
 
 #[cfg(test)]

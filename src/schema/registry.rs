@@ -718,5 +718,15 @@ const REPORT: KindSpec = KindSpec {
     ],
 };
 
-/// Every kind, in `Kind::ALL` order.
+/// The derived `tokens` kind: a data entry tokenized with a model entry's tokenizer. No options
+/// (what it depends on is its two upstream keys); bump `version` when tokenization changes.
+pub static TOKENS: KindSpec = KindSpec {
+    kind: Kind::Tokens,
+    doc: "A data stage's rows tokenized with a model's tokenizer (planned by rora, not written in pipelines).",
+    version: 1,
+    props: &[],
+    children: &[],
+};
+
+/// Every kind a pipeline may write, in `Kind::ALL` order.
 pub static KINDS: [KindSpec; 8] = [MODEL, PRUNE, DATA, ADAPTER, TRAIN, MERGE, EVAL, REPORT];

@@ -14,6 +14,9 @@ pub enum Kind {
     Merge,
     Eval,
     Report,
+    /// A derived kind: the planner adds one `tokens` job per (data, base model) pair that a train
+    /// job or a prune job's calibration reads; pipelines cannot write it (not in [`Kind::ALL`]).
+    Tokens,
 }
 
 impl Kind {
@@ -38,11 +41,18 @@ impl Kind {
             Kind::Merge => "merge",
             Kind::Eval => "eval",
             Kind::Report => "report",
+            Kind::Tokens => "tokens",
         }
     }
 
+    /// A kind a pipeline may write (derived kinds are not found).
     pub fn from_name(s: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.name() == s)
+    }
+
+    /// Whether the planner makes jobs of this kind itself (no stage of it in a pipeline).
+    pub fn is_derived(self) -> bool {
+        self == Kind::Tokens
     }
 }
 

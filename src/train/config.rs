@@ -41,6 +41,28 @@ pub struct TrainConfig {
     pub keep_checkpoints: usize,
     /// Progress hooks see every step; the progress bar message is refreshed every N steps.
     pub log_every: usize,
+    /// A/B switches that change results only by floating-point rounding (not part of any key).
+    pub knobs: TrainKnobs,
+}
+
+/// Switches for A/B measurements of the training loop. Each computes the same loss and gradient
+/// as the default up to floating-point rounding, so, like the device and the thread count, none
+/// is part of a stage key; a train job records the ones that are not default in its manifest.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainKnobs {
+    /// Every micro-batch in one pass padded to its longest row (no length groups).
+    pub whole_batches: bool,
+    /// The output projection and cross-entropy at every position, not only at loss positions.
+    pub full_logits: bool,
+    /// Append every step's micro-batches (padded token ids, mask, labels) as JSON lines to this
+    /// file, so a peer implementation can train on exactly the same batches.
+    pub dump_batches: Option<std::path::PathBuf>,
+}
+
+impl TrainKnobs {
+    pub fn is_default(&self) -> bool {
+        *self == TrainKnobs::default()
+    }
 }
 
 impl Default for TrainConfig {
@@ -61,6 +83,7 @@ impl Default for TrainConfig {
             save_every: None,
             keep_checkpoints: 2,
             log_every: 10,
+            knobs: TrainKnobs::default(),
         }
     }
 }
@@ -110,6 +133,7 @@ impl TrainConfig {
             save_every: None,
             keep_checkpoints: 1,
             log_every: 1,
+            knobs: TrainKnobs::default(),
             ..c.clone()
         };
         strip(self) == strip(other)

@@ -4,7 +4,6 @@
 //! by a [`TrainConfig`]; see `trainer` for what the loop guarantees (token-exact accumulation,
 //! exact resume, non-finite loss handling) and `checkpoint` for the on-disk layout.
 pub mod adamw;
-pub mod alloc;
 mod atomic;
 pub mod batch;
 pub mod checkpoint;
@@ -29,7 +28,7 @@ mod tests;
 #[cfg(test)]
 mod toy;
 
-pub use config::{Budget, TrainConfig};
+pub use config::{Budget, TrainConfig, TrainKnobs};
 pub use dataset_source::DatasetSource;
 pub use error::TrainError;
 pub use hooks::{Control, NoHooks, ProgressHooks, TrainHooks};

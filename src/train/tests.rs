@@ -133,12 +133,13 @@ fn accumulating_4_micro_batches_equals_one_batch_of_4x() {
     let sizes: Vec<usize> = vars.iter().map(|(_, v)| v.elem_count()).collect();
     let zeros = || -> Vec<Vec<f32>> { sizes.iter().map(|&n| vec![0.0; n]).collect() };
     let mut one = zeros();
-    let loss_one = micro_step(&model, &full, tokens, &vars, &mut one, 1).unwrap();
+    let knobs = crate::train::TrainKnobs::default();
+    let loss_one = micro_step(&model, &full, tokens, &vars, &mut one, 1, &knobs).unwrap();
     let mut four = zeros();
     let mut loss_four = 0.0;
     for chunk in refs.chunks(2) {
         let b = Batch::collate(chunk, 0, &dev).unwrap();
-        loss_four += micro_step(&model, &b, tokens, &vars, &mut four, 1).unwrap();
+        loss_four += micro_step(&model, &b, tokens, &vars, &mut four, 1, &knobs).unwrap();
     }
     assert!(
         (loss_one - loss_four).abs() < 1e-4 * loss_one.abs(),

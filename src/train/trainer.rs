@@ -10,7 +10,6 @@
 //!   AdamW moments, data cursor, dropout RNG position) is in each checkpoint, and a run started
 //!   on an output directory with checkpoints resumes from the newest one. On CPU a resumed run ends
 //!   with the same adapter bytes as an uninterrupted one.
-//! - The process's allocator keeps freed blocks for reuse (`alloc`; `RORA_NO_MALLOPT=1` skips it).
 //! - A non-finite loss or gradient norm stops the run with an error naming the step, before any
 //!   variable or checkpoint is touched.
 
@@ -25,7 +24,7 @@ use super::adamw::AdamW;
 use super::atomic::write_file;
 use super::batch::Batch;
 use super::checkpoint::{self, LoopState, Params};
-use super::config::{Budget, TrainConfig};
+use super::config::{Budget, TrainConfig, TrainKnobs};
 use super::error::{Result, TrainError};
 use super::grads;
 use super::hooks::{Control, TrainHooks};
@@ -97,9 +96,6 @@ where
     S: BatchSource + ?Sized,
 {
     cfg.validate()?;
-    if std::env::var_os("RORA_NO_MALLOPT").is_none() {
-        super::alloc::keep_freed_memory_for_reuse();
-    }
     let plan = plan(cfg, data)?;
     let vars = model.trainable_vars();
     if vars.is_empty() {
@@ -192,15 +188,22 @@ where
             .map_err(TrainError::candle(step + 1))?;
         let tokens: usize = batches.iter().map(|b| b.n_tokens).sum();
 
-        if let Some(path) = std::env::var_os("RORA_DUMP_BATCHES") {
-            dump_batches(Path::new(&path), step + 1, &batches)
-                .map_err(TrainError::candle(step + 1))?;
+        if let Some(path) = &cfg.knobs.dump_batches {
+            dump_batches(path, step + 1, &batches).map_err(TrainError::candle(step + 1))?;
         }
         let mut acc: Vec<Vec<f32>> = sizes.iter().map(|&n| vec![0.0; n]).collect();
         let mut loss_total = 0f64;
         for b in &batches {
             model.set_dropout_seed(rng.next_seed());
-            let sum = micro_step(model, b, loss_tokens.max(1), &vars, &mut acc, step + 1)?;
+            let sum = micro_step(
+                model,
+                b,
+                loss_tokens.max(1),
+                &vars,
+                &mut acc,
+                step + 1,
+                &cfg.knobs,
+            )?;
             loss_total += sum;
         }
         let loss = loss_total / loss_tokens.max(1) as f64;
@@ -317,12 +320,23 @@ pub(crate) fn micro_step<M: TrainableLm + ?Sized>(
     vars: &[(String, Var)],
     acc: &mut [Vec<f32>],
     step: usize,
+    knobs: &TrainKnobs,
 ) -> Result<f64> {
-    let overhead = (!whole_batches()).then_some(split::OVERHEAD_TOKENS);
-    micro_step_split(model, b, norm_tokens, vars, acc, step, overhead)
+    let overhead = (!knobs.whole_batches).then_some(split::OVERHEAD_TOKENS);
+    micro_step_split(
+        model,
+        b,
+        norm_tokens,
+        vars,
+        acc,
+        step,
+        overhead,
+        knobs.full_logits,
+    )
 }
 
 /// [`micro_step`] with the length groups' overhead given (`None`: one pass).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn micro_step_split<M: TrainableLm + ?Sized>(
     model: &M,
     b: &Batch,
@@ -331,9 +345,10 @@ pub(crate) fn micro_step_split<M: TrainableLm + ?Sized>(
     acc: &mut [Vec<f32>],
     step: usize,
     overhead: Option<usize>,
+    full_logits: bool,
 ) -> Result<f64> {
     let run = |b: &Batch| -> candle_core::Result<(f64, candle_core::backprop::GradStore)> {
-        let sum = batch_loss_sum(model, b, true)?;
+        let sum = batch_loss_sum(model, b, true, full_logits)?;
         let value = f64::from(sum.to_dtype(DType::F32)?.to_scalar::<f32>()?);
         let grads = sum.affine(1.0 / norm_tokens as f64, 0.0)?.backward()?;
         Ok((value, grads))
@@ -362,17 +377,10 @@ pub(crate) fn micro_step_split<M: TrainableLm + ?Sized>(
     Ok(total)
 }
 
-/// `RORA_WHOLE_BATCHES=1`: every micro-batch in one pass, padded to its longest row (no length
-/// groups; for A/B measurements).
-fn whole_batches() -> bool {
-    static WHOLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *WHOLE.get_or_init(|| std::env::var("RORA_WHOLE_BATCHES").is_ok_and(|v| v == "1"))
-}
-
 /// The loss sum of one batch, with the output projection and the softmax only at its loss
 /// positions ([`CausalLm::logits_at`]): padding, masked prompt tokens and each row's last
 /// position never reach the `[rows, vocab]` logits. Equal to `loss_sum(forward(..))`.
-/// `RORA_DUMP_BATCHES=<file>`: append each step's micro-batches (padded token ids, mask, labels)
+/// [`TrainKnobs::dump_batches`]: append each step's micro-batches (padded token ids, mask, labels)
 /// as JSON lines, so a peer implementation can train on exactly the same batches
 /// (`scripts/bench_train_real.py`).
 fn dump_batches(path: &Path, step: usize, batches: &[Batch]) -> candle_core::Result<()> {
@@ -395,21 +403,16 @@ fn dump_batches(path: &Path, step: usize, batches: &[Batch]) -> candle_core::Res
     Ok(())
 }
 
-/// `RORA_FULL_LOGITS=1`: logits at every position, as before `logits_at` (for A/B measurements).
-fn full_logits() -> bool {
-    static FULL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *FULL.get_or_init(|| std::env::var("RORA_FULL_LOGITS").is_ok_and(|v| v == "1"))
-}
-
 /// Without `grad` the logits are detached (validation: no backward).
 pub(crate) fn batch_loss_sum<M: CausalLm + ?Sized>(
     model: &M,
     b: &Batch,
     grad: bool,
+    full_logits: bool,
 ) -> candle_core::Result<Tensor> {
     let detach = |t: Tensor| if grad { t } else { t.detach() };
     let (rows, targets) = loss_positions(&b.labels)?;
-    if rows.is_empty() || full_logits() {
+    if rows.is_empty() || full_logits {
         // nothing to score (or asked for): the full forward; with no loss token the sum is a
         // zero that still reaches the adapters
         let logits = detach(model.forward(&b.input_ids, &b.attention_mask)?);
@@ -437,7 +440,7 @@ where
             let mut sum = 0f64;
             for (rows, w) in split::length_groups(&lengths, split::OVERHEAD_TOKENS) {
                 let sub = split::sub_batch(&b, &rows, w, &lengths)?;
-                let s = batch_loss_sum(model, &sub, false)?
+                let s = batch_loss_sum(model, &sub, false, false)?
                     .to_dtype(DType::F32)?
                     .to_scalar::<f32>()?;
                 sum += f64::from(s);

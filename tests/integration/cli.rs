@@ -65,7 +65,8 @@ fn plan_reports_jobs_and_cached_entries() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let jobs = v["jobs"].as_array().unwrap();
-    assert_eq!(jobs.len(), 4);
+    // model, data, adapter, the data tokenized with the model, train
+    assert_eq!(jobs.len(), 5);
     assert!(jobs.iter().all(|j| j["cached"] == false));
     // Commit a manifest for the adapter's key by hand: plan now reports it cached.
     let key = jobs.iter().find(|j| j["stage"] == "a").unwrap()["key"]
@@ -77,7 +78,7 @@ fn plan_reports_jobs_and_cached_entries() {
     std::fs::write(&manifest, "{}").unwrap();
     let out = rora(&["plan", "tests/ui/check/pass/minimal.kdl"], cache.path());
     let t = text(&out.stdout);
-    assert!(t.contains("4 jobs, 1 cached"), "{t}");
+    assert!(t.contains("5 jobs, 1 cached"), "{t}");
     assert!(t.contains("s=1.0000 (lora alpha=8 r=8)"), "{t}");
     let bad = rora(&["plan", "tests/ui/check/fail/cycle.kdl"], cache.path());
     assert_eq!(bad.status.code(), Some(2));

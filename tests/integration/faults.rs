@@ -48,7 +48,7 @@ train "ft" adapter="ad" data="cs" {{
     p
 }
 
-const JOBS: [&str; 4] = ["cs", "tiny", "ad", "ft"];
+const JOBS: [&str; 5] = ["cs", "tiny", "ad", "cs.tokens.tiny", "ft"];
 
 fn assert_verifies(cache: &Path) {
     let v = rora(&["cache", "verify"], cache);
@@ -223,7 +223,7 @@ fn file_size_limit_while_committing_fails_cleanly_and_a_rerun_reuses_what_was_st
         jobs_with(last, "job_done"),
         jobs_with(&run_logs(&scratch)[0], "job_done")
             .into_iter()
-            .filter(|(j, _)| j == "ad" || j == "ft")
+            .filter(|(j, _)| j == "ad" || j == "cs.tokens.tiny" || j == "ft")
             .collect()
     );
     assert_verifies(&cache);
@@ -301,7 +301,7 @@ fn permission_error_while_storing_fails_cleanly_and_a_rerun_reuses_what_was_stor
     assert_eq!(rerun.status.code(), Some(0), "{}", text(&rerun));
     let logs = run_logs(&cache);
     assert_eq!(jobs_with(logs.last().unwrap(), "job_cached"), stored);
-    assert_eq!(jobs_with(logs.last().unwrap(), "job_done").len(), 3);
+    assert_eq!(jobs_with(logs.last().unwrap(), "job_done").len(), 4);
     assert_verifies(&cache);
 }
 

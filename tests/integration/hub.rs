@@ -97,7 +97,7 @@ fn hub_model_and_dataset_run_pinned_to_the_resolved_commit_and_offline() {
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
     let log1 = last_log(&cache);
     let done1 = jobs_with(&log1, "job_done");
-    assert_eq!(done1.len(), 4, "{}", text(&first));
+    assert_eq!(done1.len(), 5, "{}", text(&first));
     let model_manifest = std::fs::read_to_string(
         crate::support::entry_dir(&cache, &done1["base"]).join("manifest.json"),
     )
@@ -132,7 +132,7 @@ fn hub_model_and_dataset_run_pinned_to_the_resolved_commit_and_offline() {
     let (done3, cached3) = (jobs_with(&log3, "job_done"), jobs_with(&log3, "job_cached"));
     assert_eq!(
         done3.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["ad", "base", "ft"]
+        ["ad", "base", "cs.tokens.base", "ft"]
     );
     assert_eq!(cached3.get("cs"), done1.get("cs"));
     assert!(
@@ -321,9 +321,9 @@ fn sheared_llama_pipeline_runs_end_to_end_against_a_served_hub() {
     let out = run(&["run", p.to_str().unwrap()], &cache, &hf, &hub.url);
     let t = flat(&text(&out));
     assert_eq!(out.status.code(), Some(0), "{t}");
-    // model, data, 3 x (adapter, train, merge, eval), report.
+    // model, data, tokens, 3 x (adapter, train, merge, eval), report.
     let done = jobs_with(&last_log(&cache), "job_done");
-    assert_eq!(done.len(), 15, "{t}");
+    assert_eq!(done.len(), 16, "{t}");
     assert!(
         hub.requests()
             .iter()

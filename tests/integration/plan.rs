@@ -59,11 +59,13 @@ fn sweeps_expand_and_unswept_stages_are_shared() {
             count("t"),
             count("mg"),
             count("e"),
-            count("r")
+            count("r"),
+            count("d.tokens.m")
         ],
-        [1, 1, 6, 6, 6, 6, 1]
+        [1, 1, 6, 6, 6, 6, 1, 1]
     );
-    assert_eq!(p.jobs.len(), 27);
+    // the rank sweep tokenizes once: one planned `tokens` job shared by the six trains
+    assert_eq!(p.jobs.len(), 28);
     for j in &p.jobs {
         assert!(j.deps.iter().all(|d| d.job.0 < j.id.0), "deps come first");
     }
@@ -76,8 +78,32 @@ fn sweeps_expand_and_unswept_stages_are_shared() {
         .collect();
     assert_eq!(
         roles,
-        vec![("adapter", "a@rank=16,scaling=rora"), ("data", "d")]
+        vec![
+            ("adapter", "a@rank=16,scaling=rora"),
+            ("data", "d"),
+            ("tokens", "d.tokens.m")
+        ]
     );
+    let tokens = p.find("d.tokens.m").unwrap();
+    assert_eq!(tokens.kind, rora::schema::Kind::Tokens);
+    assert!(tokens.id < t.id);
+    assert_eq!(
+        t.fingerprint.upstream["tokens"],
+        vec![tokens.key.0.clone()],
+        "a train key follows its tokens key"
+    );
+    // Before tokenization was planned, runners stored it under a key of their own; such entries
+    // are never read as a planned tokens job (a different derivation, so a different key).
+    let legacy = blake3::hash(
+        format!(
+            "rora-tokenize-v1\n{}\n{}",
+            p.find("d").unwrap().key,
+            p.find("m").unwrap().key
+        )
+        .as_bytes(),
+    );
+    assert_ne!(tokens.key.0, legacy.to_hex().as_str());
+    assert_eq!(tokens.fingerprint.kind, "tokens");
     assert_eq!(p.find("r").unwrap().deps.len(), 6);
     // Effective scale: rora alpha/sqrt(r) = 16/4 = 4 at r = 16; lora alpha/r = 1.
     let scale = |l: &str| match &p.find(l).unwrap().params {
@@ -91,11 +117,11 @@ fn sweeps_expand_and_unswept_stages_are_shared() {
         ),
         (4.0, 1.0)
     );
-    // 36 distinct keys for 27 jobs? No: every job has its own key.
+    // every job has its own key
     let mut k: Vec<_> = p.jobs.iter().map(|j| j.key.0.clone()).collect();
     k.sort();
     k.dedup();
-    assert_eq!(k.len(), 27);
+    assert_eq!(k.len(), 28);
 }
 
 #[test]
@@ -137,7 +163,9 @@ fn a_changed_option_changes_its_job_and_everything_downstream_only() {
 }
 
 /// Golden keys pin the derivation. They were recorded from this implementation; if one changes,
-/// the derivation changed: bump rora::plan::KEY_FORMAT_VERSION and update them together.
+/// the derivation changed: bump rora::plan::KEY_FORMAT_VERSION and update them together. (When a
+/// job's fingerprint gains content instead, e.g. the train job's `tokens` input, keys of that job
+/// and what follows change by themselves and no bump is needed: old entries are never found.)
 #[test]
 fn golden_keys() {
     let p = planned(SWEEP);
@@ -145,6 +173,7 @@ fn golden_keys() {
         "m",
         "d",
         "a@rank=4,scaling=lora",
+        "d.tokens.m",
         "t@rank=16,scaling=rora",
         "r",
     ]
@@ -157,12 +186,13 @@ fn golden_keys() {
     assert_eq!(fp, GOLDEN_MODEL_FINGERPRINT);
 }
 
-const GOLDEN: [(&str, &str); 5] = [
+const GOLDEN: [(&str, &str); 6] = [
     ("m", "61431131449d"),
     ("d", "c7a315a34e43"),
     ("a@rank=4,scaling=lora", "88bf7c76331b"),
-    ("t@rank=16,scaling=rora", "c88f12965c4c"),
-    ("r", "0d88819ac2ac"),
+    ("d.tokens.m", "1a12c0745f31"),
+    ("t@rank=16,scaling=rora", "55b6ccc21b96"),
+    ("r", "87301e43756b"),
 ];
 const GOLDEN_MODEL_FINGERPRINT: &str = r#"{"key_format_version":1,"kind":"model","kind_version":1,"params":{"dtype":"f32","random":{"args":[],"ffn":128,"heads":4,"hidden":64,"kv-heads":2,"layers":2,"seed":0}},"upstream":{},"inputs":{},"seed":null}"#;
 

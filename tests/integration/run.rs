@@ -81,20 +81,40 @@ fn run_computes_once_and_reuses_across_changes() {
     let first = rora(&["run", ps], &cache);
     let out = text(&first);
     assert_eq!(first.status.code(), Some(0), "{out}");
-    // model, data, 2 adapters, 2 trains, 2 merges, 2 evals, 1 report = 11
-    assert!(out.contains("11 jobs: 11 computed"), "{out}");
+    // model, data, tokens (one for both ranks), 2 adapters, 2 trains, 2 merges, 2 evals, 1 report
+    assert!(out.contains("12 jobs: 12 computed"), "{out}");
+    assert!(out.contains("cs.tokens.tiny"), "{out}");
 
     let second = rora(&["run", ps], &cache);
     let out2 = text(&second);
     assert_eq!(second.status.code(), Some(0), "{out2}");
-    assert!(out2.contains("11 jobs: 11 cached"), "{out2}");
+    assert!(out2.contains("12 jobs: 12 cached"), "{out2}");
 
-    // A new learning rate: train, merge, eval and report recompute; model, data and adapters do not.
+    // The tokenized data is a planned job: gc of this pipeline keeps it, and nothing reruns.
+    let gc = rora(&["cache", "gc", "--pipeline", ps], &cache);
+    assert_eq!(gc.status.code(), Some(0), "{}", text(&gc));
+    assert!(
+        !text(&gc).contains("tokens"),
+        "gc removed tokens: {}",
+        text(&gc)
+    );
+    let after_gc = rora(&["run", ps], &cache);
+    assert!(
+        text(&after_gc).contains("12 jobs: 12 cached"),
+        "{}",
+        text(&after_gc)
+    );
+    let shown = rora(&["show-output", "cs.tokens.tiny", ps], &cache);
+    assert_eq!(shown.status.code(), Some(0), "{}", text(&shown));
+    assert!(text(&shown).contains("dataset"), "{}", text(&shown));
+
+    // A new learning rate: train, merge, eval and report recompute; model, data, tokens and
+    // adapters do not.
     let p = pipeline(dir.path(), "2e-3", 4);
     let third = rora(&["run", p.to_str().unwrap()], &cache);
     let out3 = text(&third);
     assert_eq!(third.status.code(), Some(0), "{out3}");
-    assert!(out3.contains("11 jobs: 4 cached, 7 computed"), "{out3}");
+    assert!(out3.contains("12 jobs: 5 cached, 7 computed"), "{out3}");
 
     let verify = rora(&["cache", "verify"], &cache);
     assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));
@@ -108,6 +128,55 @@ fn run_computes_once_and_reuses_across_changes() {
     let md = std::fs::read_to_string(table).unwrap();
     assert!(md.contains("| rora | 2 | 8 | 5.657 (rora)"), "{md}");
     assert!(md.contains("| rora | 4 | 8 | 4.000 (rora)"), "{md}");
+
+    // Each train job says which decoder-layer path ran (LoRA with dropout on the CPU: fused).
+    let summaries: Vec<serde_json::Value> = walk(&entries)
+        .into_iter()
+        .filter(|f| f.ends_with("out/summary.json"))
+        .map(|f| serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap())
+        .collect();
+    assert!(!summaries.is_empty());
+    for s in &summaries {
+        assert_eq!(s["layer_path"]["path"], "fused", "{s}");
+        assert!(s.get("knobs").is_none(), "{s}");
+    }
+}
+
+#[test]
+fn composed_layer_path_is_a_flag_recorded_in_the_train_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let p = pipeline(dir.path(), "1e-3", 2);
+    let ps = p.to_str().unwrap();
+    let dump = dir.path().join("batches.jsonl");
+    let run = rora(
+        &[
+            "run",
+            ps,
+            "--until",
+            "ft@rank=2",
+            "--layer-path",
+            "composed",
+            "--dump-batches",
+            dump.to_str().unwrap(),
+        ],
+        &cache,
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let summary = walk(&cache.join("v1/entries"))
+        .into_iter()
+        .find(|f| f.ends_with("out/summary.json"))
+        .expect("a train summary");
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(summary).unwrap()).unwrap();
+    assert_eq!(s["layer_path"]["path"], "composed", "{s}");
+    assert_eq!(
+        s["layer_path"]["composed_because"],
+        "the composed path was asked for"
+    );
+    assert_eq!(s["knobs"]["dump_batches"], dump.to_str().unwrap(), "{s}");
+    // two steps of two micro-batches each
+    let lines = std::fs::read_to_string(&dump).unwrap().lines().count();
+    assert_eq!(lines, 4);
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

@@ -101,6 +101,7 @@ fn plan_jobs_convert_with_ids_deps_and_keys() {
             "cs",
             "ad@rank=4",
             "ad@rank=8",
+            "cs.tokens.tiny",
             "ft@rank=4",
             "ft@rank=8"
         ]
@@ -110,14 +111,16 @@ fn plan_jobs_convert_with_ids_deps_and_keys() {
             .enumerate()
             .all(|(i, j)| j.id == i && j.deps.iter().all(|&d| d < i))
     );
+    assert_eq!(js[4].kind, "tokens");
+    assert_eq!(js[4].deps, [1, 0], "tokens read the data and the model");
     assert_eq!(
-        js[4].deps,
-        [2, 1],
-        "ft@rank=4 reads its adapter and the data"
+        js[5].deps,
+        [2, 1, 4],
+        "ft@rank=4 reads its adapter, the data and the tokenized data"
     );
-    assert_eq!(js[4].kind, "train");
-    assert_eq!(js[4].fingerprint["kind"], "train");
-    assert_eq!(js[4].point, [("rank".to_string(), "4".to_string())]);
+    assert_eq!(js[5].kind, "train");
+    assert_eq!(js[5].fingerprint["kind"], "train");
+    assert_eq!(js[5].point, [("rank".to_string(), "4".to_string())]);
 }
 
 #[test]
@@ -139,7 +142,7 @@ fn adding_a_rank_or_changing_lr_recomputes_only_what_depends_on_it() {
     };
 
     let first = exec.run(&jobs(tmp.path(), "4 8", "1e-3")).unwrap();
-    assert_eq!(first.counts().computed, 6);
+    assert_eq!(first.counts().computed, 7);
     assert!(
         computed(&exec.run(&jobs(tmp.path(), "4 8", "1e-3")).unwrap()).is_empty(),
         "second run: all hits"

@@ -11,14 +11,17 @@
 //! When it runs: CPU, f32 everywhere, no KV cache, no projection bias, every unmerged adapter
 //! training ([`crate::adapter::linear::FusedParts`]: LoRA with any dropout, DoRA without), at
 //! least one adapter in the layer. LoRA dropout masks are drawn from each adapter's stream when
-//! the op is built, one per adapter and forward, exactly as the composed path draws them. Otherwise (and inside [`with_reference_path`], and with
-//! `RORA_NO_FUSED_LAYER=1`) [`block_forward`] returns `None` and the layer is composed from
-//! candle ops. Guarantees: loss and gradients equal the composed path within f32 rounding
+//! the op is built, one per adapter and forward, exactly as the composed path draws them.
+//! Otherwise (and with [`LayerPath::Composed`], and inside [`with_reference_path`]) [`block_forward`]
+//! says why ([`Unfused`]) and the layer is composed from candle ops; [`LayerPathLog`] counts which
+//! path the training forwards of a model took, so a train job can say so in its summary. Guarantees: loss and gradients equal the composed path within f32 rounding
 //! (`block_tests`, 1e-5 relative); results do not depend on the number of threads.
 
 use std::cell::Cell;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
 
 use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Result, Shape, Tensor, Var};
 
@@ -50,8 +53,123 @@ pub fn fused_layer_runs() -> u64 {
     RUNS.load(Ordering::Relaxed)
 }
 
-fn disabled() -> bool {
-    REFERENCE.with(|c| c.get()) || std::env::var_os("RORA_NO_FUSED_LAYER").is_some()
+/// Which implementation a model's training forwards use for a decoder layer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LayerPath {
+    /// The fused op wherever it applies, else the composed candle ops.
+    #[default]
+    Auto,
+    /// Always the composed candle ops (A/B measurements; same results up to f32 rounding).
+    Composed,
+}
+
+/// Why a layer forward ran composed instead of fused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Unfused {
+    /// [`LayerPath::Composed`] was asked for (or a test's reference path).
+    Asked,
+    /// A tensor is not an f32 tensor on the CPU (GPU, bf16 or f16 compute).
+    NotCpuF32,
+    /// A projection has a bias.
+    ProjectionBias,
+    /// An adapter has no fused form (e.g. DoRA with dropout).
+    AdapterNotFusable,
+    /// An adapter's or the layer's shapes are not the ones the op handles.
+    Shapes,
+    /// No adapter in the layer is training (merged, or none attached).
+    NoTrainingAdapter,
+}
+
+impl Unfused {
+    const ALL: [Unfused; 6] = [
+        Unfused::Asked,
+        Unfused::NotCpuF32,
+        Unfused::ProjectionBias,
+        Unfused::AdapterNotFusable,
+        Unfused::Shapes,
+        Unfused::NoTrainingAdapter,
+    ];
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Unfused::Asked => "the composed path was asked for",
+            Unfused::NotCpuF32 => "the fused layer runs only f32 on the CPU",
+            Unfused::ProjectionBias => "a projection has a bias",
+            Unfused::AdapterNotFusable => "an adapter has no fused form (DoRA with dropout)",
+            Unfused::Shapes => "the layer's shapes are not ones the fused op handles",
+            Unfused::NoTrainingAdapter => "no adapter of the layer is training",
+        }
+    }
+}
+
+/// Counts of the paths a model's layer forwards took (training forwards: no KV cache).
+#[derive(Debug, Default)]
+pub struct LayerPathLog {
+    fused: AtomicU64,
+    composed: AtomicU64,
+    /// `Unfused as u8 + 1` of the first composed forward; 0 while there was none.
+    first_reason: AtomicU8,
+}
+
+/// What a [`LayerPathLog`] saw, as a train job's summary records it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LayerPathReport {
+    /// `fused`, `composed` or `mixed` (`none`: no layer forward was logged).
+    pub path: &'static str,
+    pub fused_forwards: u64,
+    pub composed_forwards: u64,
+    /// Why the first composed forward was not fused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub composed_because: Option<&'static str>,
+}
+
+impl LayerPathLog {
+    pub fn record(&self, outcome: std::result::Result<(), Unfused>) {
+        match outcome {
+            Ok(()) => {
+                self.fused.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(why) => {
+                self.composed.fetch_add(1, Ordering::Relaxed);
+                let _ = self.first_reason.compare_exchange(
+                    0,
+                    why as u8 + 1,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
+        }
+    }
+
+    pub fn reset(&self) {
+        self.fused.store(0, Ordering::Relaxed);
+        self.composed.store(0, Ordering::Relaxed);
+        self.first_reason.store(0, Ordering::Relaxed);
+    }
+
+    pub fn report(&self) -> LayerPathReport {
+        let (fused, composed) = (
+            self.fused.load(Ordering::Relaxed),
+            self.composed.load(Ordering::Relaxed),
+        );
+        let reason = self.first_reason.load(Ordering::Relaxed);
+        LayerPathReport {
+            path: match (fused > 0, composed > 0) {
+                (true, false) => "fused",
+                (false, true) => "composed",
+                (true, true) => "mixed",
+                (false, false) => "none",
+            },
+            fused_forwards: fused,
+            composed_forwards: composed,
+            composed_because: reason
+                .checked_sub(1)
+                .and_then(|i| Unfused::ALL.get(usize::from(i)))
+                .map(|u| u.describe()),
+        }
+    }
 }
 
 /// Projection order inside the op: q, k, v, o, gate, up, down.
@@ -342,15 +460,19 @@ fn is_cpu_f32(t: &Tensor) -> bool {
     t.device().is_cpu() && t.dtype() == DType::F32
 }
 
-/// The layer as one fused op, or `None` when it does not apply (see the module docs).
+/// The layer as one fused op, or why it does not apply (see the module docs).
 pub fn block_forward(
     block: &Block,
     x: &Tensor,
     pos: &Positions,
     eps: f64,
-) -> Option<Result<Tensor>> {
-    if disabled() || !is_cpu_f32(x) {
-        return None;
+    path: LayerPath,
+) -> std::result::Result<Result<Tensor>, Unfused> {
+    if path == LayerPath::Composed || REFERENCE.with(|c| c.get()) {
+        return Err(Unfused::Asked);
+    }
+    if !is_cpu_f32(x) {
+        return Err(Unfused::NotCpuF32);
     }
     let (a, m) = (&block.self_attn, &block.mlp);
     let linears = [
@@ -367,21 +489,27 @@ pub fn block_forward(
     let mut offset = 0usize;
     let mut projs = Vec::with_capacity(7);
     for l in linears {
-        if l.bias().is_some() || !is_cpu_f32(l.weight()) {
-            return None;
+        if l.bias().is_some() {
+            return Err(Unfused::ProjectionBias);
+        }
+        if !is_cpu_f32(l.weight()) {
+            return Err(Unfused::NotCpuF32);
         }
         let (out, inp) = l.shape();
         let ad = match l.adapter() {
             Some(ad) if !l.is_merged() => {
-                let parts = ad.fused_parts()?;
+                let parts = ad.fused_parts().ok_or(Unfused::AdapterNotFusable)?;
                 dropouts.push(parts.dropout.clone());
-                let r = parts.a.dim(0).ok()?;
+                let r = parts.a.dim(0).map_err(|_| Unfused::Shapes)?;
                 let ok = [&parts.a, &parts.b]
                     .iter()
                     .chain(parts.magnitude.as_ref().as_slice())
                     .all(|v| is_cpu_f32(v.as_tensor()));
-                if !ok || parts.a.dims() != [r, inp] || parts.b.dims() != [out, r] {
-                    return None;
+                if !ok {
+                    return Err(Unfused::NotCpuF32);
+                }
+                if parts.a.dims() != [r, inp] || parts.b.dims() != [out, r] {
+                    return Err(Unfused::Shapes);
                 }
                 let slot_a = offset;
                 let slot_b = slot_a + r * inp;
@@ -391,7 +519,7 @@ pub fn block_forward(
                 let slot_m = match parts.magnitude {
                     Some(mv) => {
                         if mv.dims() != [out] {
-                            return None;
+                            return Err(Unfused::Shapes);
                         }
                         vars.push(mv);
                         offset += out;
@@ -414,15 +542,15 @@ pub fn block_forward(
         };
         projs.push(ProjShape { out, inp, ad });
     }
-    if vars.is_empty()
-        || !is_cpu_f32(&block.input_layernorm)
-        || !is_cpu_f32(&block.post_attention_layernorm)
-    {
-        return None;
+    if vars.is_empty() {
+        return Err(Unfused::NoTrainingAdapter);
     }
-    let projs: [ProjShape; 7] = projs.try_into().ok()?;
+    if !is_cpu_f32(&block.input_layernorm) || !is_cpu_f32(&block.post_attention_layernorm) {
+        return Err(Unfused::NotCpuF32);
+    }
+    let projs: [ProjShape; 7] = projs.try_into().map_err(|_| Unfused::Shapes)?;
     let (h, kvh, d) = (a.n_heads, a.n_kv_heads, a.head_dim);
-    let (b, t, hidden) = x.dims3().ok()?;
+    let (b, t, hidden) = x.dims3().map_err(|_| Unfused::Shapes)?;
     let shapes_fit = kvh > 0
         && h % kvh == 0
         && d % 2 == 0
@@ -440,7 +568,7 @@ pub fn block_forward(
         && is_cpu_f32(&pos.cos)
         && is_cpu_f32(&pos.bias);
     if !shapes_fit {
-        return None;
+        return Err(Unfused::Shapes);
     }
     let run = || -> Result<Tensor> {
         let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
@@ -480,5 +608,5 @@ pub fn block_forward(
         let x2 = x.reshape((b * t, hidden))?.contiguous()?;
         x2.apply_op2(&packed, op)?.reshape((b, t, hidden))
     };
-    Some(run())
+    Ok(run())
 }

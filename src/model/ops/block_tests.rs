@@ -78,7 +78,7 @@ fn loss_and_grads_with(m: &Llama, at_positions: bool) -> (f32, Vec<(String, Vec<
             labels,
             n_tokens: 12,
         };
-        crate::train::trainer::batch_loss_sum(m, &b, true).unwrap()
+        crate::train::trainer::batch_loss_sum(m, &b, true, false).unwrap()
     } else {
         loss_sum(&m.forward(&ids, &mask).unwrap(), &labels).unwrap()
     };
@@ -237,7 +237,7 @@ fn length_groups_give_the_whole_batch_gradient() {
             .iter()
             .map(|(_, v)| vec![0f32; v.elem_count()])
             .collect();
-        let loss = micro_step_split(&m, &b, 30, &vars, &mut acc, 1, overhead).unwrap();
+        let loss = micro_step_split(&m, &b, 30, &vars, &mut acc, 1, overhead, false).unwrap();
         (loss, acc)
     };
     let (whole_loss, whole) = run(None);

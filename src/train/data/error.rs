@@ -89,3 +89,6 @@ impl DataError {
         }
     }
 }
+
+/// A sink for records read from a data file; returning an error stops reading.
+pub type RecordSink<'a> = dyn FnMut(Location, serde_json::Value) -> Result<(), DataError> + 'a;

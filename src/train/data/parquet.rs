@@ -12,8 +12,7 @@ use arrow::datatypes::{
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Map, Value};
 
-use super::error::{DataError, Location};
-use super::read::RecordSink;
+use super::error::{DataError, Location, RecordSink};
 
 pub(crate) fn read_parquet(path: &Path, sink: &mut RecordSink<'_>) -> Result<(), DataError> {
     let perr = |message: String| DataError::Parquet {

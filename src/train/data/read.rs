@@ -79,8 +79,7 @@ pub fn resolve_files(patterns: &[String], base_dir: &Path) -> Result<Vec<PathBuf
     Ok(out)
 }
 
-/// A sink for records; returning an error stops reading.
-pub type RecordSink<'a> = dyn FnMut(Location, Value) -> Result<(), DataError> + 'a;
+pub use super::error::RecordSink;
 
 /// Streams every record of `path` into `sink`.
 pub fn for_each_record(

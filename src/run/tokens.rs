@@ -1,0 +1,40 @@
+//! The derived `tokens` job: a data entry's rows tokenized with a model entry's tokenizer (only
+//! the tokenizer is read, not the weights), stored as a `TokenizedDataset` in `dataset/`. The
+//! planner makes one per (data job, base model job) pair, so a rank sweep tokenizes once, and it
+//! is a planned job like any other: `rora plan`, `explain`, `show-output` and `cache gc --pipeline`
+//! know it.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::cache::Entry;
+use crate::exec::Progress;
+use crate::model::hf::load_hf_text;
+use crate::train::data::{TokenizedDataset, build_from_files};
+
+use super::artifacts::{DATA_CONFIG, DATASET_DIR, MODEL_DIR, read_json};
+use super::data::DataRecord;
+use super::error::Result;
+
+pub fn run(
+    data: &Entry,
+    model: &Entry,
+    out: &Path,
+    progress: &dyn Progress,
+) -> Result<serde_json::Value> {
+    let record: DataRecord = read_json(&data.file(DATA_CONFIG))?;
+    let text = load_hf_text(&model.file(MODEL_DIR))?;
+    let mut cfg = record.config.clone();
+    cfg.tokenize.eos_id = text.special.eos.first().copied();
+    cfg.tokenize.bos_id = text.special.bos;
+    progress.message(&format!("tokenizing {} files", record.files.len()));
+    let ds = build_from_files(&cfg, &record.files, &text.tokenizer)?;
+    ds.save(&out.join(DATASET_DIR))?;
+    Ok(json!({ "data": data.key(), "model": model.key(), "meta": ds.meta }))
+}
+
+/// The dataset a `tokens` entry holds.
+pub fn load(entry: &Entry) -> Result<TokenizedDataset> {
+    Ok(TokenizedDataset::load(&entry.file(DATASET_DIR))?)
+}
