@@ -25,5 +25,6 @@ pub mod prune;
 pub mod run;
 pub mod schema;
 pub mod source;
+pub mod stages;
 pub mod syntax;
 pub mod train;

@@ -9,6 +9,7 @@
 //! A pass runs only when the previous one found no errors (warnings do not stop it). The result
 //! holds the pipeline only when there are no errors.
 
+pub mod context;
 pub mod modelinfo;
 pub mod resolve;
 pub mod semantic;

@@ -1,11 +1,9 @@
-//! The model configuration when it is at hand without a download: the random preset, a local HF
-//! directory's `config.json`, or a local GGUF file's metadata (header only). Used by the semantic
-//! pass to check ranks and layer indices against real dimensions. Hub models give `None`.
+//! Model dimensions read without loading weights: a local HF directory's `config.json` or a local
+//! GGUF file's metadata (header only). The model stage (`crate::stages::model::model_config`) uses
+//! them so the semantic pass can check ranks and layer indices against real dimensions.
 
 use std::path::Path;
 
-use crate::ir::params::{ModelParams, ModelSource};
-use crate::model::RandomSpec;
 use crate::model::config::{LlamaConfig, UniformShape};
 
 /// Vocabulary of the built-in byte-level tokenizer of `random` models (3 specials + 256 bytes).
@@ -34,19 +32,6 @@ fn uniform(
     }
 }
 
-/// The config of a model stage, or `Ok(None)` when it is not available offline.
-pub fn model_config(p: &ModelParams) -> Result<Option<LlamaConfig>, String> {
-    match &p.source {
-        // exactly the config the model stage builds
-        Some(ModelSource::Random(r)) => Ok(Some(
-            RandomSpec::uniform(r.hidden, r.layers, r.heads, r.kv_heads, r.ffn, r.seed).config,
-        )),
-        Some(ModelSource::Path(dir)) => hf_config(&dir.join("config.json")),
-        Some(ModelSource::Gguf(file)) => gguf_config(file),
-        Some(ModelSource::Hub { .. }) | None => Ok(None),
-    }
-}
-
 fn file_name(path: &Path) -> String {
     path.file_name().map_or_else(
         || path.display().to_string(),
@@ -59,7 +44,8 @@ fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s).trim()
 }
 
-fn hf_config(path: &Path) -> Result<Option<LlamaConfig>, String> {
+/// The dimensions in an HF `config.json`; `Ok(None)` when the file is not there.
+pub fn hf_config(path: &Path) -> Result<Option<LlamaConfig>, String> {
     const KIND: &str = "JSON";
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(None);
@@ -90,7 +76,8 @@ fn hf_config(path: &Path) -> Result<Option<LlamaConfig>, String> {
     )))
 }
 
-fn gguf_config(path: &Path) -> Result<Option<LlamaConfig>, String> {
+/// The dimensions in a GGUF file's header; `Ok(None)` when the file is not there.
+pub fn gguf_config(path: &Path) -> Result<Option<LlamaConfig>, String> {
     const KIND: &str = "GGUF";
     use candle_core::quantized::gguf_file::Content;
     let Ok(mut f) = std::fs::File::open(path) else {
@@ -138,39 +125,18 @@ fn gguf_config(path: &Path) -> Result<Option<LlamaConfig>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ir::params::RandomModel;
 
     #[test]
-    fn random_and_hf_dir_configs() {
-        let r = RandomModel {
-            layers: 2,
-            hidden: 64,
-            heads: 4,
-            kv_heads: 2,
-            ffn: 128,
-            seed: 0,
-        };
-        let p = ModelParams {
-            source: Some(ModelSource::Random(r)),
-            dtype: "f32".into(),
-            device: "auto".into(),
-        };
-        let c = model_config(&p).unwrap().unwrap();
-        assert_eq!(
-            (c.n_layers(), c.proj_shape(0, "k_proj")),
-            (2, Some((32, 64)))
-        );
+    fn hf_dir_config() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("config.json"), r#"{"hidden_size":2048,"num_attention_heads":16,"num_key_value_heads":16,"num_hidden_layers":24,"intermediate_size":5504}"#).unwrap();
-        let p = ModelParams {
-            source: Some(ModelSource::Path(dir.path().into())),
-            ..p
-        };
-        let c = model_config(&p).unwrap().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, r#"{"hidden_size":2048,"num_attention_heads":16,"num_key_value_heads":16,"num_hidden_layers":24,"intermediate_size":5504}"#).unwrap();
+        let c = hf_config(&path).unwrap().unwrap();
         assert_eq!(
             (c.n_layers(), c.proj_shape(3, "down_proj")),
             (24, Some((2048, 5504)))
         );
+        assert_eq!(hf_config(&dir.path().join("absent.json")), Ok(None));
     }
 
     #[test]
@@ -182,12 +148,7 @@ mod tests {
             eprintln!("SKIP: {} not found (set RORA_SHARED_DIR)", f.display());
             return;
         }
-        let p = ModelParams {
-            source: Some(ModelSource::Gguf(f)),
-            dtype: "f32".into(),
-            device: "auto".into(),
-        };
-        let c = model_config(&p).unwrap().unwrap();
+        let c = gguf_config(&f).unwrap().unwrap();
         // ASSETS.md: 30 layers, hidden 576, FFN 1536, 9 heads, 3 KV heads.
         assert_eq!(
             (

@@ -10,11 +10,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::value::fits;
 use crate::diag::{Code, Diagnostic, Diagnostics, suggest_help};
 use crate::ir::{Arg, Pipeline, PipelineDecl, StageDecl, VarKind};
-use crate::schema::{self, Kind, Ty};
+use crate::schema::{Kind, Ty};
 
 /// The allowed kinds of a reference property (`model`, or `calibration.data` for a child property).
 pub fn ref_kinds(kind: Kind, key: &str) -> &'static [Kind] {
-    let spec = schema::spec(kind);
+    let spec = crate::stages::spec(kind);
     let ty = match key.split_once('.') {
         Some((c, p)) => spec.child(c).and_then(|c| c.prop(p)).map(|p| p.ty),
         None => spec.prop(key).map(|p| p.ty),
@@ -91,17 +91,9 @@ fn check_refs(stages: &[StageDecl], index: &BTreeMap<String, usize>, diags: &mut
                 continue;
             }
             let kinds: Vec<&str> = allowed.iter().map(|k| k.name()).collect();
-            let (code, help) = match (s.kind, key.as_str()) {
-                (Kind::Train, "adapter") => (
-                    Code::TrainNeedsAdapter,
-                    "declare `adapter \"ad\" model=\"...\" { rank 8 }` and point adapter= at it"
-                        .to_string(),
-                ),
-                (Kind::Merge, "from") => (
-                    Code::MergeNeedsTrained,
-                    "point from= at the train stage that trains this adapter".to_string(),
-                ),
-                _ => (
+            let (code, help) = match crate::stages::get(s.kind).and_then(|k| k.wrong_ref(key)) {
+                Some((code, help)) => (code, help.to_string()),
+                None => (
                     Code::WrongStageKind,
                     format!("{key}= takes a {} stage", kinds.join(" or ")),
                 ),
@@ -175,7 +167,7 @@ fn check_vars(decl: &PipelineDecl, diags: &mut Diagnostics) {
     let param_names: Vec<&str> = decl.params.iter().map(|p| p.name.as_str()).collect();
     let mut used: BTreeSet<(VarKind, &str)> = BTreeSet::new();
     for s in &decl.stages {
-        let spec = schema::spec(s.kind);
+        let spec = crate::stages::spec(s.kind);
         for (fname, occ) in &s.fields {
             let Some(cs) = spec.child(fname) else {
                 continue;

@@ -12,7 +12,7 @@ use kdl::{KdlDocument, KdlEntry, KdlNode};
 use super::value::{Misfit, fits, from_kdl};
 use crate::diag::{Code, Diagnostic, Diagnostics, suggest_help};
 use crate::ir::{Arg, Axis, Field, ParamDecl, PipelineDecl, StageDecl, StageRef, Value, VarKind};
-use crate::schema::{self, ChildSpec, Kind, PropSpec, TOP_LEVEL, Ty};
+use crate::schema::{ChildSpec, Kind, PropSpec, TOP_LEVEL, Ty};
 use crate::source::{SourceFile, Span};
 
 struct Shape<'a> {
@@ -242,7 +242,7 @@ impl Shape<'_> {
             "sweep" => self.sweep(node, out),
             "zip" => self.zip(node, out),
             "param" => self.param(node, out),
-            _ => match Kind::from_name(name) {
+            _ => match crate::stages::named(name).map(|s| s.spec().kind) {
                 Some(kind) => {
                     if let Some(s) = self.stage(node, kind) {
                         out.stages.push(s);
@@ -250,9 +250,9 @@ impl Shape<'_> {
                 }
                 None => {
                     let span = self.span(node.name().span());
-                    let all: Vec<&str> = Kind::ALL
+                    let all: Vec<&str> = crate::stages::writable()
                         .iter()
-                        .map(|k| k.name())
+                        .map(|s| s.spec().kind.name())
                         .chain(TOP_LEVEL)
                         .collect();
                     let help = suggest_help(name, &all, "top-level nodes are");
@@ -445,7 +445,7 @@ impl Shape<'_> {
     }
 
     fn stage(&mut self, node: &KdlNode, kind: Kind) -> Option<StageDecl> {
-        let spec = schema::spec(kind);
+        let spec = crate::stages::spec(kind);
         let head = self.head(node);
         let kname = kind.name();
         let (args, props) = self.split(node);

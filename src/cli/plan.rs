@@ -14,10 +14,10 @@ use super::{Format, Global, exit, load, print_diagnostics};
 use crate::cache::layout::{is_committed, resolve_root};
 use crate::device::{DeviceInfo, DeviceSpec};
 use crate::hub::LazyHub;
-use crate::ir::params::{AlphaPolicy, StageParams};
 use crate::plan::job_memory::{JobMemory, pipeline_device, plan_memory};
 use crate::plan::memory::{human, parse_size};
 use crate::plan::{DigestMemo, HubResolver, Job, Plan, plan_with};
+use crate::stages::adapter::{AdapterParams, AlphaPolicy};
 
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
@@ -141,8 +141,8 @@ pub fn check_and_plan_with(
 
 /// `s=2.0000 (rora alpha=16 r=64)` or `s=2.0000 (lora alpha=2r=16 r=8)` for adapter jobs.
 pub fn scale_text(j: &Job) -> String {
-    match &j.params {
-        StageParams::Adapter(a) => {
+    match j.params.get::<AdapterParams>() {
+        Some(a) => {
             let policy = match a.alpha_policy {
                 AlphaPolicy::Fixed(_) => String::new(),
                 AlphaPolicy::PerRank(k) => format!("{k}r="),
@@ -156,7 +156,7 @@ pub fn scale_text(j: &Job) -> String {
                 a.rank
             )
         }
-        _ => String::new(),
+        None => String::new(),
     }
 }
 
@@ -207,10 +207,7 @@ pub fn run(args: PlanArgs, g: &Global) -> miette::Result<ExitCode> {
             .map(|j| JsonJob {
                 job: j,
                 cached: is_committed(&root, j.key.hex()),
-                scale: match &j.params {
-                    StageParams::Adapter(a) => Some(a.scale()),
-                    _ => None,
-                },
+                scale: j.params.get::<AdapterParams>().map(AdapterParams::scale),
             })
             .collect();
         let out = serde_json::json!({

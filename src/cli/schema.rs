@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 
 use super::{Format, Global, exit};
-use crate::schema::{Kind, generate, spec};
+use crate::schema::generate;
+use crate::stages::spec;
 
 #[derive(Debug, clap::Args)]
 pub struct SchemaArgs {
@@ -15,9 +16,9 @@ pub fn run(args: SchemaArgs, g: &Global) -> miette::Result<ExitCode> {
     let json = g.format == Some(Format::Json);
     let Some(name) = args.kind else {
         if json {
-            let all: Vec<_> = Kind::ALL
+            let all: Vec<_> = crate::stages::writable()
                 .iter()
-                .map(|k| generate::kind_json(spec(*k)))
+                .map(|s| generate::kind_json(s.spec()))
                 .collect();
             println!(
                 "{}",
@@ -28,8 +29,11 @@ pub fn run(args: SchemaArgs, g: &Global) -> miette::Result<ExitCode> {
         }
         return Ok(ExitCode::from(exit::OK));
     };
-    let Some(kind) = Kind::from_name(&name) else {
-        let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+    let Some(kind) = crate::stages::named(&name).map(|s| s.spec().kind) else {
+        let names: Vec<&str> = crate::stages::writable()
+            .iter()
+            .map(|s| s.spec().kind.name())
+            .collect();
         eprintln!(
             "error: `{name}` is not a stage kind; {}",
             crate::diag::suggest_help(&name, &names, "kinds are")

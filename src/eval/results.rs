@@ -16,28 +16,14 @@ use super::error::{EvalError, Result};
 use super::generate::GenerationConfig;
 use super::task::TaskKind;
 
-/// Which protocol produced a number; every result carries it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Protocol {
-    /// Instruction prompt, generation, first regex match of the label, exact match.
-    LlmAdapters,
-    /// lm-eval-style log-likelihood of each choice (acc, acc_norm).
-    Loglik,
-}
-
-impl Protocol {
-    pub fn name(self) -> &'static str {
-        match self {
-            Protocol::LlmAdapters => "llm-adapters",
-            Protocol::Loglik => "loglik",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Protocol> {
-        [Protocol::LlmAdapters, Protocol::Loglik]
-            .into_iter()
-            .find(|p| p.name() == name)
+crate::choice_enum! {
+    /// Which protocol produced a number; every result carries it (the `eval` stage's choices).
+    #[derive(PartialOrd, Ord)]
+    pub enum Protocol {
+        /// Instruction prompt, generation, first regex match of the label, exact match.
+        LlmAdapters = "llm-adapters",
+        /// lm-eval-style log-likelihood of each choice (acc, acc_norm).
+        Loglik = "loglik",
     }
 }
 

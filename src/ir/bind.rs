@@ -4,8 +4,9 @@
 
 use std::collections::BTreeMap;
 
+pub use super::bound::{BoundField, BoundStage};
 use super::{Arg, ParamDecl, StageDecl, Value, VarKind};
-use crate::schema::{self, Args, ChildSpec, Default, Kind, Ty};
+use crate::schema::{Args, ChildSpec, Default, Kind, Ty};
 
 /// A sweep point: axis name -> value. Only the axes a job depends on.
 pub type Point = BTreeMap<String, Value>;
@@ -18,23 +19,6 @@ pub enum BindError {
         kind: VarKind,
         name: String,
     },
-}
-
-/// One option occurrence with values.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BoundField {
-    pub args: Vec<Value>,
-    pub props: BTreeMap<String, Value>,
-}
-
-/// A stage with every variable replaced and defaults filled.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BoundStage {
-    pub kind: Kind,
-    pub name: String,
-    /// Property -> referenced stage name.
-    pub refs: BTreeMap<String, String>,
-    pub fields: BTreeMap<String, Vec<BoundField>>,
 }
 
 /// Coerce a value to a type: integers widen to floats where a number is declared.
@@ -69,7 +53,7 @@ pub fn bind(
     point: &Point,
     params: &[ParamDecl],
 ) -> Result<BoundStage, BindError> {
-    let spec = schema::spec(stage.kind);
+    let spec = crate::stages::spec(stage.kind);
     let resolve = |a: &Arg, ty: Option<Ty>| -> Result<Value, BindError> {
         let v = match a {
             Arg::Lit { value, .. } => value.clone(),
@@ -154,65 +138,7 @@ fn bind_field(
     Ok(BoundField { args, props })
 }
 
-impl BoundStage {
-    pub fn first(&self, name: &str) -> Option<&BoundField> {
-        self.fields.get(name).and_then(|v| v.first())
-    }
-
-    pub fn all(&self, name: &str) -> &[BoundField] {
-        self.fields.get(name).map_or(&[], |v| v.as_slice())
-    }
-
-    pub fn has(&self, name: &str) -> bool {
-        self.fields.contains_key(name)
-    }
-
-    fn arg(&self, name: &str) -> Option<&Value> {
-        self.first(name).and_then(|f| f.args.first())
-    }
-
-    pub fn int(&self, name: &str) -> Option<i64> {
-        self.arg(name).and_then(Value::as_i64)
-    }
-
-    pub fn float(&self, name: &str) -> Option<f64> {
-        self.arg(name).and_then(Value::as_f64)
-    }
-
-    pub fn str(&self, name: &str) -> Option<&str> {
-        self.arg(name).and_then(Value::as_str)
-    }
-
-    pub fn bool(&self, name: &str) -> Option<bool> {
-        self.arg(name).and_then(Value::as_bool)
-    }
-
-    pub fn strs(&self, name: &str) -> Vec<String> {
-        self.first(name).map_or(vec![], |f| {
-            f.args
-                .iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect()
-        })
-    }
-
-    pub fn ints(&self, name: &str) -> Vec<i64> {
-        self.first(name).map_or(vec![], |f| {
-            f.args.iter().filter_map(Value::as_i64).collect()
-        })
-    }
-
-    pub fn prop(&self, name: &str, prop: &str) -> Option<&Value> {
-        self.first(name).and_then(|f| f.props.get(prop))
-    }
-
-    /// Whether a child was absent from the file and only filled from its default.
-    pub fn is_default(&self, decl: &StageDecl, name: &str) -> bool {
-        self.has(name) && !decl.fields.contains_key(name)
-    }
-}
-
 /// The declared argument shape of an option (for callers that need the spec next to a bound field).
 pub fn child_args(kind: Kind, name: &str) -> Option<Args> {
-    schema::spec(kind).child(name).map(|c| c.args)
+    crate::stages::spec(kind).child(name).map(|c| c.args)
 }

@@ -9,7 +9,7 @@
 //! - [`bind::BoundStage`] / [`params::StageParams`]: one stage at one sweep point, defaults filled, typed.
 
 pub mod bind;
-pub mod params;
+pub mod bound;
 pub mod points;
 
 use std::collections::BTreeMap;

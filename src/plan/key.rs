@@ -11,7 +11,7 @@ use serde::{Serialize, Serializer};
 
 use crate::ir::Value;
 use crate::ir::bind::BoundStage;
-use crate::schema::{self, Ty};
+use crate::schema::Ty;
 
 /// Version of the key derivation.
 pub const KEY_FORMAT_VERSION: u32 = 1;
@@ -115,7 +115,7 @@ impl Fingerprint {
 /// The keyed options of a bound stage. A field is its single argument when it has one argument
 /// and no properties, else `{"args": [...], "<prop>": ...}`; repeatable options are lists.
 pub fn key_params(b: &BoundStage) -> BTreeMap<String, Canon> {
-    let spec = schema::spec(b.kind);
+    let spec = crate::stages::spec(b.kind);
     let mut out = BTreeMap::new();
     for c in spec.children.iter().filter(|c| c.keyed) {
         let Some(fields) = b.fields.get(c.name) else {

@@ -193,6 +193,15 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     Ok((x * mult).round() as u64)
 }
 
+/// The estimate of one job of a plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobMemory {
+    pub job: usize,
+    pub label: String,
+    pub estimate: MemoryEstimate,
+    pub total: u64,
+}
+
 #[cfg(test)]
 #[path = "memory_tests.rs"]
 mod tests;

@@ -7,6 +7,7 @@
 //! dependency jobs by role, its [`StageKey`] and the [`Fingerprint`] the key was derived from.
 
 pub mod digest;
+pub mod job;
 pub mod job_memory;
 pub mod key;
 pub mod memory;
@@ -14,53 +15,20 @@ pub mod resolve;
 pub mod shapes;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-
-use serde::Serialize;
 
 pub use digest::{DigestError, DigestMemo};
+pub use job::{Dep, Job, JobId, Plan, TOKENS_ROLE};
 pub use key::{Fingerprint, KEY_FORMAT_VERSION, StageKey};
 pub use resolve::{HubResolver, Unresolved};
 
-use crate::ir::bind::{BindError, BoundStage, Point, bind};
-use crate::ir::params::{ModelSource, StageParams, shipped_eval_dir};
+use crate::ir::bind::{BindError, bind};
 use crate::ir::points::{label, points};
 use crate::ir::{Pipeline, VarKind};
-use crate::schema::{self, Kind};
+use crate::schema::{Kind, MODEL_LIKE};
+use crate::stages::{self, ParamError, StageParams};
 
 /// Most jobs a plan may have.
 pub const MAX_JOBS: usize = 100_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub struct JobId(pub usize);
-
-/// An input of a job: the job that produces it, under a role (`model`, `data`, `from`, ...).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Dep {
-    pub role: String,
-    pub job: JobId,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Job {
-    pub id: JobId,
-    pub stage: String,
-    pub kind: Kind,
-    /// The sweep values this job depends on (empty for a shared job).
-    pub point: Point,
-    /// `stage` or `stage@rank=8,method=lora`.
-    pub label: String,
-    pub params: StageParams,
-    pub deps: Vec<Dep>,
-    pub key: StageKey,
-    pub fingerprint: Fingerprint,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Plan {
-    pub pipeline: PathBuf,
-    pub jobs: Vec<Job>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -69,6 +37,10 @@ pub enum PlanError {
     #[error(transparent)]
     Bind(#[from] BindError),
     #[error(transparent)]
+    Params(#[from] ParamError),
+    #[error("stage `{stage}` is of kind `{kind}`, which no stage module implements")]
+    UnknownKind { stage: String, kind: &'static str },
+    #[error(transparent)]
     Digest(#[from] DigestError),
     #[error("stage `{stage}`: cannot resolve its hub revision to a commit: {source}")]
     Hub {
@@ -76,34 +48,6 @@ pub enum PlanError {
         #[source]
         source: Box<crate::hub::HubError>,
     },
-}
-
-impl Plan {
-    pub fn job(&self, id: JobId) -> &Job {
-        &self.jobs[id.0]
-    }
-
-    /// Jobs of a stage.
-    pub fn stage_jobs<'a>(&'a self, stage: &'a str) -> impl Iterator<Item = &'a Job> + 'a {
-        self.jobs.iter().filter(move |j| j.stage == stage)
-    }
-
-    /// Find a job by `stage` or `stage@k=v,k2=v2` (the order of the pairs does not matter).
-    pub fn find(&self, spec: &str) -> Option<&Job> {
-        let (stage, point) = spec.split_once('@').unwrap_or((spec, ""));
-        let want: BTreeMap<&str, &str> = point
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .filter_map(|kv| kv.split_once('='))
-            .collect();
-        self.jobs.iter().find(|j| {
-            j.stage == stage
-                && j.point.len() == want.len()
-                && j.point
-                    .iter()
-                    .all(|(k, v)| want.get(k.as_str()) == Some(&v.to_string().as_str()))
-        })
-    }
 }
 
 /// Build the plan. `memo` memoizes input file digests. Hub sources are keyed by their revision as
@@ -126,12 +70,16 @@ pub fn plan_with(
     let mut stage_axes: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     let mut stage_jobs: BTreeMap<&str, Vec<JobId>> = BTreeMap::new();
     for s in &p.stages {
+        let kind = stages::get(s.kind).ok_or_else(|| PlanError::UnknownKind {
+            stage: s.name.clone(),
+            kind: s.kind.name(),
+        })?;
         let mut axes: BTreeSet<String> = s
             .vars()
             .filter(|v| v.0 == VarKind::Sweep)
             .map(|v| v.1.to_string())
             .collect();
-        if s.kind != Kind::Report {
+        if !kind.collects() {
             for r in s.refs.values() {
                 axes.extend(stage_axes.get(r.name.as_str()).cloned().unwrap_or_default());
             }
@@ -147,7 +95,7 @@ pub fn plan_with(
         let mut ids = vec![];
         for pt in pts {
             let b = bind(s, &pt, &p.params)?;
-            let params = StageParams::from_bound(&b, &p.file);
+            let params = kind.params(&b, &p.file)?;
             let mut deps = vec![];
             let mut upstream: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for (role, r) in &s.refs {
@@ -172,7 +120,7 @@ pub fn plan_with(
                     }
                 }
             }
-            if let Some(pair) = tokenize_pair(s.kind, &deps, &jobs) {
+            if let Some(pair) = tokenize_pair(kind, &deps, &jobs) {
                 let tokens = match tokens_jobs.get(&pair) {
                     Some(id) => *id,
                     None => {
@@ -192,10 +140,10 @@ pub fn plan_with(
             let mut fingerprint = Fingerprint {
                 key_format_version: KEY_FORMAT_VERSION,
                 kind: s.kind.name().to_string(),
-                kind_version: schema::spec(s.kind).version,
+                kind_version: kind.spec().version,
                 params: key::key_params(&b),
                 upstream,
-                inputs: inputs(&b, &params, memo)?,
+                inputs: kind.key_inputs(&b, &params, memo)?,
                 seed: b.int("seed"),
             };
             let id = JobId(jobs.len());
@@ -227,29 +175,22 @@ pub fn plan_with(
     })
 }
 
-/// The dependency role under which train and prune jobs read their tokenized data.
-pub const TOKENS_ROLE: &str = "tokens";
-
-/// The (data job, base model job) a job of `kind` with `deps` tokenizes, if it tokenizes: a train
-/// job its `data` with the model its adapter was made for; a prune job its `calibration.data` with
-/// the model it prunes.
-fn tokenize_pair(kind: Kind, deps: &[Dep], jobs: &[Job]) -> Option<(JobId, JobId)> {
+/// The (data job, base model job) a job of `kind` with `deps` tokenizes, if it tokenizes
+/// ([`crate::stages::Stage::tokenizes`]): its data input, and the model job reached from its
+/// other named input by `model=` / `adapter=` / `from=` refs (a train job: the model its adapter
+/// was made for; a prune job: the model it prunes).
+fn tokenize_pair(kind: &dyn stages::Stage, deps: &[Dep], jobs: &[Job]) -> Option<(JobId, JobId)> {
+    let (data_role, via) = kind.tokenizes()?;
     let dep = |deps: &[Dep], role: &str| deps.iter().find(|d| d.role == role).map(|d| d.job);
-    match kind {
-        Kind::Train => {
-            let data = dep(deps, "data")?;
-            let mut j = &jobs[dep(deps, "adapter")?.0];
-            while !matches!(j.kind, Kind::Model | Kind::Prune) {
-                let next = ["model", "adapter", "from"]
-                    .iter()
-                    .find_map(|r| dep(&j.deps, r))?;
-                j = &jobs[next.0];
-            }
-            Some((data, j.id))
-        }
-        Kind::Prune => Some((dep(deps, "calibration.data")?, dep(deps, "model")?)),
-        _ => None,
+    let data = dep(deps, data_role)?;
+    let mut j = &jobs[dep(deps, via)?.0];
+    while !MODEL_LIKE.contains(&j.kind) {
+        let next = ["model", "adapter", "from"]
+            .iter()
+            .find_map(|r| dep(&j.deps, r))?;
+        j = &jobs[next.0];
     }
+    Some((data, j.id))
 }
 
 /// The `tokens` job of `(data, model)`: labelled `<data>.tokens.<model>` (with the sweep values of
@@ -267,7 +208,7 @@ fn tokens_job(id: JobId, (data, model): (JobId, JobId), jobs: &[Job]) -> Job {
     let fingerprint = Fingerprint {
         key_format_version: KEY_FORMAT_VERSION,
         kind: Kind::Tokens.name().to_string(),
-        kind_version: schema::spec(Kind::Tokens).version,
+        kind_version: stages::spec(Kind::Tokens).version,
         params: BTreeMap::new(),
         upstream: [
             ("data".to_string(), vec![d.key.0.clone()]),
@@ -283,7 +224,7 @@ fn tokens_job(id: JobId, (data, model): (JobId, JobId), jobs: &[Job]) -> Job {
         kind: Kind::Tokens,
         point,
         label,
-        params: StageParams::Tokens,
+        params: StageParams::new(Kind::Tokens, stages::tokens::TokensParams),
         deps: vec![
             Dep {
                 role: "data".into(),
@@ -297,69 +238,4 @@ fn tokens_job(id: JobId, (data, model): (JobId, JobId), jobs: &[Job]) -> Job {
         key: fingerprint.key(),
         fingerprint,
     }
-}
-
-/// Content digests of a job's local inputs.
-fn inputs(
-    b: &BoundStage,
-    params: &StageParams,
-    memo: &mut DigestMemo,
-) -> Result<BTreeMap<String, String>, DigestError> {
-    let mut out = BTreeMap::new();
-    match params {
-        StageParams::Model(m) => match &m.source {
-            Some(ModelSource::Path(dir)) => {
-                let keep = |n: &str| {
-                    n.ends_with(".json")
-                        || n.ends_with(".safetensors")
-                        || n.ends_with(".model")
-                        || n.ends_with(".txt")
-                };
-                out.insert("path".into(), memo.dir(dir, keep)?);
-            }
-            Some(ModelSource::Gguf(f)) => {
-                out.insert("gguf".into(), memo.file(f)?);
-            }
-            _ => {}
-        },
-        StageParams::Data(d) => {
-            if let Some(crate::ir::params::DataSource::Files(pats)) = &d.source {
-                let digests = pats
-                    .iter()
-                    .map(|p| memo.glob(p))
-                    .collect::<Result<Vec<_>, _>>()?;
-                out.insert(
-                    "files".into(),
-                    blake3::hash(digests.join(",").as_bytes())
-                        .to_hex()
-                        .to_string(),
-                );
-            }
-        }
-        StageParams::Eval(e) => {
-            let wanted: Vec<String> = e
-                .tasks
-                .iter()
-                .flat_map(|t| {
-                    [
-                        format!("{t}.{}.jsonl", e.split),
-                        format!("{t}.{}.jsonl.gz", e.split),
-                    ]
-                })
-                .collect();
-            let d = if e.dir.is_dir() {
-                memo.dir(&e.dir, |n| wanted.iter().any(|w| w == n))?
-            } else if b.has("dir") || e.dir != shipped_eval_dir() {
-                return Err(DigestError::Io {
-                    path: e.dir.clone(),
-                    source: std::io::Error::from(std::io::ErrorKind::NotFound),
-                });
-            } else {
-                "absent".to_string()
-            };
-            out.insert("dir".into(), d);
-        }
-        _ => {}
-    }
-    Ok(out)
 }

@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 
 use crate::hub::{HubError, RepoKind};
-use crate::ir::params::{DataSource, ModelSource, StageParams};
+use crate::stages::{self, StageParams};
 
 use super::key::Canon;
 use super::{Fingerprint, PlanError};
@@ -61,23 +61,14 @@ impl<'r> Pins<'r> {
         params: &mut StageParams,
         fingerprint: &mut Fingerprint,
     ) -> Result<(), PlanError> {
-        let source = match params {
-            StageParams::Model(m) => match &mut m.source {
-                Some(ModelSource::Hub { id, revision }) => Some((RepoKind::Model, id, revision)),
-                _ => None,
-            },
-            StageParams::Data(d) => match &mut d.source {
-                Some(DataSource::Hub { id, revision, .. }) => {
-                    Some((RepoKind::Dataset, id, revision))
-                }
-                _ => None,
-            },
-            _ => None,
+        let Some(stage) = stages::get(params.kind()) else {
+            return Ok(());
         };
-        let Some((kind, id, revision)) = source else {
+        let Some(stages::HubSource { kind, id, revision }) = stage.hub_source(params) else {
             return Ok(());
         };
         let k = (kind == RepoKind::Model, id.clone(), revision.clone());
+        let id = id.as_str();
         let commit = match self.memo.get(&k) {
             Some(c) => c.clone(),
             None => {
@@ -117,6 +108,7 @@ mod tests {
     use super::*;
     use crate::check::check_bytes;
     use crate::plan::{DigestMemo, Plan, plan, plan_with};
+    use crate::stages::model::{ModelParams, ModelSource};
 
     const SRC: &str = r#"
 model "m" {
@@ -177,16 +169,14 @@ adapter "a" model="m" {
             Some(A)
         );
         assert_eq!(m.fingerprint.params["hub"], Canon::Str("org/tiny".into()));
-        match &m.params {
-            StageParams::Model(p) => assert_eq!(
-                p.source,
-                Some(ModelSource::Hub {
-                    id: "org/tiny".into(),
-                    revision: A.into()
-                })
-            ),
-            other => panic!("{other:?}"),
-        }
+        let p = m.params.get::<ModelParams>().unwrap();
+        assert_eq!(
+            p.source,
+            ModelSource::Hub {
+                id: "org/tiny".into(),
+                revision: A.into()
+            }
+        );
         // The adapter's key follows its model's new key.
         assert_eq!(
             main_a.jobs[1].fingerprint.upstream["model"],

@@ -9,9 +9,9 @@ use candle_core::Device;
 
 use super::error::RunError;
 use crate::device::{DeviceInfo, is_out_of_memory};
-use crate::plan::job_memory::train_job_memory;
 use crate::plan::memory::human;
 use crate::plan::{Job, Plan};
+use crate::stages::train::memory::train_job_memory;
 
 /// `e` unchanged, unless it is an out-of-memory error: then [`RunError::OutOfMemory`].
 pub fn explain(plan: &Plan, job: &Job, device: &Device, e: RunError) -> RunError {

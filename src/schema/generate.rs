@@ -4,8 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::types::{Args, ChildSpec, Kind, KindSpec, PropSpec, Ty};
-use super::{KINDS, spec};
+use super::types::{Args, ChildSpec, KindSpec, PropSpec, Ty};
 
 fn ty_json(t: &Ty) -> Value {
     match t {
@@ -135,13 +134,21 @@ pub fn kind_text(s: &KindSpec) -> String {
     out
 }
 
+/// The built-in kinds a pipeline may write (what `schemas/` documents).
+fn builtin_kinds() -> impl Iterator<Item = &'static dyn crate::stages::Stage> {
+    crate::stages::BUILTIN
+        .iter()
+        .copied()
+        .filter(|s| !s.derived())
+}
+
 /// `rora schema` with no kind: the top-level forms and every kind.
 pub fn all_text() -> String {
     let mut out = String::from(
         "Top level:\n  sweep <name> <value>...          a sweep axis (cartesian product with the other axes)\n  zip { <name> <value>...; ... }    axes that advance together (equal lengths)\n  param <name> <value>              a named constant\n  Use them in stage options as (sweep)\"name\" / (param)\"name\".\n\n",
     );
-    for s in &KINDS {
-        out.push_str(&kind_text(s));
+    for s in builtin_kinds() {
+        out.push_str(&kind_text(s.spec()));
         out.push('\n');
     }
     out
@@ -149,13 +156,12 @@ pub fn all_text() -> String {
 
 /// The generated files: `(file name, contents)`.
 pub fn generated_files() -> Vec<(String, String)> {
-    let mut files: Vec<(String, String)> = Kind::ALL
-        .iter()
-        .map(|k| {
+    let mut files: Vec<(String, String)> = builtin_kinds()
+        .map(|s| {
             // invariant: kind_json builds a Value, which always pretty-prints.
             let text =
-                serde_json::to_string_pretty(&kind_json(spec(*k))).expect("json value prints");
-            (format!("{}.json", k.name()), text + "\n")
+                serde_json::to_string_pretty(&kind_json(s.spec())).expect("json value prints");
+            (format!("{}.json", s.spec().kind.name()), text + "\n")
         })
         .collect();
     files.push((
@@ -192,7 +198,7 @@ mod tests {
 
     #[test]
     fn adapter_text_lists_rank_as_required_with_its_range() {
-        let t = kind_text(spec(Kind::Adapter));
+        let t = kind_text(crate::stages::spec(crate::schema::Kind::Adapter));
         assert!(t.contains("rank <integer in 1..=65536>  [required]"), "{t}");
         assert!(t.contains("alpha-per-rank"));
     }

@@ -2,58 +2,68 @@
 
 use serde::Serialize;
 
-/// A stage kind. The discriminant indexes [`super::KINDS`].
+/// A stage kind, by name. Each kind is one module of `crate::stages` implementing
+/// `crate::stages::Stage`; the constants below name the built-in ones (so `Kind::Train` reads and
+/// matches like an enum variant), and `crate::stages` looks a kind up by its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Model,
-    Prune,
-    Data,
-    Adapter,
-    Train,
-    Merge,
-    Eval,
-    Report,
-    /// A derived kind: the planner adds one `tokens` job per (data, base model) pair that a train
-    /// job or a prune job's calibration reads; pipelines cannot write it (not in [`Kind::ALL`]).
-    Tokens,
-}
+#[serde(transparent)]
+pub struct Kind(pub &'static str);
 
+#[allow(non_upper_case_globals)]
 impl Kind {
-    pub const ALL: [Kind; 8] = [
-        Kind::Model,
-        Kind::Prune,
-        Kind::Data,
-        Kind::Adapter,
-        Kind::Train,
-        Kind::Merge,
-        Kind::Eval,
-        Kind::Report,
-    ];
+    pub const Model: Kind = Kind("model");
+    pub const Prune: Kind = Kind("prune");
+    pub const Data: Kind = Kind("data");
+    pub const Adapter: Kind = Kind("adapter");
+    pub const Train: Kind = Kind("train");
+    pub const Merge: Kind = Kind("merge");
+    pub const Eval: Kind = Kind("eval");
+    pub const Report: Kind = Kind("report");
+    /// A derived kind: the planner adds one `tokens` job per (data, base model) pair that a train
+    /// job or a prune job's calibration reads; pipelines cannot write it.
+    pub const Tokens: Kind = Kind("tokens");
 
     pub fn name(self) -> &'static str {
-        match self {
-            Kind::Model => "model",
-            Kind::Prune => "prune",
-            Kind::Data => "data",
-            Kind::Adapter => "adapter",
-            Kind::Train => "train",
-            Kind::Merge => "merge",
-            Kind::Eval => "eval",
-            Kind::Report => "report",
-            Kind::Tokens => "tokens",
+        self.0
+    }
+}
+
+/// A choice option's values as an enum: `choice_enum! { pub enum Schedule { Linear = "linear",
+/// ... } }` gives the enum (serialized as its text), `NAMES` (what the registry's `Ty::Choice`
+/// lists, so the list exists once), `name()` and `from_name()`.
+#[macro_export]
+macro_rules! choice_enum {
+    ($(#[$m:meta])* $vis:vis enum $name:ident { $($(#[$vm:meta])* $var:ident = $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        $vis enum $name {
+            $($(#[$vm])* #[serde(rename = $text)] $var),+
         }
-    }
 
-    /// A kind a pipeline may write (derived kinds are not found).
-    pub fn from_name(s: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.name() == s)
-    }
+        impl $name {
+            /// Every value's text, in declaration order.
+            pub const NAMES: &'static [&'static str] = &[$($text),+];
 
-    /// Whether the planner makes jobs of this kind itself (no stage of it in a pipeline).
-    pub fn is_derived(self) -> bool {
-        self == Kind::Tokens
-    }
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($name::$var => $text),+
+                }
+            }
+
+            pub fn from_name(s: &str) -> Option<Self> {
+                match s {
+                    $($text => Some($name::$var),)+
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    };
 }
 
 /// The type of one value, with its allowed range.

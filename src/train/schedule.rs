@@ -5,12 +5,13 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Schedule {
-    Linear,
-    Cosine,
-    Constant,
+crate::choice_enum! {
+    /// The learning-rate schedule after warmup (the `train` stage's `schedule` choices).
+    pub enum Schedule {
+        Linear = "linear",
+        Cosine = "cosine",
+        Constant = "constant",
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -17,6 +17,7 @@ mod prune_recovery;
 mod run;
 mod sparse_merge;
 mod support;
+mod toy_stage;
 mod ui;
 
 use std::path::PathBuf;

@@ -1,8 +1,8 @@
 //! Planning: sweep expansion and sharing, dependencies, golden keys, order resistance.
 
 use rora::check::check_bytes;
-use rora::ir::params::StageParams;
 use rora::plan::{DigestMemo, Plan, plan};
+use rora::stages::adapter::AdapterParams;
 
 const SWEEP: &str = r#"
 sweep rank 4 8 16
@@ -106,9 +106,13 @@ fn sweeps_expand_and_unswept_stages_are_shared() {
     assert_eq!(tokens.fingerprint.kind, "tokens");
     assert_eq!(p.find("r").unwrap().deps.len(), 6);
     // Effective scale: rora alpha/sqrt(r) = 16/4 = 4 at r = 16; lora alpha/r = 1.
-    let scale = |l: &str| match &p.find(l).unwrap().params {
-        StageParams::Adapter(a) => a.scale(),
-        _ => unreachable!(),
+    let scale = |l: &str| {
+        p.find(l)
+            .unwrap()
+            .params
+            .get::<AdapterParams>()
+            .expect("adapter params")
+            .scale()
     };
     assert_eq!(
         (

@@ -1,4 +1,4 @@
-//! The `prune` stage: unstructured (magnitude, Wanda), N:M, or structured (attention heads as
+//! The `prune` runner: unstructured (magnitude, Wanda), N:M, or structured (attention heads as
 //! whole KV groups, FFN channels) pruning of a model entry, stored as an HF dir (per-layer dims
 //! recorded) that later stages load like any other model, plus the sparsity report.
 
@@ -9,15 +9,18 @@ use serde_json::json;
 
 use crate::cache::Entry;
 use crate::exec::Progress;
-use crate::ir::params::PruneParams;
+
 use crate::prune::{
     Group, Importance, InputNorms, Pattern, PruneReport, Score, StructuredSpec, UnstructuredSpec,
     apply_structured, collect_input_norms, plan_structured, prune_unstructured, ratio_for_target,
 };
 
-use super::artifacts::{MODEL_DIR, load_model, subdir};
-use super::error::{Result, RunError};
-use super::{Ctx, tokens};
+use crate::run::Ctx;
+use crate::run::artifacts::{MODEL_DIR, load_model, subdir};
+use crate::run::error::{Result, RunError};
+use crate::stages::tokens;
+
+use super::{PruneMethod, PruneParams};
 
 pub struct PruneInputs<'a> {
     pub model: &'a Entry,
@@ -53,18 +56,20 @@ pub fn run(
         }
         _ => None,
     };
-    let method = p.method.as_str();
+    let method = p.method;
     match method {
-        "magnitude" | "wanda" | "n:m" => {
-            let score = if method == "wanda" {
+        PruneMethod::Magnitude | PruneMethod::Wanda | PruneMethod::NofM => {
+            let score = if method == PruneMethod::Wanda {
                 Score::Wanda
             } else {
                 Score::Magnitude
             };
             let pattern = match (method, p.n_m) {
-                ("n:m", Some((n, m))) => Pattern::NofM { n, m },
-                ("n:m", None) => return Err(RunError::Plan("prune `n:m` needs `n-m`".into())),
-                ("wanda", _) => Pattern::Sparsity {
+                (PruneMethod::NofM, Some((n, m))) => Pattern::NofM { n, m },
+                (PruneMethod::NofM, None) => {
+                    return Err(RunError::Plan("prune `n:m` needs `n-m`".into()));
+                }
+                (PruneMethod::Wanda, _) => Pattern::Sparsity {
                     sparsity: sparsity(p)?,
                     group: Group::Row,
                 },
@@ -79,7 +84,7 @@ pub fn run(
                 calib.as_ref(),
             )?;
         }
-        "heads" | "ffn" => {
+        PruneMethod::Heads | PruneMethod::Ffn => {
             let ratio = match (p.sparsity, p.target_params) {
                 (Some(s), _) => s,
                 (None, Some(t)) => ratio_for_target(loaded.model.config(), t as usize)?,
@@ -90,8 +95,16 @@ pub fn run(
                 }
             };
             let spec = StructuredSpec {
-                head_ratio: if method == "heads" { ratio } else { 0.0 },
-                ffn_ratio: if method == "ffn" { ratio } else { 0.0 },
+                head_ratio: if method == PruneMethod::Heads {
+                    ratio
+                } else {
+                    0.0
+                },
+                ffn_ratio: if method == PruneMethod::Ffn {
+                    ratio
+                } else {
+                    0.0
+                },
                 importance: if calib.is_some() {
                     Importance::Activation
                 } else {
@@ -103,14 +116,13 @@ pub fn run(
             loaded.model = apply_structured(&loaded.model, &plan)?;
             loaded.config = loaded.model.config().clone();
         }
-        other => return Err(RunError::Unsupported(format!("prune method `{other}`"))),
     }
     let report = PruneReport::of(&loaded.model)?;
     loaded.save_hf_dir(&subdir(out, MODEL_DIR)?)?;
     std::fs::write(out.join("prune_report.txt"), report.to_string())
-        .map_err(super::error::io(&out.join("prune_report.txt")))?;
+        .map_err(crate::run::error::io(&out.join("prune_report.txt")))?;
     Ok(json!({
-        "method": method,
+        "method": method.name(),
         "parameters": loaded.model.num_parameters(),
         "report": report.to_string(),
     }))

@@ -1,5 +1,4 @@
-//! The `adapter` stage: attach fresh adapters (seeded init, B = 0) to the base model and store
-//! them in PEFT format, with the full config and the trainable-parameter report.
+//! The `adapter` runner: attach fresh adapters to the base model and save them.
 
 use std::path::Path;
 
@@ -11,11 +10,11 @@ use crate::adapter::{
     save_peft,
 };
 use crate::cache::Entry;
-use crate::ir::params::{AdapterMethod, AdapterParams, Targets as IrTargets};
+use crate::run::Ctx;
+use crate::run::artifacts::{ADAPTER_CONFIG, ADAPTER_DIR, load_model, write_json};
+use crate::run::error::Result;
 
-use super::Ctx;
-use super::artifacts::{ADAPTER_CONFIG, ADAPTER_DIR, load_model, write_json};
-use super::error::{Result, RunError};
+use super::{AdapterMethod, AdapterParams, InitChoice, Targets as IrTargets};
 
 /// The adapter library's config for a planned adapter stage.
 pub fn config(p: &AdapterParams) -> Result<AdapterConfig> {
@@ -31,10 +30,9 @@ pub fn config(p: &AdapterParams) -> Result<AdapterConfig> {
     let mut c = AdapterConfig::new(method, p.scaling, p.rank, p.alpha, targets);
     c.layers = p.layers.clone();
     c.dropout = p.dropout;
-    c.init = match p.init.as_str() {
-        "peft" | "kaiming" | "default" => LoraInit::Kaiming,
-        "gaussian" => LoraInit::Gaussian,
-        other => return Err(RunError::Unsupported(format!("adapter init `{other}`"))),
+    c.init = match p.init {
+        InitChoice::Peft => LoraInit::Kaiming,
+        InitChoice::Gaussian => LoraInit::Gaussian,
     };
     c.seed = p.seed;
     for m in &p.modules {

@@ -1,5 +1,5 @@
-//! The `eval` stage: the commonsense tasks under one protocol, on a merged model, a base model,
-//! or a base model with a trained adapter (unmerged).
+//! The `eval` runner: the tasks under one protocol, on a model directory or a base model with a
+//! trained adapter (unmerged).
 
 use std::path::Path;
 
@@ -10,12 +10,12 @@ use crate::cache::Entry;
 use crate::eval::task::commonsense_kind;
 use crate::eval::{EvalConfig, Progress as EvalProgress, Protocol, Task, TextCodec, evaluate};
 use crate::exec::Progress;
-use crate::ir::params::EvalParams;
 use crate::model::LoadedModel;
+use crate::run::Ctx;
+use crate::run::artifacts::{install_adapter, load_model};
+use crate::run::error::Result;
 
-use super::Ctx;
-use super::artifacts::{install_adapter, load_model};
-use super::error::{Result, RunError};
+use super::{EvalParams, Split};
 
 /// Where the weights under evaluation come from.
 pub enum EvalModel<'a> {
@@ -26,15 +26,11 @@ pub enum EvalModel<'a> {
 }
 
 fn config(p: &EvalParams) -> Result<EvalConfig> {
-    let protocol = match p.protocol.as_str() {
-        "llm-adapters" => Protocol::LlmAdapters,
-        "loglik" => Protocol::Loglik,
-        other => return Err(RunError::Unsupported(format!("eval protocol `{other}`"))),
-    };
+    let protocol: Protocol = p.protocol;
     let mut tasks = Vec::with_capacity(p.tasks.len());
     for name in &p.tasks {
         let task = match commonsense_kind(name) {
-            Some(kind) if p.split == "eval" => Task::builtin(kind, &p.dir)?,
+            Some(kind) if p.split == Split::Eval => Task::builtin(kind, &p.dir)?,
             _ => {
                 let path = p.dir.join(format!("{name}.{}.jsonl", p.split));
                 Task::from_file(&path)

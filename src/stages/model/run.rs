@@ -7,12 +7,12 @@ use serde_json::json;
 
 use crate::exec::Progress;
 use crate::hub::Hub;
-use crate::ir::params::{ModelParams, ModelSource as IrSource};
 use crate::model::{LoadOptions, ModelSource, RandomSpec, load};
+use crate::run::Ctx;
+use crate::run::artifacts::{MODEL_DIR, subdir};
+use crate::run::error::Result;
 
-use super::Ctx;
-use super::artifacts::{MODEL_DIR, dtype, subdir};
-use super::error::{Result, RunError};
+use super::{ModelParams, ModelSource as IrSource};
 
 pub fn run(
     ctx: &Ctx,
@@ -20,10 +20,7 @@ pub fn run(
     out: &Path,
     progress: &dyn Progress,
 ) -> Result<serde_json::Value> {
-    let source = p
-        .source
-        .as_ref()
-        .ok_or_else(|| RunError::Plan("model stage without a source".into()))?;
+    let source = &p.source;
     let mut extra = serde_json::Map::new();
     let src = match source {
         IrSource::Gguf(path) => ModelSource::Gguf(path.clone()),
@@ -40,7 +37,7 @@ pub fn run(
     };
     progress.message(&format!("loading {}", src.describe()));
     let opts = LoadOptions {
-        dtype: dtype(&p.dtype)?,
+        dtype: p.dtype.candle(),
         device: ctx.device.clone(),
     };
     let loaded = load(&src, &opts)?;
@@ -52,7 +49,7 @@ pub fn run(
         "hidden": c.hidden_size,
         "vocab": c.vocab_size,
         "parameters": loaded.model.num_parameters(),
-        "dtype": p.dtype,
+        "dtype": p.dtype.name(),
     });
     if let Some(m) = meta.as_object_mut() {
         m.extend(extra);

@@ -1,8 +1,5 @@
-//! The derived `tokens` job: a data entry's rows tokenized with a model entry's tokenizer (only
-//! the tokenizer is read, not the weights), stored as a `TokenizedDataset` in `dataset/`. The
-//! planner makes one per (data job, base model job) pair, so a rank sweep tokenizes once, and it
-//! is a planned job like any other: `rora plan`, `explain`, `show-output` and `cache gc --pipeline`
-//! know it.
+//! The `tokens` runner: only the model entry's tokenizer is read, not its weights; the result is
+//! a `TokenizedDataset` in `dataset/`.
 
 use std::path::Path;
 
@@ -13,9 +10,9 @@ use crate::exec::Progress;
 use crate::model::hf::load_hf_text;
 use crate::train::data::{TokenizedDataset, build_from_files};
 
-use super::artifacts::{DATA_CONFIG, DATASET_DIR, MODEL_DIR, read_json};
-use super::data::DataRecord;
-use super::error::Result;
+use crate::run::artifacts::{DATA_CONFIG, DATASET_DIR, MODEL_DIR, read_json};
+use crate::run::error::Result;
+use crate::stages::data::DataRecord;
 
 pub fn run(
     data: &Entry,

@@ -1,4 +1,4 @@
-//! The `merge` stage: fold the trained adapter into the base weights (LoRA `W + sBA`, DoRA
+//! The `merge` runner: fold the trained adapter into the base weights (LoRA `W + sBA`, DoRA
 //! `(m/n)(W + sBA)`) and store the result as an HF dir. With `keep-sparsity`, the merged weights
 //! keep the base's zero pattern (`prune::merge_keep_sparsity`) and the stage's output says how
 //! sparse the base and the merged model are and how much of the update was dropped.
@@ -9,12 +9,12 @@ use serde_json::json;
 
 use crate::adapter::merge_and_unload;
 use crate::cache::Entry;
-use crate::ir::params::MergeParams;
 use crate::prune::{PruneReport, merge_keep_sparsity};
+use crate::run::Ctx;
+use crate::run::artifacts::{MODEL_DIR, install_adapter, load_model, subdir};
+use crate::run::error::Result;
 
-use super::Ctx;
-use super::artifacts::{MODEL_DIR, dtype, install_adapter, load_model, subdir};
-use super::error::Result;
+use super::MergeParams;
 
 pub fn run(
     ctx: &Ctx,
@@ -23,7 +23,7 @@ pub fn run(
     trained: &Entry,
     out: &Path,
 ) -> Result<serde_json::Value> {
-    let mut loaded = load_model(model, dtype(&p.dtype)?, &ctx.device)?;
+    let mut loaded = load_model(model, p.dtype.candle(), &ctx.device)?;
     install_adapter(&mut loaded, trained)?;
     if p.keep_sparsity {
         let before = linear_sparsity(&PruneReport::of(&loaded.model)?);

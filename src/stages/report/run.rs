@@ -1,4 +1,4 @@
-//! The `report` stage: every run of the `from` eval stage (all sweep points) as one table
+//! The `report` runner: every run of the `from` eval stage (all sweep points) as one table
 //! (method x rank (x seed), tasks + average, the effective scale beside each row) and plots
 //! (accuracy vs rank, training loss curves, validation loss vs rank).
 
@@ -8,22 +8,23 @@ use serde_json::json;
 
 use crate::eval::EvalSummary;
 use crate::eval::report::{LossCurves, RunRecord, write_report};
-use crate::ir::params::{AdapterMethod, ReportParams};
-use crate::plan::Job;
+use crate::plan::job::Job;
+use crate::run::artifacts::METRICS;
+use crate::run::error::{Result, RunError, io};
+use crate::stages::adapter::{AdapterMethod, AdapterParams};
 
-use super::artifacts::METRICS;
-use super::error::{Result, RunError, io};
+use super::ReportParams;
 
 /// One run: the eval entry's dir, and the train entry and adapter params behind it.
 pub struct RunSource<'a> {
     pub eval_out: PathBuf,
     pub eval_job: &'a Job,
     pub train_out: Option<PathBuf>,
-    pub adapter: Option<&'a crate::ir::params::AdapterParams>,
+    pub adapter: Option<&'a AdapterParams>,
     pub train_seed: Option<u64>,
 }
 
-fn method_label(a: &crate::ir::params::AdapterParams) -> String {
+fn method_label(a: &AdapterParams) -> String {
     match a.method {
         AdapterMethod::Dora if a.scaling.name() == "lora" => "dora".into(),
         AdapterMethod::Dora => format!("dora+{}", a.scaling.name()),

@@ -1,6 +1,4 @@
-//! The `data` stage: resolve the files, read and validate every row (a bad row fails here, naming
-//! file, line and field), and record the data config. Tokenization needs the model's tokenizer,
-//! so it is a job of its own, planned per (data, model) pair: see [`super::tokens`].
+//! The `data` runner: resolve the files, read and validate every row, record the data config.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,14 +8,13 @@ use serde_json::json;
 
 use crate::exec::Progress;
 use crate::hub::Hub;
-use crate::ir::params::{DataParams, DataSource};
+use crate::run::artifacts::{DATA_CONFIG, write_json};
+use crate::run::error::Result;
 use crate::train::data::{
-    DataConfig, FileFormat, RowSchema, Task, Template, TokenizeOptions, read::for_each_record,
-    schema::parse_row,
+    DataConfig, RowSchema, Task, TokenizeOptions, read::for_each_record, schema::parse_row,
 };
 
-use super::artifacts::{DATA_CONFIG, write_json};
-use super::error::{Result, RunError};
+use super::{DataParams, DataSource};
 
 /// What a data entry records: the config to tokenize with and the files it resolved to.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -27,26 +24,11 @@ pub struct DataRecord {
     pub rows_per_task: BTreeMap<String, usize>,
 }
 
-fn config(p: &DataParams, files: Vec<String>) -> Result<DataConfig> {
-    let template = Template::parse(&p.template)
-        .ok_or_else(|| RunError::Unsupported(format!("template `{}`", p.template)))?;
-    let format = match p.format.as_str() {
-        "auto" | "" => None,
-        "jsonl" => Some(FileFormat::Jsonl),
-        "json" => Some(FileFormat::Json),
-        "parquet" => Some(FileFormat::Parquet),
-        other => return Err(RunError::Unsupported(format!("data format `{other}`"))),
-    };
-    let task = match &p.task {
-        None => None,
-        Some(t) => {
-            Some(Task::parse(t).ok_or_else(|| RunError::Unsupported(format!("task `{t}`")))?)
-        }
-    };
-    let mut c = DataConfig::new(files, template);
-    c.format = format;
+fn config(p: &DataParams, files: Vec<String>) -> DataConfig {
+    let mut c = DataConfig::new(files, p.template.clone());
+    c.format = p.format.file_format();
     c.schema = RowSchema::Auto;
-    c.task = task;
+    c.task = p.task;
     c.tokenize = TokenizeOptions {
         max_len: p.max_len,
         train_on_inputs: p.train_on_inputs,
@@ -55,14 +37,11 @@ fn config(p: &DataParams, files: Vec<String>) -> Result<DataConfig> {
     c.val_rows = p.validation;
     c.seed = p.validation_seed;
     c.limit = p.limit;
-    Ok(c)
+    c
 }
 
 pub fn run(p: &DataParams, out: &Path, progress: &dyn Progress) -> Result<serde_json::Value> {
-    let source = p
-        .source
-        .as_ref()
-        .ok_or_else(|| RunError::Plan("data stage without a source".into()))?;
+    let source = &p.source;
     let (patterns, files, commit) = match source {
         DataSource::Files(globs) => {
             let files = crate::train::data::resolve_files(globs, Path::new("/"))?;
@@ -81,7 +60,7 @@ pub fn run(p: &DataParams, out: &Path, progress: &dyn Progress) -> Result<serde_
             (names, files, Some(commit))
         }
     };
-    let cfg = config(p, patterns)?;
+    let cfg = config(p, patterns);
     let mut rows_per_task: BTreeMap<String, usize> = BTreeMap::new();
     for path in &files {
         let task = cfg.task.or_else(|| Task::from_file_name(path));

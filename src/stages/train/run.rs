@@ -1,5 +1,5 @@
-//! The `train` stage: the base model with the adapter stage's fresh adapter, trained on the
-//! tokenized data. Checkpoints live in the key's resume dir, so a killed run resumes.
+//! The `train` runner: the base model with the adapter stage's fresh adapter, trained on the
+//! tokenized data.
 
 use std::path::Path;
 
@@ -8,20 +8,21 @@ use serde_json::json;
 use crate::adapter::{SaveOptions, save_peft};
 use crate::cache::Entry;
 use crate::exec::Progress;
-use crate::ir::params::{Duration, TrainParams, Warmup as IrWarmup};
+
 use crate::train::adamw::AdamWParams;
 use crate::train::data::PlanConfig;
 use crate::train::metrics::StepMetrics;
-use crate::train::{
-    Budget, Control, DatasetSource, Schedule, TrainConfig, TrainHooks, Warmup, train,
-};
+use crate::train::{Budget, Control, DatasetSource, TrainConfig, TrainHooks, Warmup, train};
 
-use super::artifacts::{
+use crate::run::Ctx;
+use crate::run::artifacts::{
     ADAPTER_CONFIG, ADAPTER_DIR, METRICS, TRAIN_SUMMARY, adapter_config, install_adapter,
     load_model, stored_dtype, write_json,
 };
-use super::error::{Result, RunError, io};
-use super::{Ctx, tokens};
+use crate::run::error::{Result, io};
+use crate::stages::tokens;
+
+use super::{Duration, TrainParams, Warmup as IrWarmup};
 
 pub fn config(p: &TrainParams, train_rows: usize) -> Result<TrainConfig> {
     let budget = match p.duration {
@@ -32,12 +33,7 @@ pub fn config(p: &TrainParams, train_rows: usize) -> Result<TrainConfig> {
             Budget::MaxSteps(((e * per_epoch as f64).ceil() as usize).max(1))
         }
     };
-    let schedule = match p.schedule.as_str() {
-        "linear" => Schedule::Linear,
-        "cosine" => Schedule::Cosine,
-        "constant" => Schedule::Constant,
-        other => return Err(RunError::Unsupported(format!("schedule `{other}`"))),
-    };
+    let schedule = p.schedule;
     Ok(TrainConfig {
         budget,
         batch_size: p.batch,

@@ -1,0 +1,502 @@
+//! The `adapter` stage: fresh adapters (seeded init, B = 0) on a model, stored in PEFT format
+//! with the full config and the trainable-parameter report. LoRA or DoRA, scaled by the rule
+//! lora (alpha/r), rora (alpha/sqrt(r)) or fixed; its checks compare ranks, targets and layer
+//! indices with the model's dimensions when they are known offline.
+
+mod run;
+
+use std::path::Path;
+
+use serde::Serialize;
+
+pub use run::config;
+
+use super::params::Need;
+use super::{ParamError, Stage, StageParams};
+use crate::adapter::scaling::ScalingRule;
+use crate::check::context::{CheckCx, first_line};
+use crate::diag::{Code, Diagnostic, suggest};
+use crate::exec::Progress;
+use crate::ir::StageDecl;
+use crate::ir::bound::BoundStage;
+use crate::model::config::{LlamaConfig, PROJECTIONS, module_path};
+use crate::run::context::JobCx;
+use crate::run::error::RunError;
+use crate::schema::registry::{child, def, one, prop, props, repeat, req_prop, required};
+use crate::schema::{Args, Default, Kind, KindSpec, MODEL_LIKE, Ty};
+use crate::source::SourceFile;
+
+pub static SPEC: KindSpec = KindSpec {
+    kind: Kind::Adapter,
+    doc: "A low-rank adapter on a model: LoRA or DoRA, with the scaling rule lora (alpha/r), rora (alpha/sqrt(r), PEFT use_rslora) or fixed.",
+    version: 1,
+    props: &[req_prop(
+        "model",
+        Ty::Stage(MODEL_LIKE),
+        "The model to adapt.",
+    )],
+    children: &[
+        def(
+            one(
+                "method",
+                "lora, or dora (weight-decomposed: learned magnitude per output row).",
+                Ty::Choice(AdapterMethod::NAMES),
+            ),
+            Default::Str("lora"),
+        ),
+        props(
+            def(
+                one(
+                    "scaling",
+                    "Scale of B A: lora = alpha/r, rora = alpha/sqrt(r) (PEFT use_rslora), fixed = value.",
+                    Ty::Choice(ScalingChoice::NAMES),
+                ),
+                Default::Str("lora"),
+            ),
+            &[prop(
+                "value",
+                Ty::pos_float(),
+                "The scale, for scaling \"fixed\".",
+            )],
+        ),
+        required(one(
+            "rank",
+            "Rank r of A [r, in] and B [out, r].",
+            Ty::int(1, 65536),
+        )),
+        def(
+            one(
+                "alpha",
+                "alpha (PEFT lora_alpha). Fixed across ranks unless alpha-per-rank is given.",
+                Ty::pos_float(),
+            ),
+            Default::Float(8.0),
+        ),
+        one(
+            "alpha-per-rank",
+            "Alpha policy proportional to rank: alpha = k * r (replaces alpha).",
+            Ty::pos_float(),
+        ),
+        def(
+            child(
+                "targets",
+                "Projection names (q_proj k_proj v_proj o_proj gate_proj up_proj down_proj) or all-linear.",
+                Args::Many {
+                    ty: Ty::Str,
+                    min: 1,
+                },
+            ),
+            Default::Strs(&["q_proj", "v_proj"]),
+        ),
+        one(
+            "target-regex",
+            "Regex over module paths (model.layers.N.self_attn.q_proj); replaces targets.",
+            Ty::Str,
+        ),
+        child(
+            "layers",
+            "Only these layer indices.",
+            Args::Many {
+                ty: Ty::nonneg_int(),
+                min: 1,
+            },
+        ),
+        child(
+            "layer-range",
+            "Only layers first..=last.",
+            Args::Fixed(&[("first", Ty::nonneg_int()), ("last", Ty::nonneg_int())]),
+        ),
+        def(
+            one("dropout", "Dropout on the adapter input.", Ty::fraction()),
+            Default::Float(0.0),
+        ),
+        def(
+            one(
+                "init",
+                "peft: A kaiming-uniform, B = 0; gaussian: A ~ N(0, 1/r), B = 0.",
+                Ty::Choice(InitChoice::NAMES),
+            ),
+            Default::Str("peft"),
+        ),
+        repeat(props(
+            one(
+                "module",
+                "Per-module override: a regex over module paths with its own rank / alpha (PEFT rank_pattern / alpha_pattern).",
+                Ty::Str,
+            ),
+            &[
+                prop("rank", Ty::int(1, 65536), "Rank for matching modules."),
+                prop("alpha", Ty::pos_float(), "Alpha for matching modules."),
+            ],
+        )),
+        def(
+            one("seed", "Initialisation seed of A.", Ty::nonneg_int()),
+            Default::Int(0),
+        ),
+    ],
+};
+
+crate::choice_enum! {
+    pub enum AdapterMethod {
+        Lora = "lora",
+        Dora = "dora",
+    }
+}
+
+crate::choice_enum! {
+    /// The `scaling` option's rule names (`fixed` takes its scale from `value=`).
+    pub enum ScalingChoice {
+        Lora = "lora",
+        Rora = "rora",
+        Fixed = "fixed",
+    }
+}
+
+crate::choice_enum! {
+    /// How `A` is initialised: PEFT's kaiming-uniform, or gaussian N(0, 1/r).
+    pub enum InitChoice {
+        Peft = "peft",
+        Gaussian = "gaussian",
+    }
+}
+
+/// How alpha was chosen: a fixed value, or `k * rank`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AlphaPolicy {
+    Fixed(f64),
+    PerRank(f64),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Targets {
+    Names(Vec<String>),
+    AllLinear,
+    Regex(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModulePattern {
+    pub pattern: String,
+    pub rank: Option<usize>,
+    pub alpha: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AdapterParams {
+    pub method: AdapterMethod,
+    pub scaling: ScalingRule,
+    pub rank: usize,
+    pub alpha_policy: AlphaPolicy,
+    /// The effective alpha (`k * rank` under the per-rank policy).
+    pub alpha: f64,
+    pub targets: Targets,
+    /// Layer indices; `None`: every layer.
+    pub layers: Option<Vec<usize>>,
+    pub dropout: f64,
+    pub init: InitChoice,
+    pub modules: Vec<ModulePattern>,
+    pub seed: u64,
+}
+
+impl AdapterParams {
+    /// The scale `s` of `W x + s B A x` for the default rank and alpha.
+    pub fn scale(&self) -> f64 {
+        self.scaling.scale(self.alpha, self.rank)
+    }
+}
+
+pub struct Adapter;
+
+impl Stage for Adapter {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
+    fn params(&self, b: &BoundStage, _file: &SourceFile) -> Result<StageParams, ParamError> {
+        let rank = b.need_usize("rank")?.max(1);
+        let alpha_policy = match b.float("alpha-per-rank") {
+            Some(k) => AlphaPolicy::PerRank(k),
+            None => AlphaPolicy::Fixed(b.need_float("alpha")?),
+        };
+        let alpha = match alpha_policy {
+            AlphaPolicy::Fixed(a) => a,
+            AlphaPolicy::PerRank(k) => k * rank as f64,
+        };
+        let scaling = match b.need_choice("scaling", ScalingChoice::from_name)? {
+            ScalingChoice::Lora => ScalingRule::Lora,
+            ScalingChoice::Rora => ScalingRule::Rora,
+            // without value= the checker reports FixedScaleNeedsValue; the params still build
+            ScalingChoice::Fixed => ScalingRule::Fixed(
+                b.prop("scaling", "value")
+                    .and_then(|v| v.as_f64())
+                    .unwrap_or(f64::NAN),
+            ),
+        };
+        let names = b.strs("targets");
+        let targets = if let Some(r) = b.str("target-regex") {
+            Targets::Regex(r.into())
+        } else if names.iter().any(|n| n == "all-linear") {
+            Targets::AllLinear
+        } else {
+            Targets::Names(names)
+        };
+        let layers = if b.has("layers") {
+            Some(
+                b.ints("layers")
+                    .into_iter()
+                    .map(|x| x.max(0) as usize)
+                    .collect(),
+            )
+        } else {
+            match b.ints("layer-range").as_slice() {
+                [a, z] => Some((*a.max(&0) as usize..=(*z).max(0) as usize).collect()),
+                _ => None,
+            }
+        };
+        let modules = b
+            .all("module")
+            .iter()
+            .map(|f| ModulePattern {
+                pattern: f
+                    .args
+                    .first()
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
+                rank: f
+                    .props
+                    .get("rank")
+                    .and_then(|v| v.as_i64())
+                    .map(|x| x.max(1) as usize),
+                alpha: f.props.get("alpha").and_then(|v| v.as_f64()),
+            })
+            .collect();
+        Ok(StageParams::new(
+            Kind::Adapter,
+            AdapterParams {
+                method: b.need_choice("method", AdapterMethod::from_name)?,
+                scaling,
+                rank,
+                alpha_policy,
+                alpha,
+                targets,
+                layers,
+                dropout: b.need_float("dropout")?,
+                init: b.need_choice("init", InitChoice::from_name)?,
+                modules,
+                seed: b.need_u64("seed")?,
+            },
+        ))
+    }
+
+    fn conflicts(&self) -> &'static [&'static [&'static str]] {
+        &[
+            &["alpha", "alpha-per-rank"],
+            &["targets", "target-regex"],
+            &["layers", "layer-range"],
+        ]
+    }
+
+    fn check(
+        &self,
+        cx: &mut CheckCx,
+        stage: &StageDecl,
+        b: &BoundStage,
+        params: &StageParams,
+        _single: bool,
+    ) {
+        let Some(a) = params.get::<AdapterParams>() else {
+            return;
+        };
+        let model = stage
+            .refs
+            .get("model")
+            .map(|r| r.name.clone())
+            .unwrap_or_default();
+        let cfg = cx.configs.get(&model).cloned().flatten();
+        check_adapter(cx, stage, b, a, cfg.as_ref());
+        let d = cx.dora.entry(stage.name.clone()).or_insert(false);
+        *d |= a.method == AdapterMethod::Dora;
+    }
+
+    fn run(
+        &self,
+        cx: &JobCx<'_>,
+        out: &Path,
+        _progress: &dyn Progress,
+    ) -> Result<serde_json::Value, RunError> {
+        run::run(
+            cx.ctx,
+            cx.params::<AdapterParams>()?,
+            cx.input("model")?,
+            out,
+        )
+    }
+}
+
+fn check_adapter(
+    cx: &mut CheckCx,
+    stage: &StageDecl,
+    b: &BoundStage,
+    a: &AdapterParams,
+    cfg: Option<&LlamaConfig>,
+) {
+    if b.str("scaling") == Some("fixed") && b.prop("scaling", "value").is_none() {
+        cx.push(
+            Diagnostic::error(Code::FixedScaleNeedsValue, "scaling \"fixed\" needs value=")
+                .label(cx.span_of(stage, "scaling"), "no value= here")
+                .help("scaling \"fixed\" value=2.0"),
+        );
+    }
+    let n_layers = cfg.map_or(128, |c| c.n_layers());
+    let layers: Vec<usize> = match &a.layers {
+        Some(l) => l.clone(),
+        None => (0..n_layers).collect(),
+    };
+    if let (Some(c), Some(l)) = (cfg, &a.layers)
+        && let Some(bad) = l.iter().find(|i| **i >= c.n_layers())
+    {
+        let f = if stage.fields.contains_key("layers") {
+            "layers"
+        } else {
+            "layer-range"
+        };
+        cx.push(
+            Diagnostic::error(
+                Code::LayerOutOfRange,
+                format!(
+                    "layer {bad} does not exist: the model has {} layers (0..={})",
+                    c.n_layers(),
+                    c.n_layers() - 1
+                ),
+            )
+            .label(cx.span_of(stage, f), "here")
+            .help("use indices below the layer count"),
+        );
+    }
+    if let Some(r) = b.ints("layer-range").get(..2)
+        && r[0] > r[1]
+    {
+        cx.push(
+            Diagnostic::error(
+                Code::OutOfRange,
+                format!("layer-range {} {}: first is after last", r[0], r[1]),
+            )
+            .label(cx.span_of(stage, "layer-range"), "here")
+            .help("write layer-range <first> <last> with first <= last"),
+        );
+    }
+    let mut patterns = vec![];
+    for (i, m) in a.modules.iter().enumerate() {
+        match regex::Regex::new(&m.pattern) {
+            Ok(re) => patterns.push((re, m.rank)),
+            Err(e) => {
+                let span = stage
+                    .fields
+                    .get("module")
+                    .and_then(|v| v.get(i))
+                    .and_then(|f| f.args.first())
+                    .map_or(stage.name_span, |x| x.span());
+                cx.push(Diagnostic::error(Code::InvalidRegex, format!("module pattern does not compile: {}", first_line(&e.to_string()))).label(span, "this regex").help("module patterns are Rust regexes over paths like model.layers.0.self_attn.q_proj"));
+            }
+        }
+    }
+    let targeted: Vec<(usize, &str)> = match &a.targets {
+        Targets::AllLinear => layers
+            .iter()
+            .flat_map(|l| PROJECTIONS.iter().map(move |p| (*l, *p)))
+            .collect(),
+        Targets::Names(names) => {
+            let mut sel = vec![];
+            for (i, n) in names.iter().enumerate() {
+                let projs: Vec<&str> = PROJECTIONS
+                    .iter()
+                    .copied()
+                    .filter(|p| {
+                        let path = module_path(0, p);
+                        *p == n.as_str()
+                            || path
+                                .strip_suffix(n.as_str())
+                                .is_some_and(|head| head.ends_with('.'))
+                    })
+                    .collect();
+                if projs.is_empty() {
+                    let help = match suggest(n, PROJECTIONS.iter().copied().chain(["all-linear"])) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => {
+                            format!("targets are {} or all-linear", PROJECTIONS.join(", "))
+                        }
+                    };
+                    cx.push(
+                        Diagnostic::error(
+                            Code::TargetsMatchNothing,
+                            format!("target `{n}` matches no module of a LLaMA model"),
+                        )
+                        .label(cx.arg_span(stage, "targets", i), "no such module")
+                        .help(help),
+                    );
+                }
+                sel.extend(
+                    layers
+                        .iter()
+                        .flat_map(|l| projs.iter().map(move |p| (*l, *p))),
+                );
+            }
+            sel
+        }
+        Targets::Regex(r) => match regex::Regex::new(r) {
+            Ok(re) => {
+                let sel: Vec<(usize, &str)> = layers
+                    .iter()
+                    .flat_map(|l| PROJECTIONS.iter().map(move |p| (*l, *p)))
+                    .filter(|(l, p)| re.is_match(&module_path(*l, p)))
+                    .collect();
+                if sel.is_empty() {
+                    cx.push(Diagnostic::error(Code::TargetsMatchNothing, format!("target-regex `{r}` matches no module")).label(cx.arg_span(stage, "target-regex", 0), "matches nothing").help("module paths look like model.layers.0.self_attn.q_proj / model.layers.0.mlp.up_proj"));
+                }
+                sel
+            }
+            Err(e) => {
+                cx.push(
+                    Diagnostic::error(
+                        Code::InvalidRegex,
+                        format!(
+                            "target-regex does not compile: {}",
+                            first_line(&e.to_string())
+                        ),
+                    )
+                    .label(cx.arg_span(stage, "target-regex", 0), "this regex")
+                    .help("target-regex is a Rust regex over module paths"),
+                );
+                vec![]
+            }
+        },
+    };
+    let Some(cfg) = cfg else { return };
+    for (l, p) in targeted {
+        let Some((out, inp)) = cfg.proj_shape(l, p) else {
+            continue;
+        };
+        let r = if patterns.is_empty() {
+            a.rank
+        } else {
+            let path = module_path(l, p);
+            patterns
+                .iter()
+                .find(|(re, _)| re.is_match(&path))
+                .and_then(|(_, r)| *r)
+                .unwrap_or(a.rank)
+        };
+        if r > out.min(inp) {
+            let path = module_path(l, p);
+            cx.push(
+                Diagnostic::error(Code::RankTooLarge, format!("rank {r} is larger than {path} allows: it is [{out}, {inp}], so rank <= {}", out.min(inp)))
+                    .label(cx.span_of(stage, "rank"), "this rank")
+                    .help(format!("use a rank <= {} or target other modules", out.min(inp))),
+            );
+            return;
+        }
+    }
+}

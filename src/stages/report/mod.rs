@@ -1,0 +1,163 @@
+//! The `report` stage: every run of the `from` stage (all its sweep points) as one table (method x
+//! rank (x seed), tasks + average, the effective scale beside each row) and plots (accuracy vs
+//! rank, training loss curves), as Markdown, CSV and JSON, PNG and SVG. It is the one kind that
+//! gathers every job of the stage it references ([`Stage::collects`]).
+
+mod run;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::params::Need;
+use super::{ParamError, Stage, StageParams, abs_path};
+use crate::cache::Entry;
+use crate::exec::Progress;
+use crate::ir::bound::BoundStage;
+use crate::plan::job::Job;
+use crate::run::context::JobCx;
+use crate::run::error::{Result as RunResult, RunError};
+use crate::schema::registry::{child, def, one, repeat, req_prop, unkeyed};
+use crate::schema::{Args, Default, Kind, KindSpec, Ty};
+use crate::source::SourceFile;
+use crate::stages::adapter::AdapterParams;
+use crate::stages::train::TrainParams;
+
+pub static SPEC: KindSpec = KindSpec {
+    kind: Kind::Report,
+    doc: "Collect the results of every sweep point of a stage into tables and plots.",
+    version: 1,
+    props: &[req_prop(
+        "from",
+        Ty::Stage(&[Kind::Eval, Kind::Train]),
+        "Eval stage (accuracy) or train stage (loss curves).",
+    )],
+    children: &[
+        child("table", "A table with one row per sweep point.", Args::None),
+        repeat(one("plot", "A plot.", Ty::Choice(Plot::NAMES))),
+        def(
+            child(
+                "format",
+                "Table formats.",
+                Args::Many {
+                    ty: Ty::Choice(TableFormat::NAMES),
+                    min: 1,
+                },
+            ),
+            Default::Strs(&["md"]),
+        ),
+        unkeyed(one(
+            "out",
+            "Also copy the report into this directory (relative to the pipeline file).",
+            Ty::Str,
+        )),
+    ],
+};
+
+crate::choice_enum! {
+    pub enum Plot {
+        AccuracyVsRank = "accuracy-vs-rank",
+        LossCurves = "loss-curves",
+        ScaleVsRank = "scale-vs-rank",
+        AccuracyVsScale = "accuracy-vs-scale",
+    }
+}
+
+crate::choice_enum! {
+    pub enum TableFormat {
+        Md = "md",
+        Csv = "csv",
+        Json = "json",
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReportParams {
+    pub table: bool,
+    pub plots: Vec<Plot>,
+    pub formats: Vec<TableFormat>,
+    pub out: Option<PathBuf>,
+}
+
+pub struct Report;
+
+impl Stage for Report {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
+    fn collects(&self) -> bool {
+        true
+    }
+
+    fn params(&self, b: &BoundStage, file: &SourceFile) -> Result<StageParams, ParamError> {
+        let plots = b
+            .all("plot")
+            .iter()
+            .filter_map(|f| f.args.first()?.as_str())
+            .map(|p| Plot::from_name(p).ok_or_else(|| b.missing_choice("plot")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let formats = b
+            .strs("format")
+            .iter()
+            .map(|f| TableFormat::from_name(f).ok_or_else(|| b.missing_choice("format")))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(StageParams::new(
+            Kind::Report,
+            ReportParams {
+                table: b.has("table"),
+                plots,
+                formats,
+                out: b.str("out").map(|d| abs_path(file, d)),
+            },
+        ))
+    }
+
+    fn run(
+        &self,
+        cx: &JobCx<'_>,
+        out: &Path,
+        _progress: &dyn Progress,
+    ) -> Result<serde_json::Value, RunError> {
+        let mut runs = Vec::new();
+        for (dep, entry) in cx.job.deps.iter().zip(cx.inputs) {
+            runs.push(run_source(cx, cx.plan.job(dep.job), entry)?);
+        }
+        run::run(cx.params::<ReportParams>()?, &runs, out)
+    }
+}
+
+/// What the report needs about one eval job: the train job behind its model, if any.
+fn run_source<'a>(
+    cx: &JobCx<'a>,
+    eval_job: &'a Job,
+    eval_entry: &Entry,
+) -> RunResult<run::RunSource<'a>> {
+    let mut train_job = None;
+    let mut j = cx.input_job(eval_job, "model")?;
+    loop {
+        match j.kind {
+            Kind::Train => {
+                train_job = Some(j);
+                break;
+            }
+            Kind::Merge => j = cx.input_job(j, "from")?,
+            _ => break,
+        }
+    }
+    let (train_out, adapter, seed) = match train_job {
+        Some(t) => {
+            let adapter = cx.input_job(t, "adapter")?.params.get::<AdapterParams>();
+            let seed = t.params.get::<TrainParams>().map(|tp| tp.seed);
+            (Some(cx.entry_of(t)?.out_dir()), adapter, seed)
+        }
+        None => (None, None, None),
+    };
+    Ok(run::RunSource {
+        eval_out: eval_entry.out_dir(),
+        eval_job,
+        train_out,
+        adapter,
+        train_seed: seed,
+    })
+}

@@ -1,0 +1,133 @@
+//! The memory estimate of a `train` job, from the params of the jobs it depends on: the model
+//! shape (a random preset, a local HF dir or GGUF file, or a known hub id), the adapter's targets
+//! and rank, the training micro-batch and the data's `max-len`.
+//!
+//! The compute dtype is the one the train runner loads the base in: the dtype the base's entry was
+//! saved in: the `model` stage's `dtype`; a `prune` stage saves f32.
+
+use crate::model::config::LlamaConfig;
+use crate::plan::job::{Job, Plan};
+use crate::plan::memory::{JobMemory, MemoryInput, estimate, select_projections};
+use crate::plan::shapes;
+use crate::schema::Kind;
+use crate::stages::adapter::{AdapterMethod, AdapterParams, Targets};
+use crate::stages::data::DataParams;
+use crate::stages::model::{ModelParams, ModelSource, model_config};
+
+use super::TrainParams;
+
+/// Bytes per element of the base the adapter job's `model` input holds.
+fn base_dtype_bytes(plan: &Plan, adapter_job: &Job) -> u64 {
+    dep(plan, adapter_job, "model")
+        .and_then(|j| j.params.get::<ModelParams>())
+        .map_or(4, |m| m.dtype.bytes())
+}
+
+fn dep<'a>(plan: &'a Plan, job: &Job, role: &str) -> Option<&'a Job> {
+    job.deps
+        .iter()
+        .find(|d| d.role == role)
+        .map(|d| plan.job(d.job))
+}
+
+/// The model config behind a job, walking `model` / `from` / `adapter` inputs to a model stage.
+fn model_shape(plan: &Plan, job: &Job) -> Option<LlamaConfig> {
+    let mut j = job;
+    for _ in 0..plan.jobs.len() {
+        if j.kind == Kind::Model {
+            let p = j.params.get::<ModelParams>()?;
+            return match &p.source {
+                ModelSource::Hub { id, .. } => shapes::by_hub_id(id),
+                _ => model_config(p).ok().flatten(),
+            };
+        }
+        j = ["model", "from", "adapter"]
+            .iter()
+            .find_map(|r| dep(plan, j, r))?;
+    }
+    None
+}
+
+/// The estimate of one train job, or `None` when the model's shape is not known offline.
+pub fn train_job_memory(plan: &Plan, job: &Job) -> Option<JobMemory> {
+    let t = job.params.get::<TrainParams>()?;
+    let adapter_job = dep(plan, job, "adapter")?;
+    let a = adapter_job.params.get::<AdapterParams>()?;
+    let seq = dep(plan, job, "data")?.params.get::<DataParams>()?.max_len;
+    let config = model_shape(plan, adapter_job)?;
+    let (names, regex) = match &a.targets {
+        Targets::Names(n) => (Some(n.as_slice()), None),
+        Targets::AllLinear => (None, None),
+        Targets::Regex(r) => (None, Some(regex::Regex::new(r).ok()?)),
+    };
+    let adapted = select_projections(&config, a.rank, names, regex.as_ref(), a.layers.as_deref());
+    let e = estimate(&MemoryInput {
+        config: &config,
+        dtype_bytes: base_dtype_bytes(plan, adapter_job),
+        adapted,
+        dora: a.method == AdapterMethod::Dora,
+        micro_batch: t.micro_batch.max(1),
+        seq,
+    });
+    Some(JobMemory {
+        job: job.id.0,
+        label: job.label.clone(),
+        estimate: e,
+        total: e.total(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::check_bytes;
+    use crate::plan::{DigestMemo, plan};
+
+    /// The weights' share of the estimate of a train job on a model saved as `model_dtype`,
+    /// directly or through an unstructured prune.
+    fn weights(model_dtype: &str, pruned: bool) -> u64 {
+        let input = if pruned { "p" } else { "m" };
+        let src = format!(
+            r#"
+model "m" {{
+    random layers=2 hidden=64 heads=4 kv-heads=2 ffn=128
+    dtype "{model_dtype}"
+}}
+data "d" {{
+    hub "org/commonsense"
+    max-len 128
+}}
+prune "p" model="m" {{
+    method "magnitude"
+    sparsity 0.5
+}}
+adapter "a" model="{input}" {{
+    rank 8
+    alpha 16
+    targets "q_proj" "v_proj"
+}}
+train "t" adapter="a" data="d" {{
+    steps 10
+}}
+"#
+        );
+        let r = check_bytes("p.kdl", src.as_bytes());
+        assert!(!r.has_errors(), "{:?}", r.diagnostics);
+        let p = plan(&r.pipeline.expect("checked"), &mut DigestMemo::new()).expect("plan");
+        let train = p.stage_jobs("t").next().expect("train job");
+        train_job_memory(&p, train)
+            .expect("estimate")
+            .estimate
+            .weights
+    }
+
+    #[test]
+    fn the_estimate_follows_the_dtype_the_base_is_saved_in() {
+        let f32 = weights("f32", false);
+        assert!(f32 > 0);
+        assert_eq!(weights("bf16", false) * 2, f32);
+        assert_eq!(weights("f16", false) * 2, f32);
+        // a prune stage saves f32, whatever the model's dtype
+        assert_eq!(weights("bf16", true), f32);
+    }
+}
