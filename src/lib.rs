@@ -6,11 +6,17 @@
 //! Pipeline -> [expand sweeps, key] -> Plan { jobs, deps, StageKey per job }                  (`plan`)
 //! Plan -> Executor: lookup(key) -> Hit | Miss(reservation) -> runner -> commit              (`run`)
 //! ```
+//!
+//! `unsafe` is denied outside [`cpu`] (the kernels) and [`sys`] (read-only file maps, CPU time).
+//! ARCHITECTURE.md maps the modules.
+
+#![deny(unsafe_code)]
 
 pub mod adapter;
 pub mod cache;
 pub mod check;
 pub mod cli;
+pub mod cpu;
 pub mod device;
 pub mod diag;
 pub mod eval;
@@ -27,4 +33,5 @@ pub mod schema;
 pub mod source;
 pub mod stages;
 pub mod syntax;
+pub mod sys;
 pub mod train;

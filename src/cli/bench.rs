@@ -317,11 +317,7 @@ fn peak_rss_mb() -> f64 {
     rusage().map_or(0.0, |r| r.ru_maxrss as f64 / 1024.0)
 }
 
-fn rusage() -> Option<libc::rusage> {
-    // SAFETY: getrusage fills the struct it is given; a zeroed rusage is a valid value.
-    let mut r: libc::rusage = unsafe { std::mem::zeroed() };
-    (unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut r) } == 0).then_some(r)
-}
+use crate::sys::rusage;
 
 fn device_label(d: &Device) -> String {
     let info = crate::device::DeviceInfo::query(d);

@@ -193,9 +193,7 @@ impl<'a> Cursor<'a> {
 impl GgufFile {
     pub fn open(path: &Path) -> Result<Self> {
         let file = std::fs::File::open(path).map_err(|e| ModelError::io(path, e))?;
-        // SAFETY: the file is opened read-only and rora never writes model files it reads; a
-        // concurrent external truncation is the usual mmap caveat, as in candle's loaders.
-        let mmap = unsafe { Mmap::map(&file) }.map_err(|e| ModelError::io(path, e))?;
+        let mmap = crate::sys::map_readonly(&file).map_err(|e| ModelError::io(path, e))?;
         let mut c = Cursor {
             buf: &mmap,
             pos: 0,

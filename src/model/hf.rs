@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use memmap2::Mmap;
 use safetensors::SafeTensors;
 use serde_json::{Value, json};
 use tokenizers::Tokenizer;
@@ -94,8 +93,7 @@ pub fn read_safetensors(
     let mut out = NamedTensors::new(dir);
     for file in files {
         let f = std::fs::File::open(file).map_err(|e| ModelError::io(file, e))?;
-        // SAFETY: read-only mapping of a file rora does not modify while loading.
-        let mmap = unsafe { Mmap::map(&f) }.map_err(|e| ModelError::io(file, e))?;
+        let mmap = crate::sys::map_readonly(&f).map_err(|e| ModelError::io(file, e))?;
         let st = SafeTensors::deserialize(&mmap).map_err(|e| ModelError::CorruptSafetensors {
             path: file.clone(),
             reason: e.to_string(),

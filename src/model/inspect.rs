@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use memmap2::Mmap;
 use safetensors::SafeTensors;
 
 use super::error::{ModelError, Result};
@@ -38,8 +37,7 @@ pub fn stored_dtypes(source: &ModelSource) -> Result<BTreeMap<String, usize>> {
 
 fn count_safetensors(p: &Path, out: &mut BTreeMap<String, usize>) -> Result<()> {
     let f = std::fs::File::open(p).map_err(|e| ModelError::io(p, e))?;
-    // SAFETY: read-only mapping of a file rora does not modify.
-    let mmap = unsafe { Mmap::map(&f) }.map_err(|e| ModelError::io(p, e))?;
+    let mmap = crate::sys::map_readonly(&f).map_err(|e| ModelError::io(p, e))?;
     let st = SafeTensors::deserialize(&mmap).map_err(|e| ModelError::CorruptSafetensors {
         path: p.into(),
         reason: e.to_string(),

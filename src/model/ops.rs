@@ -2,27 +2,24 @@
 //!
 //! candle_nn's fused `rms_norm`, `softmax_last_dim` and `rope` have no backward pass (DESIGN.md):
 //! gradients silently stop there. On the CPU in f32/f64, RMSNorm, SwiGLU, RoPE and the attention
-//! softmax run as our own fused ops with a backward (`fused`, `fused_attn`); elsewhere (bf16, CUDA)
+//! softmax run as our own fused ops with a backward (`crate::cpu::fused`, `crate::cpu::fused_attn`); elsewhere (bf16, CUDA)
 //! they are composed from candle ops that do have one. `tests` checks that gradients reach the
 //! inputs through each of them (f64, finite differences).
 
 use candle_core::{D, DType, Result, Tensor};
 
-mod block_kernels;
 mod block_op;
-mod block_proj;
 #[cfg(test)]
 mod block_tests;
-mod fused;
-mod fused_attn;
 #[cfg(test)]
 mod tests;
 
+pub use crate::cpu::fused::fusable;
+pub use crate::cpu::fused_attn::{KvView, attend_cached, cached_attention, masked_softmax};
+use crate::cpu::{fused, fused_attn};
 pub use block_op::{
     LayerPath, LayerPathLog, LayerPathReport, Unfused, block_forward, with_reference_path,
 };
-pub use fused::fusable;
-pub use fused_attn::{KvView, attend_cached, cached_attention, masked_softmax};
 
 /// RMSNorm over the last dimension: `x / sqrt(mean(x^2) + eps) * weight`, computed in at least f32
 /// and returned in `x`'s dtype.

@@ -7,7 +7,7 @@ use candle_core::{DType, Device, Result, Tensor};
 use super::config::LlamaConfig;
 
 /// Additive bias for disallowed attention (finite, so a fully masked padding row stays finite).
-pub const MASKED: f32 = -1e30;
+pub use crate::cpu::MASKED;
 
 /// Inverse frequencies `1 / theta^(2i/d)`, with LLaMA-3 scaling when configured (as in HF's
 /// `_compute_llama3_parameters`).

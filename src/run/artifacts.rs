@@ -87,13 +87,3 @@ pub fn stored_dtype(entry: &Entry) -> Result<DType> {
         _ => DType::F32,
     })
 }
-
-/// The compute dtype named in a pipeline (`f32`, `bf16`, `f16`; `auto` = f32 on CPU).
-pub fn dtype(name: &str) -> Result<DType> {
-    Ok(match name {
-        "f32" | "auto" | "" => DType::F32,
-        "bf16" => DType::BF16,
-        "f16" => DType::F16,
-        other => return Err(RunError::Unsupported(format!("dtype `{other}`"))),
-    })
-}

@@ -37,8 +37,6 @@ pub enum RunError {
     /// The plan and the store disagree (an input entry vanished, a dependency of an unexpected kind).
     #[error("{0}")]
     Plan(String),
-    #[error("{0}")]
-    Unsupported(String),
     /// The device ran out of memory: the planner's estimate and the device's memory beside the cause.
     #[error("out of memory on {device}: {detail}; cause: {cause}")]
     OutOfMemory {

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use std::sync::Mutex;
 
 use super::batch::IGNORE_INDEX;
-use super::fastexp::softmax_row;
+use crate::cpu::fastexp::softmax_row;
 
 /// Targets of each position after the causal shift, flattened `[b * t]`: `labels[row][i + 1]`,
 /// and `IGNORE_INDEX` at the last position of each row.
@@ -343,10 +343,7 @@ mod speed {
     /// Not a check: prints the fused loss's forward + backward time on the SmolLM2 logits shape.
     /// `cargo test --release --lib loss_speed -- --ignored --nocapture`
     fn cpu() -> f64 {
-        let mut r: libc::rusage = unsafe { std::mem::zeroed() };
-        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut r) };
-        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
-        tv(r.ru_utime) + tv(r.ru_stime)
+        crate::sys::cpu_seconds()
     }
 
     #[test]

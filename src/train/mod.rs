@@ -11,7 +11,6 @@ pub mod config;
 pub mod data;
 pub mod dataset_source;
 pub mod error;
-pub(crate) mod fastexp;
 pub mod grads;
 pub mod hooks;
 pub mod loss;

@@ -180,6 +180,7 @@ fn sigkill_mid_stage_leaves_no_entry_and_staging_is_cleaned() {
 }
 
 /// Run `cmd` as an unprivileged user when we are root (root ignores permission bits).
+#[allow(unsafe_code)] // test harness: a libc call with no preconditions
 fn unprivileged(cmd: &mut Command) {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
@@ -259,6 +260,7 @@ fn permission_error_at_commit_leaves_no_partial_entry() {
 }
 
 #[test]
+#[allow(unsafe_code)] // test harness: setrlimit in the child between fork and exec
 fn file_size_limit_at_commit_leaves_no_partial_entry() {
     // RLIMIT_FSIZE makes writes past 4 KiB fail (EFBIG), as a full disk would fail them (ENOSPC):
     // the 200 output files fit, the manifest listing them does not.

@@ -13,7 +13,7 @@
 
 mod beam;
 mod greedy;
-pub(crate) mod math;
+pub(crate) use crate::cpu::math;
 mod stepper;
 
 use serde::{Deserialize, Serialize};

@@ -25,11 +25,11 @@ use serde::{Deserialize, Serialize};
 
 use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Result, Shape, Tensor, Var};
 
-use super::block_kernels::{
+use crate::cpu::block_kernels::{
     Heads, attn_bwd, attn_fwd, from_heads, rms_bwd, rms_fwd, swiglu_bwd, swiglu_fwd, to_heads,
 };
-use super::block_proj::{AdapterSlot, ProjSaved, ProjShape};
-use super::fused::data;
+use crate::cpu::block_proj::{AdapterSlot, ProjSaved, ProjShape};
+use crate::cpu::fused::data;
 use crate::model::block::Block;
 use crate::model::rope::Positions;
 

@@ -10,8 +10,8 @@
 use candle_core::{DType, Device, Tensor};
 
 use super::block_op::{fused_layer_runs, with_reference_path};
-use super::block_proj::with_forced_merge;
 use crate::adapter::{self, AdapterConfig, Method, ScalingRule, Targets};
+use crate::cpu::block_proj::with_forced_merge;
 use crate::lm::{CausalLm, TrainableLm};
 use crate::model::llama::Llama;
 use crate::model::random::{RandomSpec, random_tensors};

@@ -4,7 +4,7 @@
 
 use candle_core::{D, DType, Device, Tensor, Var};
 
-use super::{fused, fused_attn};
+use crate::cpu::{fused, fused_attn};
 
 fn rand(shape: &[usize], seed: u64) -> Tensor {
     crate::adapter::init::uniform_tensor(shape, 2.0, seed, DType::F32, &Device::Cpu).unwrap()
@@ -260,7 +260,7 @@ fn cached_attention_matches_the_composed_formula_and_both_builds_agree() {
     let (mut p, mut y0, mut y1) = (Vec::new(), vec![0f32; d], vec![0f32; d]);
     let row = (&qv[..d], &kv[..tk * d], &vv[..tk * d]);
     fused_attn::attend_row(false, row, &bv[..tk], scale as f32, &mut p, &mut y0);
-    if fused_attn::has_avx2() {
+    if crate::cpu::has_avx2() {
         fused_attn::attend_row(true, row, &bv[..tk], scale as f32, &mut p, &mut y1);
         assert_eq!(y0, y1);
     }
@@ -272,13 +272,13 @@ fn cached_attention_matches_the_composed_formula_and_both_builds_agree() {
 // contraction in Rust), including a tail shorter than a vector.
 #[test]
 fn swiglu_avx2_build_is_bit_identical() {
-    use super::fused::Real;
+    use crate::cpu::fused::Real;
     let g: Vec<f32> = (0..37).map(|i| (i as f32 - 18.0) * 0.61).collect();
     let u: Vec<f32> = (0..37).map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.3).collect();
     let mut base = vec![0f32; 37];
     fused::swiglu_chunk(&mut base, &g, &u);
     let mut fast = vec![0f32; 37];
-    f32::swiglu_rows(fused_attn::has_avx2(), &mut fast, &g, &u);
+    f32::swiglu_rows(crate::cpu::has_avx2(), &mut fast, &g, &u);
     assert_eq!(base, fast);
     // silu(g) * u at a hand-checkable point: g = 0 gives 0, and g = -18 * 0.61 is tiny
     assert_eq!(base[18], 0.0);

@@ -173,9 +173,7 @@ impl TokenizedDataset {
         }
         let path = dir.join(TOKENS);
         let file = std::fs::File::open(&path).map_err(|e| DataError::io(&path, e))?;
-        // SAFETY: the file is opened read-only and only read while mapped; cache entries are
-        // immutable once committed.
-        let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| DataError::io(&path, e))?;
+        let mmap = crate::sys::map_readonly(&file).map_err(|e| DataError::io(&path, e))?;
         let st =
             safetensors::SafeTensors::deserialize(&mmap).map_err(|e| DataError::store(&path, e))?;
         let read = |name: &str, dtype: Dtype| -> Result<Vec<u8>, DataError> {

@@ -210,13 +210,7 @@ fn full_commonsense_build_throughput() {
 
 /// Process CPU seconds (immune to the wall-clock noise of a shared machine).
 fn cpu_seconds() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+    crate::sys::cpu_seconds()
 }
 
 /// Where the time of a build goes, in CPU seconds: reading + parsing + rendering vs tokenizing,

@@ -15,23 +15,14 @@ pub(crate) fn log_softmax(row: &[f32]) -> Vec<f64> {
 /// (further ones contribute < 2e-35 each); the argmax is [`argmax`]'s (first maximum, NaN never
 /// wins).
 pub(crate) fn scored_token(row: &[f32], tok: usize) -> (f64, bool) {
-    #[cfg(target_arch = "x86_64")]
-    if crate::train::fastexp::has_avx2() {
-        // SAFETY: the CPU supports AVX2 and FMA (checked above).
-        return unsafe { scored_token_avx2(row, tok) };
-    }
-    scored_token_generic(row, tok)
+    scored_token_simd(row, tok)
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn scored_token_avx2(row: &[f32], tok: usize) -> (f64, bool) {
-    scored_token_generic(row, tok)
-}
+super::simd_fn!(scored_token_simd => scored_token_generic(row: &[f32], tok: usize) -> (f64, bool));
 
 #[inline(always)]
 fn scored_token_generic(row: &[f32], tok: usize) -> (f64, bool) {
-    use crate::train::fastexp::exp_approx;
+    use super::fastexp::exp_approx;
     let mut lanes = [f32::NEG_INFINITY; 8];
     let chunks = row.chunks_exact(8);
     let tail = chunks.remainder();

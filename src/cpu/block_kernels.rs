@@ -6,34 +6,13 @@
 //! Guarantees: every result is computed in a fixed order that does not depend on the number of
 //! threads (row-parallel element-wise passes, `gemm`'s thread split never splits a dot product,
 //! attention parallel over (batch, KV head) with the GQA sums inside one task); the exponential
-//! is `train::fastexp::exp_approx`, as in the other fused CPU ops.
+//! is `cpu::fastexp::exp_approx`, as in the other fused CPU ops.
 
 use candle_core::Result;
 use rayon::prelude::*;
 
-use crate::train::fastexp::{exp_approx, has_avx2};
-
-/// `fn $name(args) -> R` calling the `#[inline(always)]` kernel `$body`, compiled a second time
-/// with AVX2 and FMA enabled and picked at run time when the CPU has them. The kernels are
-/// written to auto-vectorize; Rust never contracts to FMA, so both builds give the same bits.
-macro_rules! simd_fn {
-    ($name:ident => $body:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty) => {
-        fn $name($($arg: $ty),*) -> $ret {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx2,fma")]
-                fn avx2($($arg: $ty),*) -> $ret {
-                    $body($($arg),*)
-                }
-                if has_avx2() {
-                    // SAFETY: the CPU supports AVX2 and FMA (checked just now).
-                    return unsafe { avx2($($arg),*) };
-                }
-            }
-            $body($($arg),*)
-        }
-    };
-}
+use super::fastexp::exp_approx;
+use super::simd_fn;
 
 /// What the attention backward reads: `q`, `k`, `v`, the probabilities and the output gradient.
 type AttnSaved<'a> = (&'a [f32], &'a [f32], &'a [f32], &'a [f32], &'a [f32]);

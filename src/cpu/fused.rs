@@ -9,7 +9,7 @@
 //! Guarantees: f32 and f64 on the CPU only (callers in `ops` fall back to the composed version
 //! otherwise); inputs are made contiguous first; each row is computed by one thread in a fixed
 //! order, so results do not depend on the number of threads. The frozen operands (norm weight)
-//! get no gradient. The f32 exponential is `train::fastexp::exp_approx` (relative error < 3e-7).
+//! get no gradient. The f32 exponential is `cpu::fastexp::exp_approx` (relative error < 3e-7).
 
 use candle_core::{
     CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType,
@@ -33,31 +33,17 @@ pub(crate) trait Real: WithDType {
 impl Real for f32 {
     #[inline(always)]
     fn exp_(self) -> Self {
-        crate::train::fastexp::exp_approx(self)
+        super::fastexp::exp_approx(self)
     }
     #[inline(always)]
     fn sqrt_(self) -> Self {
         self.sqrt()
     }
     fn swiglu_rows(avx2: bool, y: &mut [f32], g: &[f32], u: &[f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if avx2 {
-            // SAFETY: the caller checked that the CPU supports AVX2 and FMA.
-            unsafe { swiglu_f32_avx2(y, g, u) };
-            return;
-        }
-        let _ = avx2;
-        swiglu_chunk(y, g, u)
+        swiglu_f32(avx2, y, g, u)
     }
     fn softmax_row(avx2: bool, y: &mut [f32], s: &[f32], bias: &[f32], scale: f32) {
-        #[cfg(target_arch = "x86_64")]
-        if avx2 {
-            // SAFETY: the caller checked that the CPU supports AVX2 and FMA.
-            unsafe { softmax_row_f32_avx2(y, s, bias, scale) };
-            return;
-        }
-        let _ = avx2;
-        softmax_row_chunk(y, s, bias, scale)
+        softmax_row_f32(avx2, y, s, bias, scale)
     }
 }
 
@@ -104,11 +90,13 @@ pub(super) fn softmax_row_chunk<T: Real>(y: &mut [T], s: &[T], bias: &[T], scale
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn softmax_row_f32_avx2(y: &mut [f32], s: &[f32], bias: &[f32], scale: f32) {
+#[inline(always)]
+fn softmax_row_chunk_f32(y: &mut [f32], s: &[f32], bias: &[f32], scale: f32) {
     softmax_row_chunk(y, s, bias, scale)
 }
+
+super::simd_fn!(flag softmax_row_f32 => softmax_row_chunk_f32(
+    y: &mut [f32], s: &[f32], bias: &[f32], scale: f32) -> ());
 
 impl Real for f64 {
     #[inline(always)]
@@ -299,7 +287,7 @@ fn swiglu_fwd<T: Real>(
     }
     let mut out = vec![T::zero(); g.len()];
     const CHUNK: usize = 4096;
-    let avx2 = T::DTYPE == DType::F32 && super::fused_attn::has_avx2();
+    let avx2 = T::DTYPE == DType::F32 && super::has_avx2();
     out.par_chunks_mut(CHUNK)
         .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)))
         .for_each(|(y, (g, u))| {
@@ -309,19 +297,20 @@ fn swiglu_fwd<T: Real>(
 }
 
 #[inline(always)]
-pub(super) fn swiglu_chunk<T: Real>(y: &mut [T], g: &[T], u: &[T]) {
+pub(crate) fn swiglu_chunk<T: Real>(y: &mut [T], g: &[T], u: &[T]) {
     for ((y, &g), &u) in y.iter_mut().zip(g).zip(u) {
         *y = g * sigmoid(g) * u;
     }
 }
 
-/// [`swiglu_chunk`] for f32 compiled with AVX2 (8 lanes instead of 4; identical results, as
-/// Rust does not contract multiply-adds).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn swiglu_f32_avx2(y: &mut [f32], g: &[f32], u: &[f32]) {
+#[inline(always)]
+fn swiglu_chunk_f32(y: &mut [f32], g: &[f32], u: &[f32]) {
     swiglu_chunk(y, g, u)
 }
+
+// [`swiglu_chunk`] for f32, with an AVX2 build (8 lanes instead of 4; identical results, as Rust
+// does not contract multiply-adds).
+super::simd_fn!(flag swiglu_f32 => swiglu_chunk_f32(y: &mut [f32], g: &[f32], u: &[f32]) -> ());
 
 impl CustomOp2 for Swiglu {
     fn name(&self) -> &'static str {

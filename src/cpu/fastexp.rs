@@ -68,47 +68,21 @@ fn exp_shifted_generic(row: &[f32], out: &mut [f32]) -> (f32, f32) {
     (max, sum)
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn exp_shifted_avx2(row: &[f32], out: &mut [f32]) -> (f32, f32) {
-    exp_shifted_generic(row, out)
-}
-
 #[inline(always)]
 fn scale_generic(out: &mut [f32], s: f32) {
     out.iter_mut().for_each(|x| *x *= s);
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn scale_avx2(out: &mut [f32], s: f32) {
-    scale_generic(out, s)
-}
-
-/// Whether the CPU has AVX2 and FMA (the run-time check behind the second build of a loop).
-pub(crate) fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-/// Softmax of `row` into `out`; returns `log(sum(exp(row)))`.
-pub fn softmax_row(row: &[f32], out: &mut [f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: the CPU supports AVX2 and FMA (checked above).
-        let (max, sum) = unsafe { exp_shifted_avx2(row, out) };
-        unsafe { scale_avx2(out, 1.0 / sum) };
-        return max + sum.ln();
-    }
+#[inline(always)]
+fn softmax_row_body(row: &[f32], out: &mut [f32]) -> f32 {
     let (max, sum) = exp_shifted_generic(row, out);
     scale_generic(out, 1.0 / sum);
     max + sum.ln()
+}
+
+super::simd_fn! {
+    /// Softmax of `row` into `out`; returns `log(sum(exp(row)))`.
+    pub softmax_row => softmax_row_body(row: &[f32], out: &mut [f32]) -> f32
 }
 
 #[cfg(test)]

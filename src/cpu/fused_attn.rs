@@ -36,7 +36,7 @@ fn softmax_fwd<T: Real>(
     if tk == 0 {
         return Ok((T::to_cpu_storage_owned(out), l1.shape().clone()));
     }
-    let avx2 = crate::train::fastexp::has_avx2();
+    let avx2 = super::has_avx2();
     out.par_chunks_mut(tk)
         .zip(s.par_chunks(tk))
         .enumerate()
@@ -282,7 +282,7 @@ fn attend_row_generic(
     y: &mut [f32],
 ) {
     let d = q.len();
-    let masked = crate::model::rope::MASKED;
+    let masked = super::MASKED;
     p.clear();
     let mut max = f32::NEG_INFINITY;
     for (kr, &c) in k.chunks_exact(d).zip(bias) {
@@ -298,7 +298,7 @@ fn attend_row_generic(
     }
     let mut sum = 0f32;
     for s in p.iter_mut() {
-        *s = crate::train::fastexp::exp_approx(*s - max);
+        *s = super::fastexp::exp_approx(*s - max);
         sum += *s;
     }
     let inv = 1.0 / sum;
@@ -311,48 +311,17 @@ fn attend_row_generic(
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn attend_row_avx2(
-    qkv: (&[f32], &[f32], &[f32]),
-    bias: &[f32],
-    scale: f32,
-    p: &mut Vec<f32>,
-    y: &mut [f32],
-) {
-    attend_row_generic(qkv, bias, scale, p, y)
-}
-
-/// [`attend_row_generic`], compiled for AVX2 when the CPU has it (same results: Rust does not
-/// contract `a * b + c` into a fused multiply-add).
-pub(super) fn attend_row(
-    avx2: bool,
-    qkv: (&[f32], &[f32], &[f32]),
-    bias: &[f32],
-    scale: f32,
-    p: &mut Vec<f32>,
-    y: &mut [f32],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if avx2 {
-        // SAFETY: the caller checked that the CPU supports AVX2 and FMA.
-        unsafe { attend_row_avx2(qkv, bias, scale, p, y) };
-        return;
-    }
-    let _ = avx2;
-    attend_row_generic(qkv, bias, scale, p, y)
-}
-
-/// True when the CPU has AVX2 and FMA (the kernels' fast build).
-pub(crate) fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+super::simd_fn! {
+    flag
+    /// [`attend_row_generic`], compiled for AVX2 when the CPU has it (same results: Rust does not
+    /// contract `a * b + c` into a fused multiply-add).
+    pub(crate) attend_row => attend_row_generic(
+        qkv: (&[f32], &[f32], &[f32]),
+        bias: &[f32],
+        scale: f32,
+        p: &mut Vec<f32>,
+        y: &mut [f32],
+    ) -> ()
 }
 
 /// Attention of new queries over cached keys and values, for inference with a KV cache: for
@@ -361,7 +330,7 @@ pub(crate) fn has_avx2() -> bool {
 /// `[b, t, h * d]` (the layout `o_proj` reads). `bias` `[b, t, len]` is the additive mask. One
 /// rayon task per (row, head), each in a fixed order, so results do not depend on the thread
 /// count; the softmax is the one of [`MaskedSoftmax`] (same exponential, same order); a key whose
-/// bias is [`MASKED`](crate::model::rope::MASKED) skips its dot product (its score is the bias
+/// bias is [`MASKED`](super::MASKED) skips its dot product (its score is the bias
 /// itself, as `s * scale + MASKED` rounds to `MASKED`). f32 only, and no autograd: the cached
 /// path is for inference (loglik scoring, generation), never for training.
 pub fn attend_cached(
@@ -393,7 +362,7 @@ pub fn attend_cached(
     }
     let rep = h / kvh;
     let scale = scale as f32;
-    let avx2 = has_avx2();
+    let avx2 = super::has_avx2();
     let mut out = vec![0f32; b * t * h * d];
     out.par_chunks_mut(d).enumerate().for_each_init(
         || Vec::with_capacity(tk),
