@@ -35,7 +35,7 @@ pub fn semantic(p: &Pipeline, diags: &mut Diagnostics) {
             .unwrap_or_else(|| points(&p.axes, &BTreeSet::new(), 1).unwrap_or_default());
         let single = pts.len() == 1;
         for pt in &pts {
-            let Ok(b) = bind(stage, pt, &p.params) else {
+            let Ok(b) = bind(stage, kind.spec(), pt, &p.params) else {
                 continue;
             };
             files(&mut cx, kind, stage, &b);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 pub use super::bound::{BoundField, BoundStage};
 use super::{Arg, ParamDecl, StageDecl, Value, VarKind};
-use crate::schema::{Args, ChildSpec, Default, Kind, Ty};
+use crate::schema::{ChildSpec, Default, KindSpec, Ty};
 
 /// A sweep point: axis name -> value. Only the axes a job depends on.
 pub type Point = BTreeMap<String, Value>;
@@ -47,13 +47,13 @@ fn default_value(d: Default) -> Option<Value> {
     default_field(d).args.into_iter().next()
 }
 
-/// Bind `stage` at `point` with the pipeline's `params`.
+/// Bind `stage` (of the kind `spec` describes) at `point` with the pipeline's `params`.
 pub fn bind(
     stage: &StageDecl,
+    spec: &KindSpec,
     point: &Point,
     params: &[ParamDecl],
 ) -> Result<BoundStage, BindError> {
-    let spec = crate::stages::spec(stage.kind);
     let resolve = |a: &Arg, ty: Option<Ty>| -> Result<Value, BindError> {
         let v = match a {
             Arg::Lit { value, .. } => value.clone(),
@@ -136,9 +136,4 @@ fn bind_field(
         }
     }
     Ok(BoundField { args, props })
-}
-
-/// The declared argument shape of an option (for callers that need the spec next to a bound field).
-pub fn child_args(kind: Kind, name: &str) -> Option<Args> {
-    crate::stages::spec(kind).child(name).map(|c| c.args)
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::key::{Fingerprint, StageKey};
 use crate::ir::bind::Point;
 use crate::schema::Kind;
-use crate::stages::StageParams;
+use crate::stages::params::StageParams;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct JobId(pub usize);

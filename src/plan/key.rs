@@ -11,7 +11,7 @@ use serde::{Serialize, Serializer};
 
 use crate::ir::Value;
 use crate::ir::bind::BoundStage;
-use crate::schema::Ty;
+use crate::schema::{KindSpec, Ty};
 
 /// Version of the key derivation.
 pub const KEY_FORMAT_VERSION: u32 = 1;
@@ -114,8 +114,7 @@ impl Fingerprint {
 
 /// The keyed options of a bound stage. A field is its single argument when it has one argument
 /// and no properties, else `{"args": [...], "<prop>": ...}`; repeatable options are lists.
-pub fn key_params(b: &BoundStage) -> BTreeMap<String, Canon> {
-    let spec = crate::stages::spec(b.kind);
+pub fn key_params(spec: &KindSpec, b: &BoundStage) -> BTreeMap<String, Canon> {
     let mut out = BTreeMap::new();
     for c in spec.children.iter().filter(|c| c.keyed) {
         let Some(fields) = b.fields.get(c.name) else {

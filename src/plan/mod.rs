@@ -94,7 +94,7 @@ pub fn plan_with(
         }
         let mut ids = vec![];
         for pt in pts {
-            let b = bind(s, &pt, &p.params)?;
+            let b = bind(s, kind.spec(), &pt, &p.params)?;
             let params = kind.params(&b, &p.file)?;
             let mut deps = vec![];
             let mut upstream: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -141,7 +141,7 @@ pub fn plan_with(
                 key_format_version: KEY_FORMAT_VERSION,
                 kind: s.kind.name().to_string(),
                 kind_version: kind.spec().version,
-                params: key::key_params(&b),
+                params: key::key_params(kind.spec(), &b),
                 upstream,
                 inputs: kind.key_inputs(&b, &params, memo)?,
                 seed: b.int("seed"),

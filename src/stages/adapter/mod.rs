@@ -12,11 +12,12 @@ use serde::Serialize;
 pub use run::config;
 
 use super::params::Need;
-use super::{ParamError, Stage, StageParams};
+use super::params::{ParamError, StageParams};
+use super::stage::Stage;
 use crate::adapter::scaling::ScalingRule;
 use crate::check::context::{CheckCx, first_line};
 use crate::diag::{Code, Diagnostic, suggest};
-use crate::exec::Progress;
+use crate::exec::progress::Progress;
 use crate::ir::StageDecl;
 use crate::ir::bound::BoundStage;
 use crate::model::config::{LlamaConfig, PROJECTIONS, module_path};

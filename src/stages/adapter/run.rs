@@ -10,8 +10,8 @@ use crate::adapter::{
     save_peft,
 };
 use crate::cache::Entry;
-use crate::run::Ctx;
 use crate::run::artifacts::{ADAPTER_CONFIG, ADAPTER_DIR, load_model, write_json};
+use crate::run::context::Ctx;
 use crate::run::error::Result;
 
 use super::{AdapterMethod, AdapterParams, InitChoice, Targets as IrTargets};

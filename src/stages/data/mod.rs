@@ -13,10 +13,11 @@ use serde::Serialize;
 pub use run::DataRecord;
 
 use super::params::{Need, count};
-use super::{HubSource, ParamError, Stage, StageParams, abs_path};
+use super::params::{ParamError, StageParams, abs_path};
+use super::stage::{HubSource, Stage};
 use crate::check::context::CheckCx;
 use crate::diag::{Code, Diagnostic};
-use crate::exec::Progress;
+use crate::exec::progress::Progress;
 use crate::hub::RepoKind;
 use crate::ir::StageDecl;
 use crate::ir::bound::BoundStage;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::exec::Progress;
+use crate::exec::progress::Progress;
 use crate::hub::Hub;
 use crate::run::artifacts::{DATA_CONFIG, write_json};
 use crate::run::error::Result;

@@ -12,9 +12,10 @@ use serde::Serialize;
 pub use run::EvalModel;
 
 use super::params::{Need, count};
-use super::{ParamError, Stage, StageParams, abs_path};
+use super::params::{ParamError, StageParams, abs_path};
+use super::stage::Stage;
 use crate::eval::Protocol;
-use crate::exec::Progress;
+use crate::exec::progress::Progress;
 use crate::ir::bound::BoundStage;
 use crate::plan::digest::{DigestError, DigestMemo};
 use crate::run::context::JobCx;

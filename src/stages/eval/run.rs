@@ -9,10 +9,10 @@ use serde_json::json;
 use crate::cache::Entry;
 use crate::eval::task::commonsense_kind;
 use crate::eval::{EvalConfig, Progress as EvalProgress, Protocol, Task, TextCodec, evaluate};
-use crate::exec::Progress;
+use crate::exec::progress::Progress;
 use crate::model::LoadedModel;
-use crate::run::Ctx;
 use crate::run::artifacts::{install_adapter, load_model};
+use crate::run::context::Ctx;
 use crate::run::error::Result;
 
 use super::{EvalParams, Split};

@@ -10,8 +10,8 @@ use serde_json::json;
 use crate::adapter::merge_and_unload;
 use crate::cache::Entry;
 use crate::prune::{PruneReport, merge_keep_sparsity};
-use crate::run::Ctx;
 use crate::run::artifacts::{MODEL_DIR, install_adapter, load_model, subdir};
+use crate::run::context::Ctx;
 use crate::run::error::Result;
 
 use super::MergeParams;

@@ -11,11 +11,12 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::params::Need;
-use super::{HubSource, ParamError, Stage, StageParams, abs_path};
+use super::params::{ParamError, StageParams, abs_path};
+use super::stage::{HubSource, Stage};
 use crate::check::context::CheckCx;
 use crate::check::modelinfo::{gguf_config, hf_config};
 use crate::diag::{Code, Diagnostic};
-use crate::exec::Progress;
+use crate::exec::progress::Progress;
 use crate::hub::RepoKind;
 use crate::ir::StageDecl;
 use crate::ir::bound::BoundStage;

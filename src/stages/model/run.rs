@@ -5,11 +5,11 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::exec::Progress;
+use crate::exec::progress::Progress;
 use crate::hub::Hub;
 use crate::model::{LoadOptions, ModelSource, RandomSpec, load};
-use crate::run::Ctx;
 use crate::run::artifacts::{MODEL_DIR, subdir};
+use crate::run::context::Ctx;
 use crate::run::error::Result;
 
 use super::{ModelParams, ModelSource as IrSource};

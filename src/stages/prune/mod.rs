@@ -10,10 +10,11 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::params::Need;
-use super::{ParamError, Stage, StageParams};
+use super::params::{ParamError, StageParams};
+use super::stage::Stage;
 use crate::check::context::CheckCx;
 use crate::diag::{Code, Diagnostic};
-use crate::exec::Progress;
+use crate::exec::progress::Progress;
 use crate::ir::StageDecl;
 use crate::ir::bound::BoundStage;
 use crate::plan::job::TOKENS_ROLE;

@@ -8,15 +8,15 @@ use candle_core::DType;
 use serde_json::json;
 
 use crate::cache::Entry;
-use crate::exec::Progress;
+use crate::exec::progress::Progress;
 
 use crate::prune::{
     Group, Importance, InputNorms, Pattern, PruneReport, Score, StructuredSpec, UnstructuredSpec,
     apply_structured, collect_input_norms, plan_structured, prune_unstructured, ratio_for_target,
 };
 
-use crate::run::Ctx;
 use crate::run::artifacts::{MODEL_DIR, load_model, subdir};
+use crate::run::context::Ctx;
 use crate::run::error::{Result, RunError};
 use crate::stages::tokens;
 

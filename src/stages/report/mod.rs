@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::params::Need;
-use super::{ParamError, Stage, StageParams, abs_path};
+use super::params::{ParamError, StageParams, abs_path};
+use super::stage::Stage;
 use crate::cache::Entry;
-use crate::exec::Progress;
+use crate::exec::progress::Progress;
 use crate::ir::bound::BoundStage;
 use crate::plan::job::Job;
 use crate::run::context::JobCx;

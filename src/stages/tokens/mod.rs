@@ -12,8 +12,9 @@ use serde::Serialize;
 
 pub use run::load;
 
-use super::{ParamError, Stage, StageParams};
-use crate::exec::Progress;
+use super::params::{ParamError, StageParams};
+use super::stage::Stage;
+use crate::exec::progress::Progress;
 use crate::ir::bound::BoundStage;
 use crate::run::context::JobCx;
 use crate::run::error::RunError;

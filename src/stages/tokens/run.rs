@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::cache::Entry;
-use crate::exec::Progress;
+use crate::exec::progress::Progress;
 use crate::model::hf::load_hf_text;
 use crate::train::data::{TokenizedDataset, build_from_files};
 

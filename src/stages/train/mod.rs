@@ -12,10 +12,11 @@ use serde::Serialize;
 pub use run::config;
 
 use super::params::Need;
-use super::{ParamError, Stage, StageParams};
+use super::params::{ParamError, StageParams};
+use super::stage::Stage;
 use crate::check::context::CheckCx;
 use crate::diag::{Code, Diagnostic};
-use crate::exec::Progress;
+use crate::exec::progress::Progress;
 use crate::ir::StageDecl;
 use crate::ir::bound::BoundStage;
 use crate::plan::job::{Job, Plan, TOKENS_ROLE};

@@ -7,18 +7,18 @@ use serde_json::json;
 
 use crate::adapter::{SaveOptions, save_peft};
 use crate::cache::Entry;
-use crate::exec::Progress;
+use crate::exec::progress::Progress;
 
 use crate::train::adamw::AdamWParams;
 use crate::train::data::PlanConfig;
 use crate::train::metrics::StepMetrics;
 use crate::train::{Budget, Control, DatasetSource, TrainConfig, TrainHooks, Warmup, train};
 
-use crate::run::Ctx;
 use crate::run::artifacts::{
     ADAPTER_CONFIG, ADAPTER_DIR, METRICS, TRAIN_SUMMARY, adapter_config, install_adapter,
     load_model, stored_dtype, write_json,
 };
+use crate::run::context::Ctx;
 use crate::run::error::{Result, io};
 use crate::stages::tokens;
 
