@@ -41,6 +41,9 @@ pub struct BenchArgs {
 pub enum BenchWhat {
     /// Training throughput on a random-weight model (one JSON line on stdout).
     Train(TrainBench),
+    /// Evaluation throughput (loglik scoring and generation) on a GGUF model; writes the ids and
+    /// scores `scripts/bench_eval.py` compares with transformers.
+    Eval(super::bench_eval::EvalBench),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -115,6 +118,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
         BenchWhat::Train(t) => {
             let line = bench_train(&t)?;
             println!("{line}");
+            Ok(())
+        }
+        BenchWhat::Eval(e) => {
+            println!("{}", super::bench_eval::bench_eval(&e)?);
             Ok(())
         }
     }

@@ -5,6 +5,7 @@
 //! to [`Command`] and a line to [`dispatch`].
 
 pub mod bench;
+pub mod bench_eval;
 pub mod cache;
 pub mod check;
 pub mod explain;

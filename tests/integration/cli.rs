@@ -135,3 +135,52 @@ fn schema_prints_the_registry() {
     );
     assert_eq!(rora(&["schema"], cache.path()).status.code(), Some(0));
 }
+
+/// `rora bench eval` end to end on the tiny random GGUF of the shared assets (skips without them):
+/// it scores and generates, and writes what `scripts/bench_eval.py` reads.
+#[test]
+fn bench_eval_writes_ids_scores_and_timings() {
+    let shared = std::env::var_os("RORA_SHARED_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| crate::root().join("../shared"));
+    let gguf = shared.join("assets/models/tiny-random-llama.gguf");
+    if !gguf.is_file() {
+        eprintln!("SKIP: {} not found (set RORA_SHARED_DIR)", gguf.display());
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let data = crate::root().join("datasets/commonsense");
+    let o = rora(
+        &[
+            "bench",
+            "eval",
+            "--gguf",
+            gguf.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--items",
+            "4",
+            "--prompts",
+            "2",
+            "--max-new-tokens",
+            "3",
+            "--baseline",
+            "--out",
+            out.path().to_str().unwrap(),
+        ],
+        out.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("rora.json")).unwrap()).unwrap();
+    assert_eq!(v["loglik_items"], 4);
+    assert_eq!(v["gen_prompts"], 2);
+    assert!(
+        v["baseline"]["max_abs_diff_shared_vs_independent"]
+            .as_f64()
+            .unwrap()
+            < 1e-3
+    );
+    let lines = std::fs::read_to_string(out.path().join("loglik.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 8, "two choices per piqa item");
+}
