@@ -151,36 +151,4 @@ mod tests {
         let err = frozen_linear(&x, &w).unwrap_err().to_string();
         assert!(err.contains("7 features"), "{err}");
     }
-
-    /// Timing of one forward+backward on the SmolLM2 MLP shape (x [1024, 576], W [1536, 576]).
-    /// Run with `cargo test --release --lib bench_frozen -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn bench_frozen_backward_vs_plain_matmul() {
-        let x = Var::from_tensor(&rand(&[1024, 576], 1)).unwrap();
-        let w = rand(&[1536, 576], 2);
-        let g = rand(&[1024, 1536], 3);
-        let time = |frozen: bool| {
-            let mut best = f64::MAX;
-            for _ in 0..5 {
-                let t0 = std::time::Instant::now();
-                let y = if frozen {
-                    frozen_linear(x.as_tensor(), &w).unwrap()
-                } else {
-                    x.as_tensor().matmul(&w.t().unwrap()).unwrap()
-                };
-                let grads = (y * &g).unwrap().sum_all().unwrap().backward().unwrap();
-                assert!(grads.get(x.as_tensor()).is_some());
-                best = best.min(t0.elapsed().as_secs_f64());
-            }
-            best
-        };
-        let (plain, ours) = (time(false), time(true));
-        eprintln!(
-            "fwd+bwd best of 5: plain matmul {:.1} ms, frozen_linear {:.1} ms ({:.2}x)",
-            plain * 1e3,
-            ours * 1e3,
-            plain / ours
-        );
-    }
 }

@@ -334,38 +334,3 @@ mod tests {
         );
     }
 }
-
-#[cfg(test)]
-mod speed {
-    use super::*;
-    use candle_core::Var;
-
-    /// Not a check: prints the fused loss's forward + backward time on the SmolLM2 logits shape.
-    /// `cargo test --release --lib loss_speed -- --ignored --nocapture`
-    fn cpu() -> f64 {
-        crate::sys::cpu_seconds()
-    }
-
-    #[test]
-    #[ignore]
-    fn loss_speed() {
-        let logits =
-            Var::from_tensor(&Tensor::randn(0f32, 1.0, (4, 128, 49152), &Device::Cpu).unwrap())
-                .unwrap();
-        let labels = Tensor::zeros((4, 128), DType::I64, &Device::Cpu).unwrap();
-        for _ in 0..3 {
-            let c = cpu();
-            let s = loss_sum(logits.as_tensor(), &labels).unwrap();
-            let c1 = cpu() - c;
-            let g = s.backward().unwrap();
-            let _ = g.get(logits.as_tensor()).unwrap();
-            eprintln!("fused cpu s: fwd {c1:.3} total {:.3}", cpu() - c);
-        }
-        let targets = shifted_targets(&labels).unwrap();
-        let c = cpu();
-        let s = loss_sum_composed(logits.as_tensor(), &targets).unwrap();
-        let c1 = cpu() - c;
-        let _ = s.backward().unwrap();
-        eprintln!("composed cpu s: fwd {c1:.3} total {:.3}", cpu() - c);
-    }
-}

@@ -1,6 +1,5 @@
 //! Numeric tests of the adapter module against formulas and independent computations.
 //! All use alpha != r so a scale bug shows.
-mod bench;
 mod fixtures;
 mod gradcheck;
 mod merge;

@@ -5,7 +5,6 @@
 
 mod adapters;
 mod assets;
-mod bench;
 mod errors;
 mod golden;
 mod grad;
