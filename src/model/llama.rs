@@ -104,6 +104,7 @@ impl Llama {
                     dtype,
                 )?,
                 mlp,
+                path: Default::default(),
             });
         }
         let norm = w.take("model.norm.weight", &[hs], dtype)?;
@@ -127,9 +128,11 @@ impl Llama {
         })
     }
 
-    /// Choose the decoder layers' implementation for training forwards.
+    /// Choose the decoder layers' implementation for training forwards (each layer then decides
+    /// again at its next training forward).
     pub fn set_layer_path(&mut self, path: LayerPath) {
         self.layer_path = path;
+        self.layers.iter().for_each(Block::reset_path);
     }
 
     /// Which path the training forwards took since the last [`Llama::reset_layer_log`].
@@ -137,8 +140,10 @@ impl Llama {
         self.layer_log.report()
     }
 
+    /// Clear the path log and every layer's decision (after adapters were installed or merged).
     pub fn reset_layer_log(&self) {
         self.layer_log.reset();
+        self.layers.iter().for_each(Block::reset_path);
     }
 
     pub fn config(&self) -> &LlamaConfig {

@@ -18,7 +18,8 @@ pub use crate::cpu::fused::fusable;
 pub use crate::cpu::fused_attn::{KvView, attend_cached, cached_attention, masked_softmax};
 use crate::cpu::{fused, fused_attn};
 pub use block_op::{
-    LayerPath, LayerPathLog, LayerPathReport, Unfused, block_forward, with_reference_path,
+    LayerPath, LayerPathLog, LayerPathReport, Unfused, block_forward, reference_path_active,
+    with_reference_path,
 };
 
 /// RMSNorm over the last dimension: `x / sqrt(mean(x^2) + eps) * weight`, computed in at least f32

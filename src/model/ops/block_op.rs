@@ -37,6 +37,11 @@ thread_local! {
     static REFERENCE: Cell<bool> = const { Cell::new(false) };
 }
 
+/// Whether [`with_reference_path`] is in force on this thread.
+pub fn reference_path_active() -> bool {
+    REFERENCE.with(|c| c.get())
+}
+
 /// Run `f` with the fused layer disabled on this thread (the composed autograd path; tests).
 pub fn with_reference_path<R>(f: impl FnOnce() -> R) -> R {
     let before = REFERENCE.with(|c| c.replace(true));
@@ -83,6 +88,21 @@ pub enum Unfused {
 }
 
 impl Unfused {
+    /// Whether the reason holds for every forward of a training run (the layer's weights,
+    /// adapters and the asked path), so the layer can decide once; `Shapes` can depend on a batch.
+    pub fn is_static(self) -> bool {
+        !matches!(self, Unfused::Shapes)
+    }
+
+    /// The reason as a small number (for atomics), and back.
+    pub fn code(self) -> u8 {
+        Unfused::ALL.iter().position(|u| *u == self).unwrap_or(0) as u8
+    }
+
+    pub fn from_code(code: u8) -> Option<Unfused> {
+        Unfused::ALL.get(usize::from(code)).copied()
+    }
+
     const ALL: [Unfused; 6] = [
         Unfused::Asked,
         Unfused::NotCpuF32,

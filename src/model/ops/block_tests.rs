@@ -257,3 +257,31 @@ fn length_groups_give_the_whole_batch_gradient() {
         );
     }
 }
+
+/// A layer decides its training path once per run: the composed path asked for is remembered with
+/// its reason, and choosing the path again (or resetting the log) lets the layers decide anew.
+#[test]
+fn layers_decide_their_path_once_and_the_log_says_why() {
+    use super::block_op::LayerPath;
+    let mut m = model(
+        Method::Lora,
+        ScalingRule::Rora,
+        Targets::Names(vec!["q_proj".into()]),
+    );
+    m.set_layer_path(LayerPath::Composed);
+    m.reset_layer_log();
+    let runs = fused_layer_runs();
+    for _ in 0..2 {
+        loss_and_grads(&m);
+    }
+    let r = m.layer_report();
+    assert_eq!((r.path, r.fused_forwards), ("composed", 0));
+    assert_eq!(r.composed_forwards, 2 * m.config().n_layers() as u64);
+    assert_eq!(r.composed_because, Some("the composed path was asked for"));
+    m.set_layer_path(LayerPath::Auto);
+    m.reset_layer_log();
+    loss_and_grads(&m);
+    let r = m.layer_report();
+    assert_eq!(r.path, "fused", "{r:?}");
+    assert!(fused_layer_runs() > runs);
+}

@@ -30,8 +30,8 @@ pub static SPEC: KindSpec = KindSpec {
     version: 1,
     props: &[req_prop(
         "from",
-        Ty::Stage(&[Kind::Eval, Kind::Train]),
-        "Eval stage (accuracy) or train stage (loss curves).",
+        Ty::Stage(&[Kind::Eval]),
+        "The eval stage whose runs are reported (accuracy, and the loss curves of the train stages behind them).",
     )],
     children: &[
         child("table", "A table with one row per sweep point.", Args::None),
@@ -161,4 +161,20 @@ fn run_source<'a>(
         adapter,
         train_seed: seed,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::check::check_bytes;
+
+    /// The runner reads each run's eval summary: a report of a train stage is refused by the
+    /// checker, not at run time.
+    #[test]
+    fn a_report_takes_an_eval_stage() {
+        let src = "model \"m\" {\n    random\n}\ndata \"d\" {\n    hub \"org/d\"\n}\nadapter \"a\" model=\"m\" {\n    rank 2\n}\ntrain \"t\" adapter=\"a\" data=\"d\" {\n    steps 1\n}\nreport \"r\" from=\"t\" {\n    table\n}\n";
+        let r = check_bytes("p.kdl", src.as_bytes());
+        assert!(r.has_errors());
+        let text = format!("{:?}", r.diagnostics);
+        assert!(text.contains("eval"), "{text}");
+    }
 }
