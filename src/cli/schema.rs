@@ -25,7 +25,7 @@ pub fn run(args: SchemaArgs, g: &Global) -> miette::Result<ExitCode> {
                 serde_json::to_string_pretty(&all).map_err(|e| miette::miette!("{e}"))?
             );
         } else {
-            print!("{}", generate::all_text());
+            print!("{}", generate::text_of(crate::stages::writable()));
         }
         return Ok(ExitCode::from(exit::OK));
     };

@@ -11,7 +11,6 @@ use super::error::RunError;
 use crate::device::{DeviceInfo, is_out_of_memory};
 use crate::plan::memory::human;
 use crate::plan::{Job, Plan};
-use crate::stages::train::memory::train_job_memory;
 
 /// `e` unchanged, unless it is an out-of-memory error: then [`RunError::OutOfMemory`].
 pub fn explain(plan: &Plan, job: &Job, device: &Device, e: RunError) -> RunError {
@@ -20,7 +19,7 @@ pub fn explain(plan: &Plan, job: &Job, device: &Device, e: RunError) -> RunError
         return e;
     }
     let info = DeviceInfo::query(device);
-    let estimate = match train_job_memory(plan, job) {
+    let estimate = match crate::stages::get(job.kind).and_then(|k| k.memory(plan, job)) {
         Some(m) => format!(
             "job `{}` was estimated at {} (weights {}, adapters+grads+optimizer {}, activations {})",
             job.label,
@@ -78,7 +77,9 @@ train "t" adapter="a" data="d" {
             "DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")".into(),
         ));
         let e = explain(&p, train, &Device::Cpu, oom);
-        let total = train_job_memory(&p, train).expect("estimate").total;
+        let total = crate::stages::train::memory::train_job_memory(&p, train)
+            .expect("estimate")
+            .total;
         let text = e.to_string();
         assert!(matches!(e, RunError::OutOfMemory { .. }), "{text}");
         assert!(

@@ -144,10 +144,15 @@ fn builtin_kinds() -> impl Iterator<Item = &'static dyn crate::stages::Stage> {
 
 /// `rora schema` with no kind: the top-level forms and every kind.
 pub fn all_text() -> String {
+    text_of(builtin_kinds())
+}
+
+/// The top-level forms and the given kinds (`rora schema` lists registered kinds too).
+pub fn text_of<'a>(kinds: impl IntoIterator<Item = &'a dyn crate::stages::Stage>) -> String {
     let mut out = String::from(
         "Top level:\n  sweep <name> <value>...          a sweep axis (cartesian product with the other axes)\n  zip { <name> <value>...; ... }    axes that advance together (equal lengths)\n  param <name> <value>              a named constant\n  Use them in stage options as (sweep)\"name\" / (param)\"name\".\n\n",
     );
-    for s in builtin_kinds() {
+    for s in kinds {
         out.push_str(&kind_text(s.spec()));
         out.push('\n');
     }
