@@ -92,6 +92,25 @@ impl Store {
             return Ok(Lookup::Hit(touch(entry)));
         }
         let lock = KeyLock::acquire(&layout::lock_path(&self.root, key), on_wait)?;
+        self.locked_lookup(key, lock)
+    }
+
+    /// As [`Store::lookup`] without waiting: `None` when another holder (a thread or process)
+    /// has the key's lock, so the caller can do other work and ask again.
+    pub fn try_lookup(&self, key: &str) -> Result<Option<Lookup>> {
+        validate_key(key)?;
+        if let Probe::Valid(entry) = self.probe_deep(key)? {
+            return Ok(Some(Lookup::Hit(touch(entry))));
+        }
+        match KeyLock::try_acquire(&layout::lock_path(&self.root, key))? {
+            Some(lock) => self.locked_lookup(key, lock).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The lookup once the key's lock is held: the entry if another holder committed it
+    /// meanwhile, else a reservation (a corrupt entry moved aside first).
+    fn locked_lookup(&self, key: &str, lock: KeyLock) -> Result<Lookup> {
         match self.probe_deep(key)? {
             Probe::Valid(entry) => Ok(Lookup::Hit(touch(entry))),
             Probe::Absent => Ok(Lookup::Miss(Reservation::create(self, key, lock, None)?)),

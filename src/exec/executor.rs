@@ -1,9 +1,14 @@
 //! The executor: runs the selected jobs in dependency order against the store.
 //!
 //! For each job: a dependency failed -> `Blocked`; `--dry-run` -> probe only; else
-//! `store.lookup(key)` -> `Hit` (no compute) | `Miss(reservation)` -> runner -> `commit`. A runner
-//! error or panic drops the reservation, so nothing is committed for that key. Without
-//! `keep_going` the first failure stops the run (the rest is `NotRun`).
+//! `store.try_lookup(key)` -> `Hit` (no compute) | `Miss(reservation)` -> runner -> `commit` |
+//! busy (another process or thread holds the key). A busy job waits while the executor takes the
+//! other ready jobs (those that do not depend on it), in dependency order; only when nothing else
+//! can run does it block on the first busy key, and then sees the other holder's entry (or, if
+//! that holder failed, computes it). So two runs of overlapping sweeps on one store each take what
+//! the other is not computing, and every key is computed once. A runner error or panic drops the
+//! reservation, so nothing is committed for that key. Without `keep_going` the first failure stops
+//! the run (the rest is `NotRun`).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -46,22 +51,56 @@ impl Executor<'_> {
         });
 
         let mut outcomes: Vec<Option<Outcome>> = vec![None; jobs.len()];
+        let mut waiting = vec![false; jobs.len()];
         let mut stopped = false;
         let mut summary = Vec::new();
-        for id in order.into_iter().filter(|&id| sel.selected[id]) {
-            let job = &jobs[id];
-            let outcome = if stopped {
-                Outcome::NotRun
-            } else {
-                self.job(jobs, job, &outcomes, &sel)
-            };
-            if matches!(outcome, Outcome::Failed { .. } | Outcome::Blocked { .. })
-                && !self.options.keep_going
-            {
-                stopped = true;
+        let mut pending: Vec<usize> = order.into_iter().filter(|&id| sel.selected[id]).collect();
+        while !pending.is_empty() {
+            let mut later = Vec::new();
+            let mut progressed = false;
+            for &id in &pending {
+                let job = &jobs[id];
+                let outcome = if stopped {
+                    Outcome::NotRun
+                } else if job
+                    .deps
+                    .iter()
+                    .any(|&d| sel.selected[d] && outcomes[d].is_none())
+                {
+                    // an input is still being computed elsewhere: after it
+                    later.push(id);
+                    continue;
+                } else {
+                    match self.job(jobs, job, &outcomes, &sel, Wait::No) {
+                        Some(o) => o,
+                        None => {
+                            if !std::mem::replace(&mut waiting[id], true) {
+                                self.reporters
+                                    .emit(&Event::JobWaiting { job: job.as_ref() });
+                            }
+                            later.push(id);
+                            continue;
+                        }
+                    }
+                };
+                progressed = true;
+                stopped |= self.stops(&outcome);
+                summary.push((job.as_ref(), outcome.clone()));
+                outcomes[id] = Some(outcome);
             }
-            summary.push((job.as_ref(), outcome.clone()));
-            outcomes[id] = Some(outcome);
+            if !progressed && let Some(&id) = later.first() {
+                // Nothing else can run: wait for the first busy key (its inputs are all done:
+                // any pending input would come before it in dependency order).
+                let job = &jobs[id];
+                let outcome = self
+                    .job(jobs, job, &outcomes, &sel, Wait::Yes)
+                    .unwrap_or(Outcome::NotRun);
+                stopped |= self.stops(&outcome);
+                summary.push((job.as_ref(), outcome.clone()));
+                outcomes[id] = Some(outcome);
+                later.remove(0);
+            }
+            pending = later;
         }
         let summary = RunSummary {
             jobs: summary,
@@ -74,16 +113,24 @@ impl Executor<'_> {
         Ok(summary)
     }
 
+    /// Whether `outcome` ends the run (a failure without `keep_going`).
+    fn stops(&self, outcome: &Outcome) -> bool {
+        matches!(outcome, Outcome::Failed { .. } | Outcome::Blocked { .. })
+            && !self.options.keep_going
+    }
+
+    /// The job's outcome; `None` when another holder has its key and `wait` is `No`.
     fn job(
         &self,
         jobs: &[JobSpec],
         job: &JobSpec,
         outcomes: &[Option<Outcome>],
         sel: &Selection,
-    ) -> Outcome {
+        wait: Wait,
+    ) -> Option<Outcome> {
         let forced = sel.forced[job.id];
         if self.options.dry_run {
-            return self.plan_only(job, forced);
+            return Some(self.plan_only(job, forced));
         }
         let inputs = match self.inputs(jobs, job, outcomes) {
             Ok(inputs) => inputs,
@@ -92,19 +139,21 @@ impl Executor<'_> {
                     job: job.as_ref(),
                     failed_dep: dep.clone(),
                 });
-                return Outcome::Blocked { failed_dep: dep };
+                return Some(Outcome::Blocked { failed_dep: dep });
             }
-            Err(Missing::NotCached(why)) => return self.fail(job, 0.0, why),
+            Err(Missing::NotCached(why)) => return Some(self.fail(job, 0.0, why)),
         };
-        let lookup = if forced {
-            self.store.reserve(&job.key).map(Lookup::Miss)
-        } else {
-            self.store.lookup_with(&job.key, &mut || {
-                self.reporters
-                    .emit(&Event::JobWaiting { job: job.as_ref() })
-            })
+        let lookup = match (forced, wait) {
+            (true, _) => self.store.reserve(&job.key).map(Lookup::Miss),
+            (false, Wait::No) => match self.store.try_lookup(&job.key) {
+                Ok(None) => return None,
+                Ok(Some(l)) => Ok(l),
+                Err(e) => Err(e),
+            },
+            // JobWaiting was reported when the key was first found busy
+            (false, Wait::Yes) => self.store.lookup(&job.key),
         };
-        match lookup {
+        Some(match lookup {
             Err(e) => self.fail(job, 0.0, e.to_string()),
             Ok(Lookup::Hit(entry)) => {
                 let path = entry.out_dir().display().to_string();
@@ -115,7 +164,7 @@ impl Executor<'_> {
                 Outcome::Cached(entry)
             }
             Ok(Lookup::Miss(reservation)) => self.compute(job, &inputs, reservation),
-        }
+        })
     }
 
     fn compute(&self, job: &JobSpec, inputs: &[Entry], reservation: Reservation) -> Outcome {
@@ -217,6 +266,13 @@ impl Executor<'_> {
         });
         Outcome::Failed { error }
     }
+}
+
+/// Whether [`Executor::job`] may block on a key another holder has.
+#[derive(Clone, Copy)]
+enum Wait {
+    No,
+    Yes,
 }
 
 enum Missing {

@@ -418,3 +418,68 @@ fn a_runner_resumes_from_its_checkpoint_and_commit_removes_it() {
     );
     assert!(!layout::resume_dir(tmp.path(), &jobs[0].key).exists());
 }
+
+/// A key another holder is computing does not stall the run: the executor takes every job that
+/// does not depend on it first, then waits, and takes the other holder's entry.
+#[test]
+fn a_busy_key_waits_while_independent_jobs_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(tmp.path()).unwrap();
+    let g = graph();
+    let (ft4, eval8) = (g[2].clone(), g[5].clone());
+    // Another holder reserves ft@rank=4 and commits it only once eval@rank=8 (which does not
+    // depend on it) is in the store.
+    let held = match store.lookup(&ft4.key).unwrap() {
+        crate::cache::Lookup::Miss(r) => r,
+        crate::cache::Lookup::Hit(_) => panic!("fresh store"),
+    };
+    let fake = Fake::default();
+    let (summary, events) = std::thread::scope(|s| {
+        let holder = s.spawn(|| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while !matches!(store.probe(&eval8.key), Ok(Probe::Valid(_))) {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "eval@rank=8 never ran"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            fs::write(held.out_dir().join("out.txt"), "ft@rank=4(held)").unwrap();
+            held.commit(crate::cache::CommitInfo {
+                stage: ft4.label.clone(),
+                kind: ft4.kind.clone(),
+                pipeline: None,
+                meta: serde_json::Value::Null,
+            })
+            .unwrap();
+        });
+        let r = run(&store, &fake, ExecOptions::default());
+        holder.join().unwrap();
+        r
+    });
+    assert!(summary.success(), "{:?}", summary.jobs);
+    assert_eq!(
+        fake.calls_of("ft@rank=4"),
+        0,
+        "the other holder computed it"
+    );
+    assert!(matches!(
+        summary.outcome("ft@rank=4"),
+        Some(Outcome::Cached(_))
+    ));
+    assert_eq!(fake.calls(), 6);
+    let pos = |want: &dyn Fn(&Event) -> bool| events.iter().position(want).unwrap();
+    let waiting = pos(&|e| matches!(e, Event::JobWaiting { job } if job.label == "ft@rank=4"));
+    let eval8_done =
+        pos(&|e| matches!(e, Event::JobDone { job, .. } if job.label == "eval@rank=8"));
+    assert!(
+        waiting < eval8_done,
+        "eval@rank=8 ran while ft@rank=4 was busy"
+    );
+    let report = summary.outcome("report").unwrap().entry().unwrap();
+    assert!(
+        fs::read_to_string(report.file("out.txt"))
+            .unwrap()
+            .contains("eval@rank=4(ft@rank=4(held))"),
+    );
+}
