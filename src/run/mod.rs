@@ -66,6 +66,16 @@ impl StageRunner for PipelineRunner<'_> {
                 planned.kind.name()
             ))),
         };
-        result.map_err(|e| oom::explain(self.plan, planned, &self.ctx.device, e).into())
+        let mut meta = result.map_err(|e| oom::explain(self.plan, planned, &self.ctx.device, e))?;
+        // Where it ran, beside the outputs in the manifest (not part of the key: devices differ
+        // only by rounding).
+        if let serde_json::Value::Object(m) = &mut meta {
+            let info = crate::device::DeviceInfo::query(&self.ctx.device);
+            m.insert(
+                "device".into(),
+                serde_json::json!({ "label": info.label, "name": info.name }),
+            );
+        }
+        Ok(meta)
     }
 }

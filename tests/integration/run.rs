@@ -140,6 +140,16 @@ fn run_computes_once_and_reuses_across_changes() {
         assert_eq!(s["layer_path"]["path"], "fused", "{s}");
         assert!(s.get("knobs").is_none(), "{s}");
     }
+    // Every manifest says where its job ran.
+    let manifests: Vec<serde_json::Value> = walk(&entries)
+        .into_iter()
+        .filter(|f| f.ends_with("manifest.json"))
+        .map(|f| serde_json::from_slice(&std::fs::read(f).unwrap()).unwrap())
+        .collect();
+    assert!(manifests.len() >= 12);
+    for m in &manifests {
+        assert_eq!(m["meta"]["outputs"]["device"]["label"], "cpu", "{m}");
+    }
 }
 
 #[test]
