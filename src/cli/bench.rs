@@ -313,18 +313,7 @@ impl TrainHooks for Timer {
     }
 }
 
-fn cpu_seconds() -> f64 {
-    rusage().map_or(0.0, |r| {
-        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
-        tv(r.ru_utime) + tv(r.ru_stime)
-    })
-}
-
-fn peak_rss_mb() -> f64 {
-    rusage().map_or(0.0, |r| r.ru_maxrss as f64 / 1024.0)
-}
-
-use crate::sys::rusage;
+use crate::sys::{cpu_seconds, peak_rss_mb};
 
 fn device_label(d: &Device) -> String {
     let info = crate::device::DeviceInfo::query(d);

@@ -54,18 +54,19 @@ pub fn has_avx2() -> bool {
 /// it, so no caller can reach it on a CPU without.
 macro_rules! simd_fn {
     (@pick $avx2:expr, $body:ident ( $($arg:ident : $ty:ty),* ) -> $ret:ty) => {{
+        let use_avx2: bool = $avx2;
         #[cfg(target_arch = "x86_64")]
         {
             #[target_feature(enable = "avx2,fma")]
             fn avx2_build($($arg: $ty),*) -> $ret {
                 $body($($arg),*)
             }
-            if $avx2 {
+            if use_avx2 {
                 // SAFETY: taken only when `has_avx2()` says the CPU supports AVX2 and FMA.
                 return unsafe { avx2_build($($arg),*) };
             }
         }
-        let _ = $avx2;
+        let _ = use_avx2;
         $body($($arg),*)
     }};
     (flag $(#[$m:meta])* $vis:vis $name:ident => $body:ident ( $($arg:ident : $ty:ty),* $(,)? ) -> $ret:ty) => {

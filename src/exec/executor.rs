@@ -55,6 +55,9 @@ impl Executor<'_> {
         let mut stopped = false;
         let mut summary = Vec::new();
         let mut pending: Vec<usize> = order.into_iter().filter(|&id| sel.selected[id]).collect();
+        // The last pass ran nothing: every pending job waits on a busy key, so this pass blocks
+        // on the first of them (its inputs are all done: a pending input would come first).
+        let mut block = false;
         while !pending.is_empty() {
             let mut later = Vec::new();
             let mut progressed = false;
@@ -71,7 +74,12 @@ impl Executor<'_> {
                     later.push(id);
                     continue;
                 } else {
-                    match self.job(jobs, job, &outcomes, &sel, Wait::No) {
+                    let wait = if block && !progressed {
+                        Wait::Yes
+                    } else {
+                        Wait::No
+                    };
+                    match self.job(jobs, job, &outcomes, &sel, wait) {
                         Some(o) => o,
                         None => {
                             if !std::mem::replace(&mut waiting[id], true) {
@@ -88,18 +96,7 @@ impl Executor<'_> {
                 summary.push((job.as_ref(), outcome.clone()));
                 outcomes[id] = Some(outcome);
             }
-            if !progressed && let Some(&id) = later.first() {
-                // Nothing else can run: wait for the first busy key (its inputs are all done:
-                // any pending input would come before it in dependency order).
-                let job = &jobs[id];
-                let outcome = self
-                    .job(jobs, job, &outcomes, &sel, Wait::Yes)
-                    .unwrap_or(Outcome::NotRun);
-                stopped |= self.stops(&outcome);
-                summary.push((job.as_ref(), outcome.clone()));
-                outcomes[id] = Some(outcome);
-                later.remove(0);
-            }
+            block = !progressed;
             pending = later;
         }
         let summary = RunSummary {

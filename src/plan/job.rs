@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::key::{Fingerprint, StageKey};
 use crate::ir::bind::Point;
-use crate::schema::Kind;
+use crate::schema::{Kind, MODEL_LIKE};
 use crate::stages::params::StageParams;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -16,6 +16,19 @@ pub struct JobId(pub usize);
 
 /// The dependency role under which train and prune jobs read their tokenized data.
 pub const TOKENS_ROLE: &str = "tokens";
+
+/// The job whose model directory `from`'s weights come from: the first `MODEL_LIKE` job (a model
+/// or prune stage) reached by following `model=` / `adapter=` / `from=` inputs.
+pub fn base_model(jobs: &[Job], from: JobId) -> Option<JobId> {
+    let mut j = jobs.get(from.0)?;
+    while !MODEL_LIKE.contains(&j.kind) {
+        let next = ["model", "adapter", "from"]
+            .iter()
+            .find_map(|r| j.deps.iter().find(|d| d.role == *r))?;
+        j = jobs.get(next.job.0)?;
+    }
+    Some(j.id)
+}
 
 /// An input of a job: the job that produces it, under a role (`model`, `data`, `from`, ...).
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -24,7 +24,7 @@ pub use resolve::{HubResolver, Unresolved};
 use crate::ir::bind::{BindError, bind};
 use crate::ir::points::{label, points};
 use crate::ir::{Pipeline, VarKind};
-use crate::schema::{Kind, MODEL_LIKE};
+use crate::schema::Kind;
 use crate::stages::{self, ParamError, StageParams};
 
 /// Most jobs a plan may have.
@@ -181,16 +181,8 @@ pub fn plan_with(
 /// was made for; a prune job: the model it prunes).
 fn tokenize_pair(kind: &dyn stages::Stage, deps: &[Dep], jobs: &[Job]) -> Option<(JobId, JobId)> {
     let (data_role, via) = kind.tokenizes()?;
-    let dep = |deps: &[Dep], role: &str| deps.iter().find(|d| d.role == role).map(|d| d.job);
-    let data = dep(deps, data_role)?;
-    let mut j = &jobs[dep(deps, via)?.0];
-    while !MODEL_LIKE.contains(&j.kind) {
-        let next = ["model", "adapter", "from"]
-            .iter()
-            .find_map(|r| dep(&j.deps, r))?;
-        j = &jobs[next.0];
-    }
-    Some((data, j.id))
+    let dep = |role: &str| deps.iter().find(|d| d.role == role).map(|d| d.job);
+    Some((dep(data_role)?, job::base_model(jobs, dep(via)?)?))
 }
 
 /// The `tokens` job of `(data, model)`: labelled `<data>.tokens.<model>` (with the sweep values of

@@ -8,8 +8,7 @@ use candle_core::Device;
 use super::error::{Result, RunError, io};
 use crate::cache::{Entry, Probe, Store, layout};
 use crate::model::ops::LayerPath;
-use crate::plan::job::{Job, Plan};
-use crate::schema::MODEL_LIKE;
+use crate::plan::job::{Job, Plan, base_model};
 use crate::train::TrainKnobs;
 
 /// What every runner may use.
@@ -89,17 +88,9 @@ impl<'a> JobCx<'a> {
     /// The `model` (or `prune`) stage job a job's base weights come from, walking
     /// `model=`/`from=`/`adapter=` refs.
     pub fn base_model_job(&self, job: &'a Job) -> Result<&'a Job> {
-        let mut j = job;
-        loop {
-            if MODEL_LIKE.contains(&j.kind) {
-                return Ok(j);
-            }
-            let next = ["model", "adapter", "from"]
-                .iter()
-                .find_map(|r| self.input_job(j, r).ok())
-                .ok_or_else(|| RunError::Plan(format!("`{}` reaches no model stage", job.label)))?;
-            j = next;
-        }
+        base_model(&self.plan.jobs, job.id)
+            .map(|id| self.plan.job(id))
+            .ok_or_else(|| RunError::Plan(format!("`{}` reaches no model stage", job.label)))
     }
 
     /// The job's resume directory in the store (created): checkpoints of an interrupted run.

@@ -24,12 +24,16 @@ pub use error::RunError;
 pub struct PipelineRunner<'a> {
     pub plan: &'a Plan,
     pub ctx: Ctx<'a>,
+    /// Where jobs run, as every manifest records it (queried once).
+    device_info: serde_json::Value,
 }
 
 impl<'a> PipelineRunner<'a> {
     pub fn new(plan: &'a Plan, store: &'a Store, device: Device) -> Self {
+        let info = crate::device::DeviceInfo::query(&device);
         Self {
             plan,
+            device_info: serde_json::json!({ "label": info.label, "name": info.name }),
             ctx: Ctx {
                 store,
                 device,
@@ -70,11 +74,7 @@ impl StageRunner for PipelineRunner<'_> {
         // Where it ran, beside the outputs in the manifest (not part of the key: devices differ
         // only by rounding).
         if let serde_json::Value::Object(m) = &mut meta {
-            let info = crate::device::DeviceInfo::query(&self.ctx.device);
-            m.insert(
-                "device".into(),
-                serde_json::json!({ "label": info.label, "name": info.name }),
-            );
+            m.insert("device".into(), self.device_info.clone());
         }
         Ok(meta)
     }

@@ -55,8 +55,8 @@ impl StageParams {
         self.inner.as_any().downcast_ref::<T>()
     }
 
-    /// Mutable access for the planner (hub pinning writes the resolved commit), copying the
-    /// params if another job shares them.
+    /// Mutable access for the planner (hub pinning writes the resolved commit): the params are
+    /// copied into an allocation of their own first, so no other holder sees the change.
     pub fn get_mut<T: Any + Clone + fmt::Debug + Send + Sync + Serialize>(
         &mut self,
     ) -> Option<&mut T> {

@@ -14,6 +14,10 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
     crate::fsx::write_new_synced(path, bytes).map_err(TrainError::io(path))
 }
 
+/// fsync a directory: opening it must work; the fsync itself is best effort (as before the
+/// write helpers were shared), since some file systems refuse it on directories.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    crate::fsx::fsync_dir(dir).map_err(TrainError::io(dir))
+    let d = std::fs::File::open(dir).map_err(TrainError::io(dir))?;
+    let _ = d.sync_all();
+    Ok(())
 }

@@ -96,7 +96,8 @@ impl Unfused {
 
     /// The reason as a small number (for atomics), and back.
     pub fn code(self) -> u8 {
-        Unfused::ALL.iter().position(|u| *u == self).unwrap_or(0) as u8
+        // `ALL` lists the variants in declaration order (tested)
+        self as u8
     }
 
     pub fn from_code(code: u8) -> Option<Unfused> {
@@ -129,7 +130,7 @@ impl Unfused {
 pub struct LayerPathLog {
     fused: AtomicU64,
     composed: AtomicU64,
-    /// `Unfused as u8 + 1` of the first composed forward; 0 while there was none.
+    /// `Unfused::code + 1` of the first composed forward; 0 while there was none.
     first_reason: AtomicU8,
 }
 
@@ -155,7 +156,7 @@ impl LayerPathLog {
                 self.composed.fetch_add(1, Ordering::Relaxed);
                 let _ = self.first_reason.compare_exchange(
                     0,
-                    why as u8 + 1,
+                    why.code() + 1,
                     Ordering::Relaxed,
                     Ordering::Relaxed,
                 );
@@ -186,8 +187,8 @@ impl LayerPathLog {
             composed_forwards: composed,
             composed_because: reason
                 .checked_sub(1)
-                .and_then(|i| Unfused::ALL.get(usize::from(i)))
-                .map(|u| u.describe()),
+                .and_then(Unfused::from_code)
+                .map(Unfused::describe),
         }
     }
 }

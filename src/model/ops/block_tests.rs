@@ -285,3 +285,17 @@ fn layers_decide_their_path_once_and_the_log_says_why() {
     assert_eq!(r.path, "fused", "{r:?}");
     assert!(fused_layer_runs() > runs);
 }
+
+#[test]
+fn unfused_codes_round_trip() {
+    use super::block_op::Unfused;
+    for code in 0..=u8::MAX {
+        if let Some(u) = Unfused::from_code(code) {
+            assert_eq!(u.code(), code);
+        }
+    }
+    assert_eq!(
+        Unfused::from_code(Unfused::Shapes.code()),
+        Some(Unfused::Shapes)
+    );
+}
