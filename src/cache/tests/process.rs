@@ -179,13 +179,32 @@ fn sigkill_mid_stage_leaves_no_entry_and_staging_is_cleaned() {
     assert!(!resume.exists());
 }
 
-/// Run `cmd` as an unprivileged user when we are root (root ignores permission bits).
+/// [`child_cmd`] run as an unprivileged user when we are root (root ignores permission bits).
+/// That user may not reach the test binary (a checkout under a 0700 directory, as `mktemp -d`
+/// makes), so the child runs a hard link (or copy) of it inside `scratch`, which
+/// [`open_for_all`] made reachable.
 #[allow(unsafe_code)] // test harness: a libc call with no preconditions
-fn unprivileged(cmd: &mut Command) {
+fn unprivileged_child_cmd(mode: &str, root: &Path, key: &str, scratch: &Path) -> Command {
+    let mut cmd = child_cmd(mode, root, key, scratch);
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
-        cmd.uid(65534).gid(65534);
+        let exe = std::env::current_exe().expect("test binary path");
+        let reachable = scratch.join("child-test-binary");
+        if fs::hard_link(&exe, &reachable).is_err() {
+            fs::copy(&exe, &reachable).expect("copy the test binary into the scratch dir");
+        }
+        fs::set_permissions(&reachable, fs::Permissions::from_mode(0o755)).unwrap();
+        let mut c = Command::new(&reachable);
+        c.args(cmd.get_args())
+            .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .current_dir(scratch)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .uid(65534)
+            .gid(65534);
+        cmd = c;
     }
+    cmd
 }
 
 fn open_for_all(path: &Path) {
@@ -220,8 +239,7 @@ fn read_only_store_gives_a_clean_error_and_keeps_serving_hits() {
     put(&store, &key("existing"), "kept");
     open_for_all(&root);
     chmod_tree(&root, 0o555);
-    let mut cmd = child_cmd("readonly", &root, &key("new"), tmp.path());
-    unprivileged(&mut cmd);
+    let mut cmd = unprivileged_child_cmd("readonly", &root, &key("new"), tmp.path());
     let out = finish(cmd.spawn().unwrap());
     chmod_tree(&root, 0o755);
     assert!(
@@ -250,8 +268,7 @@ fn permission_error_at_commit_leaves_no_partial_entry() {
         fs::set_permissions(&d, fs::Permissions::from_mode(0o777)).unwrap();
     }
     let k = key("refused");
-    let mut cmd = child_cmd("commit-fails", &root, &k, tmp.path());
-    unprivileged(&mut cmd);
+    let mut cmd = unprivileged_child_cmd("commit-fails", &root, &k, tmp.path());
     let out = finish(cmd.spawn().unwrap());
     chmod_tree(&root, 0o755);
     assert!(out.contains("CHILD error: cache: cannot"), "{out}");
