@@ -30,6 +30,7 @@ pub mod plan;
 pub mod prune;
 pub mod run;
 pub mod schema;
+pub mod slurm;
 pub mod source;
 pub mod stages;
 pub mod syntax;

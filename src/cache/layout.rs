@@ -74,6 +74,11 @@ pub fn runs_dir(root: &Path) -> PathBuf {
     root.join("runs")
 }
 
+/// The logs of the Slurm jobs of one run of the Slurm executor (`tag`: the run's tag).
+pub fn slurm_logs_dir(root: &Path, tag: &str) -> PathBuf {
+    runs_dir(root).join("slurm").join(tag)
+}
+
 /// The directory of the per-key lock files.
 pub fn locks_root(root: &Path) -> PathBuf {
     root.join(LAYOUT_VERSION).join("locks")

@@ -108,6 +108,13 @@ impl Store {
         }
     }
 
+    /// Whether another holder (a thread or process, here or on another node of a shared store)
+    /// has the key's lock right now. Takes and drops the lock when it is free.
+    pub fn held_elsewhere(&self, key: &str) -> Result<bool> {
+        validate_key(key)?;
+        Ok(KeyLock::try_acquire(&layout::lock_path(&self.root, key))?.is_none())
+    }
+
     /// The lookup once the key's lock is held: the entry if another holder committed it
     /// meanwhile, else a reservation (a corrupt entry moved aside first).
     fn locked_lookup(&self, key: &str, lock: KeyLock) -> Result<Lookup> {

@@ -415,6 +415,8 @@ pub fn bench_train(a: &TrainBench) -> Result<String> {
     let r3 = |x: f64| (x * 100.0).round() / 100.0;
     let line = json!({
         "tokens_per_s": r3(toks / med),
+        // the rate `rora plan --rate` and the Slurm executor divide a train job's work by
+        "train_flops_per_s": (crate::plan::memory::train_flops_per_token(&cfg) * toks / med).round(),
         "step_ms_median": r3(med * 1e3),
         "peak_rss_mb": (peak_rss_mb() * 10.0).round() / 10.0,
         "final_loss": timer.losses.last(),

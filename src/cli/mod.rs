@@ -1,6 +1,7 @@
 //! The command-line front end: clap derive, one file per subcommand, one [`Command`] variant each.
 //!
-//! Exit codes ([`exit`]): 0 ok, 1 internal error, 2 check failed, 3 stage failed.
+//! Exit codes ([`exit`]): 0 ok, 1 internal error, 2 check failed, 3 stage failed, 4 `rora job`
+//! found its key held by another process, 130 interrupted.
 //! To add a subcommand: write `src/cli/<name>.rs` with an `Args` struct and a `run`, add a variant
 //! to [`Command`] and a line to [`dispatch`].
 
@@ -9,6 +10,7 @@ pub mod bench_eval;
 pub mod cache;
 pub mod check;
 pub mod explain;
+pub mod job;
 pub mod load;
 pub mod logits;
 pub mod model;
@@ -17,6 +19,7 @@ pub mod report;
 pub mod run;
 pub mod schema;
 pub mod show_output;
+pub mod slurm;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -33,6 +36,10 @@ pub mod exit {
     pub const INTERNAL: u8 = 1;
     pub const CHECK_FAILED: u8 = 2;
     pub const STAGE_FAILED: u8 = 3;
+    /// `rora job`: another process holds the key; nothing was done.
+    pub const BUSY: u8 = 4;
+    /// The run was interrupted (SIGINT, SIGTERM) and stopped what it had started.
+    pub const INTERRUPTED: u8 = 130;
 }
 
 /// The quickstart pipeline, embedded: `rora check` / `rora plan` without a file use it.
@@ -40,7 +47,8 @@ pub const QUICKSTART: &str = include_str!("../../pipelines/quickstart.kdl");
 
 /// Fine-tune LLaMA-family models with LoRA / RoRA / DoRA adapters, driven by KDL pipelines.
 ///
-/// Exit codes: 0 ok, 1 internal error, 2 check failed, 3 stage failed.
+/// Exit codes: 0 ok, 1 internal error, 2 check failed, 3 stage failed, 4 key held elsewhere
+/// (`rora job`), 130 interrupted.
 #[derive(Debug, Parser)]
 #[command(name = "rora", version, about, long_about = None)]
 pub struct Cli {
@@ -83,6 +91,8 @@ pub enum Command {
     Explain(explain::ExplainArgs),
     /// Run a pipeline: compute every job that is not cached, in dependency order.
     Run(run::RunArgs),
+    /// Compute exactly one planned job (by key) against the store: what each Slurm job runs.
+    Job(job::JobArgs),
     /// Inspect a model, measure perplexity, or generate (`info`, `ppl`, `generate`).
     Model(model::ModelArgs),
     /// Where a job's artifacts are in the cache (`rora show-output ft@rank=8 x.kdl`).
@@ -114,6 +124,7 @@ pub fn dispatch(cli: Cli) -> miette::Result<ExitCode> {
         Command::Schema(a) => schema::run(a, &g),
         Command::Explain(a) => explain::run(a, &g),
         Command::Run(a) => run::run(a, &g),
+        Command::Job(a) => job::run(a, &g),
         Command::Model(a) => model::run(a).map(|()| ExitCode::SUCCESS),
         Command::ShowOutput(a) => show_output::run(a, &g),
         Command::Report(a) => report::run(a).map(|()| ExitCode::SUCCESS),

@@ -30,6 +30,9 @@ pub struct PlanArgs {
     /// default: what the device reports (RAM for the CPU).
     #[arg(long, value_name = "SIZE")]
     pub memory: Option<String>,
+    /// With `--executor slurm`: the `sbatch` command of every job that would be submitted.
+    #[command(flatten)]
+    pub slurm: super::slurm::SlurmArgs,
 }
 
 /// The device a run or plan uses: the command line's, else the pipeline's.
@@ -178,7 +181,8 @@ pub fn run(args: PlanArgs, g: &Global) -> miette::Result<ExitCode> {
     let mut warnings = vec![];
     let device = match pd.spec.open() {
         Ok(d) => Some(d),
-        Err(e) if pd.explicit => {
+        // For Slurm the device is opened on the nodes, not here (a login node has no GPU).
+        Err(e) if pd.explicit && args.slurm.executor != super::slurm::ExecutorKind::Slurm => {
             eprintln!("{:?}", miette::miette!(code = "rora::cli::device", "{e}"));
             return Ok(ExitCode::from(exit::CHECK_FAILED));
         }
@@ -226,10 +230,100 @@ pub fn run(args: PlanArgs, g: &Global) -> miette::Result<ExitCode> {
     }
     print!("{}", render_text(&plan, &root));
     print!("{}", render_memory(&memory, &label, limit));
+    let settings =
+        if args.slurm.executor == super::slurm::ExecutorKind::Slurm || args.slurm.rate.is_some() {
+            Some(args.slurm.settings()?)
+        } else {
+            None
+        };
+    print!(
+        "{}",
+        render_work(&plan, settings.as_ref().and_then(|s| s.rate))
+    );
+    if args.slurm.executor == super::slurm::ExecutorKind::Slurm {
+        print!(
+            "{}",
+            render_sbatch(&plan, &root, &args, &pd.spec.to_string())?
+        );
+    }
     for w in warnings {
         eprintln!("{w}");
     }
     Ok(ExitCode::from(exit::OK))
+}
+
+/// The work of each train job whose model shape is known, and with a measured `rate` (FLOP/s)
+/// its time: `4 x weights x steps x batch x max-len` (an upper bound: every row at `max-len`).
+pub fn render_work(plan: &Plan, rate: Option<f64>) -> String {
+    let mut out = String::new();
+    for j in &plan.jobs {
+        let Some(flops) = crate::stages::get(j.kind).and_then(|s| s.flops(plan, j)) else {
+            continue;
+        };
+        if out.is_empty() {
+            out.push_str(&match rate {
+                Some(r) => format!(
+                    "work per train job (4 x weights x steps x batch x max-len) at {:.3e} FLOP/s:\n",
+                    r
+                ),
+                None => "work per train job (4 x weights x steps x batch x max-len; --rate gives times):\n".to_string(),
+            });
+        }
+        let time = rate.map_or(String::new(), |r| {
+            let m = (flops / r / 60.0).ceil() as u64;
+            format!("  ~{}h{:02}m", m / 60, m % 60)
+        });
+        out.push_str(&format!(
+            "{:>4}  {}: {:.3e} FLOP{time}\n",
+            j.id.0, j.label, flops
+        ));
+    }
+    out
+}
+
+/// `rora plan --executor slurm`: the `sbatch` line of each job that is not in the store, as the
+/// head would submit it once the job's inputs are committed (`RUN` stands for the run's tag).
+fn render_sbatch(
+    plan: &Plan,
+    root: &Path,
+    args: &PlanArgs,
+    device: &str,
+) -> miette::Result<String> {
+    let settings = args.slurm.settings()?;
+    let needs = super::slurm::job_needs(plan, device);
+    let worker = super::slurm::Worker::new(
+        &settings,
+        root,
+        args.pipeline.as_deref(),
+        args.device.as_deref(),
+    )?;
+    let jobs = crate::exec::jobs_from_plan(plan);
+    let logs = crate::cache::layout::slurm_logs_dir(root, "RUN");
+    let mut out = String::from(
+        "sbatch per job to compute (each submitted when its inputs are committed; RUN is the run's tag):\n",
+    );
+    let mut any = false;
+    for job in jobs.iter().filter(|j| !is_committed(root, &j.key)) {
+        let sub = crate::slurm::Submission {
+            name: format!("{}RUN", crate::slurm::command::NAME_PREFIX),
+            store: crate::slurm::command::store_id(root),
+            key: job.key.clone(),
+            log: logs.join(crate::slurm::head::log_name(&job.label)),
+            resources: crate::slurm::resources(&settings, &needs[job.id]),
+            command: worker.command(job, false),
+        };
+        out.push_str(&format!(
+            "{:>4}  {}\n      {}\n",
+            job.id,
+            job.label,
+            crate::slurm::sbatch_line(&settings, &sub)
+        ));
+        any = true;
+    }
+    if !any {
+        out.push_str("      nothing: every job is in the store\n");
+    }
+    Ok(out)
 }
 
 /// The text table of `rora plan`.

@@ -8,10 +8,13 @@ use std::process::ExitCode;
 use candle_core::Device;
 use miette::{IntoDiagnostic, miette};
 
-use super::plan::check_and_plan_with;
+use super::plan::{check_and_plan_with, plan_device};
+use super::slurm::{ExecutorKind, SlurmArgs, Worker, job_needs};
 use super::{Global, exit};
 use crate::cache::{Store, layout};
-use crate::exec::{ConsoleReporter, ExecOptions, Selector, jobs_from_plan, run_with_log};
+use crate::exec::{
+    ConsoleReporter, ExecOptions, JsonlReporter, Reporters, Selector, jobs_from_plan, run_with_log,
+};
 use crate::hub::LazyHub;
 use crate::model::ops::LayerPath;
 use crate::run::{Knobs, PipelineRunner};
@@ -53,6 +56,8 @@ pub struct RunArgs {
     /// for a peer to train on the same batches (`scripts/bench_train_real.py`).
     #[arg(long, value_name = "FILE", help_heading = AB)]
     pub dump_batches: Option<PathBuf>,
+    #[command(flatten)]
+    pub slurm: SlurmArgs,
 }
 
 /// The heading of the switches that change results only by rounding (not part of any key;
@@ -101,6 +106,16 @@ pub fn run(a: RunArgs, g: &Global) -> miette::Result<ExitCode> {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
+    let options = ExecOptions {
+        dry_run: a.dry_run,
+        only: selectors(&a.only)?,
+        until: selectors(&a.until)?,
+        force: selectors(&a.force)?,
+        keep_going: a.keep_going,
+    };
+    if a.slurm.executor == ExecutorKind::Slurm && !a.dry_run {
+        return run_slurm(&a, &store, &plan, options);
+    }
     let device = match open_device(a.device.as_deref(), &plan) {
         Ok(d) => d,
         Err(e) => {
@@ -109,13 +124,6 @@ pub fn run(a: RunArgs, g: &Global) -> miette::Result<ExitCode> {
         }
     };
     let jobs = jobs_from_plan(&plan);
-    let options = ExecOptions {
-        dry_run: a.dry_run,
-        only: selectors(&a.only)?,
-        until: selectors(&a.until)?,
-        force: selectors(&a.force)?,
-        keep_going: a.keep_going,
-    };
     let runner = PipelineRunner::new(&plan, &store, device).with_knobs(a.knobs());
     let session = run_with_log(
         &store,
@@ -130,5 +138,69 @@ pub fn run(a: RunArgs, g: &Global) -> miette::Result<ExitCode> {
     Ok(ExitCode::from(match session.summary.exit_code() {
         0 => exit::OK,
         _ => exit::STAGE_FAILED,
+    }))
+}
+
+/// `rora run --executor slurm`: this process is the head; each job to compute is a Slurm job
+/// running `rora job`. The device is not opened here (a login node has no GPU): the jobs open it.
+fn run_slurm(
+    a: &RunArgs,
+    store: &Store,
+    plan: &crate::plan::Plan,
+    options: ExecOptions,
+) -> miette::Result<ExitCode> {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    let settings = a.slurm.settings()?;
+    if let Err(e) = crate::slurm::check_store(store.root()) {
+        eprintln!("{:?}", miette!(code = "rora::slurm::store", "{e}"));
+        return Ok(ExitCode::from(exit::CHECK_FAILED));
+    }
+    let device = plan_device(a.device.as_deref(), plan)?.spec.to_string();
+    let needs = job_needs(plan, &device);
+    let worker = Worker::new(
+        &settings,
+        store.root(),
+        a.pipeline.as_deref(),
+        a.device.as_deref(),
+    )?;
+    let interrupt = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&interrupt))
+            .map_err(|e| miette!(code = "rora::slurm", "cannot handle signal {sig}: {e}"))?;
+    }
+    let name = crate::slurm::run_name();
+    let log = JsonlReporter::create_in(&layout::runs_dir(store.root()))
+        .map_err(|e| miette!(code = "rora::run", "{e}"))?;
+    let log_path = log.path().to_path_buf();
+    let mut reporters = Reporters::new();
+    reporters.push(log);
+    reporters.push(ConsoleReporter::new(Box::new(std::io::stdout()), false));
+    let logs = layout::slurm_logs_dir(store.root(), &name);
+    println!("slurm run {name}: job logs in {}", logs.display());
+    let head = crate::slurm::Head {
+        store,
+        cluster: &crate::slurm::SlurmCli,
+        settings: &settings,
+        reporters: &reporters,
+        options,
+        needs: &needs,
+        worker: &|job, forced| worker.command(job, forced),
+        name,
+        logs,
+        interrupt: &interrupt,
+    };
+    let jobs = jobs_from_plan(plan);
+    let result = head
+        .run(&jobs)
+        .map_err(|e| miette!(code = "rora::run", "{e}"))?;
+    println!("event log: {}", log_path.display());
+    Ok(ExitCode::from(if result.interrupted {
+        exit::INTERRUPTED
+    } else if result.summary.exit_code() == 0 {
+        exit::OK
+    } else {
+        exit::STAGE_FAILED
     }))
 }

@@ -138,6 +138,62 @@ pub fn line_for(event: &Event) -> Option<String> {
             "  blocked  {}  (needs {failed_dep}, which failed)",
             job.label
         ),
+        Event::JobSubmitted {
+            job,
+            slurm_id,
+            log,
+            attempt,
+        } => {
+            let again = if *attempt > 1 {
+                format!(" (attempt {attempt})")
+            } else {
+                String::new()
+            };
+            format!(
+                "  submitted {}  slurm {slurm_id}{again}  log {log}",
+                job.label
+            )
+        }
+        // `done` or `FAILED` follows with more to say
+        Event::JobQueueState { state, .. } if state == "COMPLETED" || state == "COMPLETING" => {
+            return None;
+        }
+        Event::JobQueueState {
+            job,
+            slurm_id,
+            state,
+            reason,
+            node,
+        } => {
+            let why = match state.as_str() {
+                "RUNNING" if !node.is_empty() => format!("on {node}"),
+                _ if !reason.is_empty() && reason != "None" => format!("({reason})"),
+                _ => String::new(),
+            };
+            format!(
+                "  {:<8} {}  slurm {slurm_id} {why}",
+                state.to_lowercase(),
+                job.label
+            )
+            .trim_end()
+            .to_string()
+        }
+        Event::RunInterrupted { cancelled, left } => {
+            let ids = if cancelled.is_empty() {
+                "no Slurm job was queued".to_string()
+            } else {
+                format!(
+                    "cancelled {} Slurm job(s): {}",
+                    cancelled.len(),
+                    cancelled.join(" ")
+                )
+            };
+            if *left == 0 {
+                format!("interrupted: {ids}; none is left in the queue")
+            } else {
+                format!("interrupted: {ids}; {left} still in the queue (check `squeue`)")
+            }
+        }
         Event::RunFinished { counts: c, secs } => {
             let mut parts = Vec::new();
             for (n, what) in [

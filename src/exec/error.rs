@@ -22,6 +22,8 @@ pub enum ExecError {
     },
     #[error(transparent)]
     Selector(#[from] SelectorError),
+    #[error("the scheduler does not answer: {message}")]
+    Scheduler { message: String },
     #[error("cannot write the event log {}: {source}", path.display())]
     Log {
         path: PathBuf,

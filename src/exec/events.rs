@@ -63,6 +63,29 @@ pub enum Event {
         job: JobRef,
         failed_dep: String,
     },
+    /// A cluster executor submitted the job (`attempt` counts resubmissions after a node
+    /// failure or preemption, from 1).
+    JobSubmitted {
+        job: JobRef,
+        slurm_id: String,
+        log: String,
+        attempt: u32,
+    },
+    /// The job's state in the cluster's queue changed (`PENDING` with its reason, `RUNNING` on a
+    /// node, or a final state).
+    JobQueueState {
+        job: JobRef,
+        slurm_id: String,
+        state: String,
+        reason: String,
+        node: String,
+    },
+    /// The head was interrupted (SIGINT, SIGTERM): it cancelled these cluster jobs and waited
+    /// until they left the queue (`left`: how many were still there when it gave up waiting).
+    RunInterrupted {
+        cancelled: Vec<String>,
+        left: usize,
+    },
     RunFinished {
         counts: Counts,
         secs: f64,

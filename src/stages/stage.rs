@@ -84,6 +84,18 @@ pub trait Stage: Send + Sync + 'static {
         Ok(BTreeMap::new())
     }
 
+    /// Whether the job computes on the run's device (train, merge, eval, prune). A cluster
+    /// executor gives such jobs a GPU and the heavy resources; the others run on a CPU.
+    fn accelerated(&self) -> bool {
+        false
+    }
+
+    /// The job's floating-point work, where the kind knows it (train jobs): with a device's
+    /// measured rate it gives the job's time (`rora plan`, the Slurm executor's `--time`).
+    fn flops(&self, _plan: &Plan, _job: &Job) -> Option<f64> {
+        None
+    }
+
     /// The job's peak memory, where the kind knows it (train jobs).
     fn memory(&self, _plan: &Plan, _job: &Job) -> Option<JobMemory> {
         None

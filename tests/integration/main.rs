@@ -15,6 +15,7 @@ mod pipelines;
 mod plan;
 mod prune_recovery;
 mod run;
+mod slurm;
 mod sparse_merge;
 mod support;
 mod toy_stage;

@@ -122,6 +122,10 @@ pub fn shipped_eval_dir() -> PathBuf {
 pub struct Eval;
 
 impl Stage for Eval {
+    fn accelerated(&self) -> bool {
+        true
+    }
+
     fn spec(&self) -> &'static KindSpec {
         &SPEC
     }

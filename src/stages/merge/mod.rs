@@ -58,6 +58,10 @@ pub struct MergeParams {
 pub struct Merge;
 
 impl Stage for Merge {
+    fn accelerated(&self) -> bool {
+        true
+    }
+
     fn spec(&self) -> &'static KindSpec {
         &SPEC
     }

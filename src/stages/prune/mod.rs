@@ -134,6 +134,10 @@ pub struct PruneParams {
 pub struct Prune;
 
 impl Stage for Prune {
+    fn accelerated(&self) -> bool {
+        true
+    }
+
     fn spec(&self) -> &'static KindSpec {
         &SPEC
     }

@@ -7,7 +7,9 @@
 
 use crate::model::config::LlamaConfig;
 use crate::plan::job::{Job, Plan};
-use crate::plan::memory::{JobMemory, MemoryInput, estimate, select_projections};
+use crate::plan::memory::{
+    JobMemory, MemoryInput, estimate, select_projections, train_flops_per_token,
+};
 use crate::plan::shapes;
 use crate::schema::Kind;
 use crate::stages::adapter::{AdapterMethod, AdapterParams, Targets};
@@ -75,6 +77,21 @@ pub fn train_job_memory(plan: &Plan, job: &Job) -> Option<JobMemory> {
         estimate: e,
         total: e.total(),
     })
+}
+
+/// The floating-point work of one train job ([`train_flops_per_token`] times steps x batch x
+/// max-len: an upper bound, every row counted at the data's `max-len`), or `None` when the model
+/// shape is not known offline or the job trains for epochs (the row count is known only at run
+/// time).
+pub fn train_job_flops(plan: &Plan, job: &Job) -> Option<f64> {
+    let t = job.params.get::<TrainParams>()?;
+    let super::Duration::Steps(steps) = t.duration else {
+        return None;
+    };
+    let adapter_job = dep(plan, job, "adapter")?;
+    let seq = dep(plan, job, "data")?.params.get::<DataParams>()?.max_len;
+    let config = model_shape(plan, adapter_job)?;
+    Some(train_flops_per_token(&config) * (steps as f64) * (t.batch as f64) * (seq as f64))
 }
 
 #[cfg(test)]

@@ -211,6 +211,10 @@ pub struct TrainParams {
 pub struct Train;
 
 impl Stage for Train {
+    fn accelerated(&self) -> bool {
+        true
+    }
+
     fn spec(&self) -> &'static KindSpec {
         &SPEC
     }
@@ -305,6 +309,10 @@ impl Stage for Train {
 
     fn memory(&self, plan: &Plan, job: &Job) -> Option<JobMemory> {
         memory::train_job_memory(plan, job)
+    }
+
+    fn flops(&self, plan: &Plan, job: &Job) -> Option<f64> {
+        memory::train_job_flops(plan, job)
     }
 
     fn run(
