@@ -39,6 +39,7 @@ pub fn semantic(p: &Pipeline, diags: &mut Diagnostics) {
                 continue;
             };
             files(&mut cx, kind, stage, &b);
+            resources(&mut cx, stage, &b);
             // a stage the shape pass let through always binds to params
             let Ok(params) = kind.params(&b, &p.file) else {
                 continue;
@@ -74,6 +75,34 @@ fn conflicts(cx: &mut CheckCx, kind: &dyn Stage, stage: &StageDecl) {
                 d = d.label(cx.span_of(stage, n), format!("`{n}` here"));
             }
             cx.push(d.help(format!("keep one of {}", present.join(", "))));
+        }
+    }
+}
+
+/// A stage's `resources`: memory and time in forms the Slurm executor can submit (checked at
+/// each sweep point, so a swept value is checked too).
+fn resources(cx: &mut CheckCx, stage: &StageDecl, b: &BoundStage) {
+    use crate::slurm::units::{parse_mem, parse_minutes};
+    let Some(f) = stage.field("resources") else {
+        return;
+    };
+    let checks: [(&str, fn(&str) -> Result<u64, String>); 2] =
+        [("mem", parse_mem), ("time", parse_minutes)];
+    for (name, parse) in checks {
+        let Some(Value::Str(text)) = b.prop("resources", name) else {
+            continue;
+        };
+        if let Err(e) = parse(text) {
+            let span = f.props.get(name).map_or(f.name_span, |a| a.span());
+            cx.push(
+                Diagnostic::error(Code::BadResource, format!("resources {e}"))
+                    .label(span, "not a size or duration rora can submit")
+                    .help(if name == "mem" {
+                        "write `64G`, `512M`, or MiB (`4096`)"
+                    } else {
+                        "write `48h`, `90m`, `1day 2h`, or minutes (`90`)"
+                    }),
+            );
         }
     }
 }

@@ -186,6 +186,8 @@ pub fn run(args: PlanArgs, g: &Global) -> miette::Result<ExitCode> {
             eprintln!("{:?}", miette::miette!(code = "rora::cli::device", "{e}"));
             return Ok(ExitCode::from(exit::CHECK_FAILED));
         }
+        // the nodes open it: nothing to warn about here
+        Err(_) if args.slurm.executor == super::slurm::ExecutorKind::Slurm => None,
         Err(e) => {
             warnings.push(format!(
                 "warning: {e}; `rora run` will fail unless --device says otherwise"

@@ -8,7 +8,10 @@ use miette::miette;
 
 use crate::exec::JobSpec;
 use crate::plan::Plan;
+use crate::plan::job::StageResources;
 use crate::plan::job_memory::plan_memory;
+use crate::slurm::settings::Target;
+use crate::slurm::units::{parse_mem, parse_minutes};
 use crate::slurm::{GpuFlag, JobNeeds, Override, Settings, default_profile};
 use crate::stages;
 
@@ -113,7 +116,7 @@ impl SlurmArgs {
             );
         }
         for r in &self.resources {
-            s.overrides.push(
+            s.flag_overrides.push(
                 Override::parse(r).map_err(|e| miette!(code = "rora::slurm::resources", "{e}"))?,
             );
         }
@@ -133,10 +136,35 @@ pub fn job_needs(plan: &Plan, device: &str) -> Vec<JobNeeds> {
             kind: j.kind.name().to_string(),
             accelerated: stages::get(j.kind).is_some_and(|s| s.accelerated()),
             cuda,
-            memory: memory.iter().find(|m| m.job == j.id.0).map(|m| m.total),
+            memory: memory
+                .iter()
+                .find(|m| m.job == j.id.0)
+                .map(|m| m.total)
+                .or_else(|| model_bytes(plan, j)),
             flops: stages::get(j.kind).and_then(|s| s.flops(plan, j)),
+            declared: j.resources.as_ref().map(|r| declared(&j.stage, r)),
         })
         .collect()
+}
+
+/// A model job loads the weights and writes them out: its memory is the weights in f32, when the
+/// shape is known offline (a random preset, a local file, a known hub id).
+fn model_bytes(plan: &Plan, j: &crate::plan::Job) -> Option<u64> {
+    if j.kind != crate::schema::Kind::Model {
+        return None;
+    }
+    let c = stages::train::memory::model_shape(plan, j)?;
+    Some(crate::plan::memory::base_params(&c) * 4)
+}
+
+/// A stage's `resources` as an override of its jobs (checked: mem and time parse).
+fn declared(stage: &str, r: &StageResources) -> Override {
+    let mut o = Override::new(Target::Stage(stage.to_string()));
+    o.cpus = r.cpus;
+    o.gpus = r.gpus;
+    o.mem = r.mem.as_deref().and_then(|m| parse_mem(m).ok());
+    o.time = r.time.as_deref().and_then(|t| parse_minutes(t).ok());
+    o
 }
 
 /// The command a Slurm job runs for one job: `rora --cache-dir C job [P] --key K [--device D]

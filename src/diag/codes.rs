@@ -288,6 +288,12 @@ codes! {
         "model \"base\" { gguf \"m.gguf\" }; adapter \"ad\" model=\"base\" { method \"dora\" }; ...; merge \"m\" from=\"ft\"",
         "Merge into a full-precision base (hub or path), use LoRA/RoRA, or evaluate the unmerged adapter (eval model=\"ft\")."
     }
+    BadResource "rora::semantic::bad-resource" {
+        "A stage's `resources` gives a memory size or a time limit rora cannot read.",
+        "The Slurm executor turns them into `--mem` and `--time`; checking now saves a run that fails at submission.",
+        "train \"ft\" adapter=\"ad\" data=\"cs\" { steps 100; resources mem=\"lots\" time=\"soon\" }",
+        "Write memory as `64G`, `512M` or MiB (`4096`), and time as `48h`, `90m`, `1day 2h` or minutes (`90`)."
+    }
     BatchNotDivisible "rora::semantic::batch-not-divisible" {
         "The batch size is not a multiple of the micro-batch size.",
         "Gradient accumulation runs batch/micro micro-batches per step.",

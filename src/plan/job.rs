@@ -50,6 +50,41 @@ pub struct Job {
     pub deps: Vec<Dep>,
     pub key: StageKey,
     pub fingerprint: Fingerprint,
+    /// The stage's `resources` as written (cluster executors; part of no key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources: Option<StageResources>,
+}
+
+/// A stage's `resources` option, as written: what its jobs ask a cluster for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StageResources {
+    pub cpus: Option<u32>,
+    pub gpus: Option<u32>,
+    pub mem: Option<String>,
+    pub time: Option<String>,
+}
+
+impl StageResources {
+    /// From a bound stage; `None` when it has no `resources`.
+    pub fn of(b: &crate::ir::bound::BoundStage) -> Option<StageResources> {
+        b.first("resources")?;
+        let int = |p: &str| {
+            b.prop("resources", p)
+                .and_then(|v| v.as_i64())
+                .map(|n| n as u32)
+        };
+        let text = |p: &str| {
+            b.prop("resources", p)
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        Some(StageResources {
+            cpus: int("cpus"),
+            gpus: int("gpus"),
+            mem: text("mem"),
+            time: text("time"),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

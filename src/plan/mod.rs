@@ -163,6 +163,7 @@ pub fn plan_with(
                 deps,
                 key: fingerprint.key(),
                 fingerprint,
+                resources: job::StageResources::of(&b),
             });
             ids.push(id);
         }
@@ -229,5 +230,6 @@ fn tokens_job(id: JobId, (data, model): (JobId, JobId), jobs: &[Job]) -> Job {
         ],
         key: fingerprint.key(),
         fingerprint,
+        resources: None,
     }
 }

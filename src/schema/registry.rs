@@ -121,5 +121,31 @@ pub const fn repeat(mut c: ChildSpec) -> ChildSpec {
     c
 }
 
+/// What a stage's jobs ask a cluster for (`rora run --executor slurm`), beside the site profile
+/// and the flags; part of no key. Every writable kind takes it.
+pub const RESOURCES: ChildSpec = unkeyed(props(
+    child(
+        "resources",
+        "Cluster resources of this stage's jobs (Slurm executor; not part of any key): \
+         `resources time=\"48h\" mem=\"120G\" gpus=1 cpus=8`. Wins over the site profile; \
+         `--resources` wins over it.",
+        Args::None,
+    ),
+    &[
+        prop(
+            "cpus",
+            Ty::int(1, 4096),
+            "CPUs per job (`--cpus-per-task`).",
+        ),
+        prop("gpus", Ty::int(0, 64), "GPUs per job."),
+        prop("mem", Ty::Str, "Memory per job: `64G`, `512M`, or MiB."),
+        prop(
+            "time",
+            Ty::Str,
+            "Time limit per job: `48h`, `90m`, or minutes.",
+        ),
+    ],
+));
+
 /// Stage kinds whose output is a model directory.
 pub const MODEL_LIKE: &[Kind] = &[Kind::Model, Kind::Prune];

@@ -49,6 +49,9 @@ pub fn sbatch_args(s: &Settings, sub: &Submission) -> Vec<String> {
         "--nodes=1".to_string(),
         "--ntasks=1".to_string(),
         format!("--cpus-per-task={}", r.cpus),
+        // The compute threads match the CPUs asked for (rayon would take the whole node); the
+        // thread count changes no result (fixed reduction order, ARCHITECTURE.md).
+        format!("--export=ALL,RAYON_NUM_THREADS={}", r.cpus),
         format!("--mem={}M", mem_mib(r.mem)),
         format!("--time={}", r.time),
     ];

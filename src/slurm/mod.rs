@@ -18,6 +18,7 @@ pub mod head;
 pub mod resources;
 pub mod settings;
 pub mod store_check;
+pub mod units;
 
 pub use command::{Cluster, QueueRow, SlurmCli, Submission, sbatch_line};
 pub use error::SlurmError;

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::error::SlurmError;
+pub use super::units::{parse_mem, parse_minutes, parse_rate};
 
 crate::choice_enum! {
     /// How a job asks for its GPU: `--gres=gpu:N` (every Slurm) or `--gpus=N` (cons_tres sites).
@@ -60,8 +61,10 @@ pub struct Settings {
     /// Memory asked for a heavy job with an estimate: the estimate times `1 + mem_margin`, plus
     /// `light.mem` for the process itself, and never less than `heavy.mem`.
     pub mem_margin: f64,
-    /// Later entries win.
+    /// The profile's `stage` and `kind` entries; later entries win.
     pub overrides: Vec<Override>,
+    /// `--resources` flags: applied after the pipeline's own `resources`.
+    pub flag_overrides: Vec<Override>,
 }
 
 /// What one job asks Slurm for.
@@ -80,35 +83,6 @@ const GIB: u64 = 1 << 30;
 /// Added to an estimated job time: loading the model, tokenized data and checkpoints, and
 /// committing the result.
 pub const STARTUP_MINUTES: u64 = 10;
-
-/// `2.5T`, `350e12`, `80 TFLOP/s` -> FLOP/s.
-pub fn parse_rate(text: &str) -> Result<f64, String> {
-    let t = text.trim();
-    let t = t
-        .strip_suffix("FLOP/s")
-        .or_else(|| t.strip_suffix("flop/s"))
-        .unwrap_or(t)
-        .trim();
-    let (num, mult) = match t.char_indices().last() {
-        Some((i, c)) if "KMGTP".contains(c.to_ascii_uppercase()) && i > 0 => {
-            let m = match c.to_ascii_uppercase() {
-                'K' => 1e3,
-                'M' => 1e6,
-                'G' => 1e9,
-                'T' => 1e12,
-                _ => 1e15,
-            };
-            (&t[..i], m)
-        }
-        _ => (t, 1.0),
-    };
-    match num.trim().parse::<f64>() {
-        Ok(x) if x > 0.0 && x.is_finite() => Ok(x * mult),
-        _ => Err(format!(
-            "rate `{text}`: expected FLOP/s such as `2.5T` or `350e12`"
-        )),
-    }
-}
 
 impl Default for Settings {
     fn default() -> Settings {
@@ -138,6 +112,7 @@ impl Default for Settings {
             rate: None,
             time_margin: 0.5,
             overrides: vec![],
+            flag_overrides: vec![],
         }
     }
 }
@@ -162,7 +137,7 @@ pub struct Override {
 }
 
 impl Override {
-    fn new(target: Target) -> Override {
+    pub fn new(target: Target) -> Override {
         Override {
             target,
             cpus: None,
@@ -173,7 +148,7 @@ impl Override {
     }
 
     /// Set `key` (`cpus`, `mem`, `time`, `gpus`) from its text.
-    fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
         match key {
             "cpus" => self.cpus = Some(parse_count(value)?),
             "gpus" => self.gpus = Some(value.parse().map_err(|_| format!("gpus `{value}`"))?),
@@ -216,41 +191,6 @@ impl Override {
             Target::Kind(k) => k == kind,
         }
     }
-}
-
-/// Memory as Slurm writes it: `4096` (MiB), `512M`, `64G`, `1T` (binary units; `64GB` and
-/// `64GiB` mean the same) -> bytes.
-pub fn parse_mem(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let t = t
-        .strip_suffix("iB")
-        .or_else(|| t.strip_suffix("ib"))
-        .or_else(|| t.strip_suffix('B'))
-        .or_else(|| t.strip_suffix('b'))
-        .unwrap_or(t);
-    let (num, shift) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
-        Some('K') => (&t[..t.len() - 1], 10),
-        Some('M') => (&t[..t.len() - 1], 20),
-        Some('G') => (&t[..t.len() - 1], 30),
-        Some('T') => (&t[..t.len() - 1], 40),
-        _ => (t, 20),
-    };
-    match num.trim().parse::<f64>() {
-        Ok(x) if x > 0.0 && x.is_finite() => Ok((x * (1u64 << shift) as f64).round() as u64),
-        _ => Err(format!(
-            "mem `{text}`: expected a size such as `64G` or `4096` (MiB)"
-        )),
-    }
-}
-
-/// `90`, `90m`, `4h`, `1day 2h` -> minutes (at least 1). A bare number is minutes, as in Slurm.
-pub fn parse_minutes(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    if let Ok(m) = t.parse::<u64>() {
-        return Ok(m.max(1));
-    }
-    let d = humantime::parse_duration(t).map_err(|e| format!("time `{t}`: {e}"))?;
-    Ok(d.as_secs().div_ceil(60).max(1))
 }
 
 fn parse_count(text: &str) -> Result<u32, String> {

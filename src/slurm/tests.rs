@@ -18,6 +18,7 @@ fn needs(kind: &str, accelerated: bool, cuda: bool, memory: Option<u64>) -> JobN
         cuda,
         memory,
         flops: None,
+        declared: None,
     }
 }
 
@@ -45,6 +46,10 @@ fn a_cuda_train_job_asks_for_a_gpu_and_its_estimate_plus_margin() {
     assert!(a.contains(&"--gres=gpu:1".to_string()), "{a:?}");
     assert!(a.contains(&"--mem=55296M".to_string()), "{a:?}");
     assert!(a.contains(&"--cpus-per-task=4".to_string()), "{a:?}");
+    assert!(
+        a.contains(&"--export=ALL,RAYON_NUM_THREADS=4".to_string()),
+        "{a:?}"
+    );
     assert!(a.contains(&"--time=1440".to_string()), "{a:?}");
     assert!(
         a.contains(&format!("--comment=rora:0123456789ab:{}", "ab".repeat(32))),

@@ -197,6 +197,66 @@ fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// Every file of the report entry (`kind` report) in `cache`: name and bytes.
+fn report_entry_files(cache: &Path) -> Vec<(String, Vec<u8>)> {
+    let manifest = walk(&cache.join("v1/entries"))
+        .into_iter()
+        .filter(|f| f.ends_with("manifest.json"))
+        .find(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .contains("\"kind\": \"report\"")
+        })
+        .expect("a report entry");
+    let out = manifest.parent().unwrap().join("out");
+    walk(&out)
+        .into_iter()
+        .map(|f| {
+            (
+                f.strip_prefix(&out).unwrap().display().to_string(),
+                std::fs::read(&f).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_quickstart_through_slurm_writes_the_same_report_files_and_a_rerun_submits_nothing() {
+    let Some(conf) = slurm() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let prof = profile(dir.path());
+    let local_cache = dir.path().join("local");
+    let local = cmd(&["run"], &local_cache, None).output().unwrap();
+    assert_eq!(local.status.code(), Some(0), "{}", text(&local));
+    let cache = dir.path().join("slurm");
+    let args = [
+        "run",
+        "--executor",
+        "slurm",
+        "--slurm-profile",
+        prof.to_str().unwrap(),
+    ];
+    let first = cmd(&args, &cache, Some(&conf)).output().unwrap();
+    let out = text(&first);
+    assert_eq!(first.status.code(), Some(0), "{out}");
+    assert!(out.contains("28 jobs: 28 computed"), "{out}");
+    let (a, b) = (report_entry_files(&local_cache), report_entry_files(&cache));
+    let names: Vec<&str> = a.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(
+        names.contains(&"table.md") && names.iter().any(|n| n.ends_with(".png")),
+        "{names:?}"
+    );
+    assert!(
+        a == b,
+        "report files differ between the local and the Slurm executor: {names:?}"
+    );
+    let second = cmd(&args, &cache, Some(&conf)).output().unwrap();
+    let out2 = text(&second);
+    assert_eq!(second.status.code(), Some(0), "{out2}");
+    assert!(out2.contains("28 jobs: 28 cached"), "{out2}");
+    assert!(!out2.contains("submitted"), "{out2}");
+}
+
 #[test]
 fn slurm_matches_local_reruns_submit_nothing_and_a_new_rank_submits_its_branch() {
     let Some(conf) = slurm() else { return };
@@ -434,7 +494,32 @@ fn two_heads_on_overlapping_sweeps_compute_each_key_once() {
 #[test]
 fn plan_prints_the_sbatch_line_of_each_job_and_a_cuda_train_job_asks_for_a_gpu() {
     let dir = tempfile::tempdir().unwrap();
-    let p = pipeline(dir.path(), "gpu.kdl", "8", 4, None);
+    let plain = pipeline(dir.path(), "gpu.kdl", "8", 4, None);
+    let keys = |p: &Path| -> Vec<String> {
+        let o = cmd(
+            &["plan", p.to_str().unwrap(), "--format", "json"],
+            &dir.path().join("c"),
+            None,
+        )
+        .output()
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["key"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let before = keys(&plain);
+    // the stage's own `resources` (not part of its key)
+    let src = std::fs::read_to_string(&plain).unwrap().replace(
+        "checkpoint-every 2",
+        "checkpoint-every 2\n    resources time=\"2h\" cpus=2",
+    );
+    let p = dir.path().join("gpu-res.kdl");
+    std::fs::write(&p, src).unwrap();
+    assert_eq!(before, keys(&p), "resources changed a key");
     let cache = dir.path().join("cache");
     let out = cmd(
         &[
@@ -469,7 +554,12 @@ fn plan_prints_the_sbatch_line_of_each_job_and_a_cuda_train_job_asks_for_a_gpu()
     let ft = line("ft@rank=8");
     assert!(ft.contains("sbatch --parsable"), "{ft}");
     assert!(ft.contains("--gres=gpu:1"), "{ft}");
+    // --resources wins over the pipeline's time; the pipeline's cpus stay
     assert!(ft.contains("--time=360"), "{ft}");
+    assert!(ft.contains("--cpus-per-task=2"), "{ft}");
+    let merged = line("merged@rank=8");
+    assert!(merged.contains("--cpus-per-task=4"), "{merged}");
+    assert!(merged.contains("--gres=gpu:1"), "{merged}");
     assert!(ft.contains("--partition=gpu"), "{ft}");
     assert!(ft.contains(" job "), "{ft}");
     assert!(ft.contains("--device cuda"), "{ft}");

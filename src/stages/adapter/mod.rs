@@ -134,6 +134,7 @@ pub static SPEC: KindSpec = KindSpec {
             one("seed", "Initialisation seed of A.", Ty::nonneg_int()),
             Default::Int(0),
         ),
+        crate::schema::registry::RESOURCES,
     ],
 };
 

@@ -106,6 +106,7 @@ pub static SPEC: KindSpec = KindSpec {
             "Use at most this many rows (after shuffling with the validation seed).",
             Ty::pos_int(),
         ),
+        crate::schema::registry::RESOURCES,
     ],
 };
 

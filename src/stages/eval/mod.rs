@@ -88,6 +88,7 @@ pub static SPEC: KindSpec = KindSpec {
             one("beams", "Beam width (1 = greedy).", Ty::int(1, 16)),
             Default::Int(1),
         ),
+        crate::schema::registry::RESOURCES,
     ],
 };
 

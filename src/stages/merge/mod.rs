@@ -45,6 +45,7 @@ pub static SPEC: KindSpec = KindSpec {
             "Keep the base's zero pattern (for unstructured-pruned bases): the merged weights are multiplied by the base's nonzero mask, so the merged model stays as sparse as the base. The update that falls on pruned positions is dropped; the stage's summary (rora show-output) reports how much, per module. Off when absent.",
             Ty::Bool,
         ),
+        crate::schema::registry::RESOURCES,
     ],
 };
 

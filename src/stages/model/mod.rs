@@ -115,6 +115,7 @@ pub static SPEC: KindSpec = KindSpec {
             one("device", "Where to run.", Ty::Choice(DeviceChoice::NAMES)),
             Default::Str("auto"),
         )),
+        crate::schema::registry::RESOURCES,
     ],
 };
 

@@ -84,6 +84,7 @@ pub static SPEC: KindSpec = KindSpec {
             ),
             Default::Int(0),
         ),
+        crate::schema::registry::RESOURCES,
     ],
 };
 

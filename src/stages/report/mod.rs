@@ -52,6 +52,7 @@ pub static SPEC: KindSpec = KindSpec {
             "Also copy the report into this directory (relative to the pipeline file).",
             Ty::Str,
         )),
+        crate::schema::registry::RESOURCES,
     ],
 };
 

@@ -33,7 +33,7 @@ fn dep<'a>(plan: &'a Plan, job: &Job, role: &str) -> Option<&'a Job> {
 }
 
 /// The model config behind a job, walking `model` / `from` / `adapter` inputs to a model stage.
-fn model_shape(plan: &Plan, job: &Job) -> Option<LlamaConfig> {
+pub fn model_shape(plan: &Plan, job: &Job) -> Option<LlamaConfig> {
     let mut j = job;
     for _ in 0..plan.jobs.len() {
         if j.kind == Kind::Model {

@@ -166,6 +166,7 @@ pub static SPEC: KindSpec = KindSpec {
             "Validation loss every N steps.",
             Ty::pos_int(),
         ),
+        crate::schema::registry::RESOURCES,
     ],
 };
 
