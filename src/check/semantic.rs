@@ -86,8 +86,8 @@ fn resources(cx: &mut CheckCx, stage: &StageDecl, b: &BoundStage) {
     let Some(f) = stage.field("resources") else {
         return;
     };
-    let checks: [(&str, fn(&str) -> Result<u64, String>); 2] =
-        [("mem", parse_mem), ("time", parse_minutes)];
+    type Parse = fn(&str) -> Result<u64, String>;
+    let checks: [(&str, Parse); 2] = [("mem", parse_mem), ("time", parse_minutes)];
     for (name, parse) in checks {
         let Some(Value::Str(text)) = b.prop("resources", name) else {
             continue;
