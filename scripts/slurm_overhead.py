@@ -3,7 +3,9 @@
 
 For every job the head computed: (head saw the entry committed) - (head submitted it), minus the
 job's own compute time as its worker reports it (`job_done.secs` in the worker's log). What is
-left is sbatch, queueing, process start, planning in the worker, and the head's poll latency.
+left is sbatch, queueing (behind other jobs too), process start, planning in the worker, and the
+head's poll latency. With one job at a time on the cluster, (wall - compute) / jobs is the
+per-job overhead alone.
 
     python3 scripts/slurm_overhead.py CACHE_DIR      # the newest head log in CACHE_DIR/runs
 """
@@ -53,7 +55,12 @@ def main():
           f"  min {min(over):.2f}  max {max(over):.2f}")
     print(f"job compute (s): sum {sum(r[2] for r in rows):.1f}")
     if total:
-        print(f"head wall time (s): {total[-1]['secs']:.1f}")
+        wall = total[-1]["secs"]
+        print(f"head wall time (s): {wall:.1f}")
+        # With one job at a time on the cluster (a profile whose jobs take every CPU), the wall
+        # time is the jobs' compute plus each job's overhead.
+        print(f"(wall - compute) / jobs (s): {(wall - sum(r[2] for r in rows)) / len(rows):.2f}"
+              "  (the per-job overhead when the jobs ran one at a time)")
 
 
 if __name__ == "__main__":

@@ -154,8 +154,20 @@ pub fn line_for(event: &Event) -> Option<String> {
                 job.label
             )
         }
-        // `done` or `FAILED` follows with more to say
-        Event::JobQueueState { state, .. } if state == "COMPLETED" || state == "COMPLETING" => {
+        // A final state: the job's `done`, `cached` or `FAILED` line follows with more to say (a
+        // worker that found its key busy also ends FAILED, and its head waits for the holder).
+        Event::JobQueueState { state, .. }
+            if matches!(
+                state.as_str(),
+                "COMPLETED"
+                    | "COMPLETING"
+                    | "FAILED"
+                    | "CANCELLED"
+                    | "TIMEOUT"
+                    | "OUT_OF_MEMORY"
+                    | "DEADLINE"
+            ) =>
+        {
             return None;
         }
         Event::JobQueueState {

@@ -92,6 +92,22 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The first event of a run of `jobs` jobs, `selected` of them to run, stamped now.
+    pub fn run_started(jobs: usize, selected: usize, dry_run: bool) -> Event {
+        let unix_time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Event::RunStarted {
+            jobs,
+            selected,
+            dry_run,
+            unix_time,
+        }
+    }
+}
+
 /// Something that wants to hear about the run. Called from the executor's thread, in order.
 pub trait Reporter: Send + Sync {
     fn event(&self, event: &Event);

@@ -11,7 +11,7 @@
 //! the run (the rest is `NotRun`).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use crate::cache::{CommitInfo, Entry, Lookup, Probe, Reservation, Store};
 
@@ -38,17 +38,12 @@ impl Executor<'_> {
         let order = topo_order(jobs)?;
         let sel = select(jobs, &self.options)?;
         let start = Instant::now();
-        let unix_time = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
         let selected = sel.selected.iter().filter(|s| **s).count();
-        self.reporters.emit(&Event::RunStarted {
-            jobs: jobs.len(),
+        self.reporters.emit(&Event::run_started(
+            jobs.len(),
             selected,
-            dry_run: self.options.dry_run,
-            unix_time,
-        });
+            self.options.dry_run,
+        ));
 
         let mut outcomes: Vec<Option<Outcome>> = vec![None; jobs.len()];
         let mut waiting = vec![false; jobs.len()];

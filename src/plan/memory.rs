@@ -59,17 +59,21 @@ impl MemoryEstimate {
 pub fn base_params(c: &LlamaConfig) -> u64 {
     let (v, h) = (c.vocab_size as u64, c.hidden_size as u64);
     let embeddings = v * h * if c.tie_word_embeddings { 1 } else { 2 };
-    let layers: u64 = (0..c.n_layers())
+    let norms = c.n_layers() as u64 * 2 * h;
+    embeddings + projection_params(c) + norms + h
+}
+
+/// Parameters of every layer's projections (q, k, v, o, gate, up, down).
+fn projection_params(c: &LlamaConfig) -> u64 {
+    (0..c.n_layers())
         .map(|i| {
             PROJECTIONS
                 .iter()
                 .filter_map(|p| c.proj_shape(i, p))
                 .map(|(o, n)| (o * n) as u64)
                 .sum::<u64>()
-                + 2 * h
         })
-        .sum();
-    embeddings + layers + h
+        .sum()
 }
 
 /// Floating-point operations of one training token through a frozen base with small adapters:
@@ -79,18 +83,8 @@ pub fn base_params(c: &LlamaConfig) -> u64 {
 /// LLaMA shapes at 512 tokens and rank 64. `rora plan`'s time estimate and `rora bench train`'s
 /// `train_flops_per_s` use the same count, so their ratio is a time.
 pub fn train_flops_per_token(c: &LlamaConfig) -> f64 {
-    let (v, h) = (c.vocab_size as u64, c.hidden_size as u64);
-    let weights: u64 = (0..c.n_layers())
-        .map(|i| {
-            PROJECTIONS
-                .iter()
-                .filter_map(|p| c.proj_shape(i, p))
-                .map(|(o, n)| (o * n) as u64)
-                .sum::<u64>()
-        })
-        .sum::<u64>()
-        + v * h;
-    4.0 * weights as f64
+    let head = c.vocab_size as u64 * c.hidden_size as u64;
+    4.0 * (projection_params(c) + head) as f64
 }
 
 /// Every projection of every layer (PEFT's `all-linear` on a LLaMA), at rank `r`.

@@ -41,6 +41,10 @@ use super::settings::Settings;
 
 /// How many lines of a failed job's log go into its error.
 const LOG_TAIL: usize = 15;
+/// The poll interval right after something changed (a submission, a state, a commit); it doubles
+/// while nothing changes, up to the settings' `poll`. Short jobs are seen done quickly, and a
+/// queue of long jobs is asked at the slow rate.
+const FAST_POLL: Duration = Duration::from_millis(200);
 /// How long an interrupted head waits for its cancelled jobs to leave the queue.
 const CANCEL_WAIT: Duration = Duration::from_secs(120);
 
@@ -74,7 +78,9 @@ struct Queued {
     id: String,
     log: PathBuf,
     since: Instant,
-    forced: bool,
+    /// The inode of the entry that was in the store at submission (a forced job's old one): the
+    /// job is done when an entry with another inode is committed.
+    old: Option<u64>,
     /// The last (state, reason, node) reported.
     last: Option<(String, String, String)>,
 }
@@ -122,17 +128,9 @@ impl Head<'_> {
         let order = topo_order(jobs)?;
         let sel = select(jobs, &self.options)?;
         let start = Instant::now();
-        let unix_time = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
         let selected = sel.selected.iter().filter(|s| **s).count();
-        self.reporters.emit(&Event::RunStarted {
-            jobs: jobs.len(),
-            selected,
-            dry_run: false,
-            unix_time,
-        });
+        self.reporters
+            .emit(&Event::run_started(jobs.len(), selected, false));
         if let Err(e) = std::fs::create_dir_all(&self.logs) {
             return Err(ExecError::Log {
                 path: self.logs.clone(),
@@ -157,6 +155,7 @@ impl Head<'_> {
         let mut interrupted = false;
         let mut queue_error: Option<String> = None;
         let me = store_id(self.store.root());
+        let mut wait = FAST_POLL.min(self.settings.poll);
 
         loop {
             if self.interrupt.load(Ordering::SeqCst) {
@@ -194,7 +193,7 @@ impl Head<'_> {
                             eprintln!("warning: {text}; asking again in {:?}", self.settings.poll);
                         }
                         queue_error = Some(text);
-                        self.sleep();
+                        self.sleep(self.settings.poll);
                         continue;
                     }
                 }
@@ -209,6 +208,7 @@ impl Head<'_> {
                 .filter_map(|r| r.key.as_deref())
                 .collect();
 
+            let mut changed = false;
             // Queued jobs: done, still queued, to resubmit, or failed.
             let mut finished: Vec<(usize, Option<Outcome>)> = Vec::new();
             let mut ids: Vec<usize> = queued.keys().copied().collect();
@@ -231,13 +231,23 @@ impl Head<'_> {
                             node: r.node.clone(),
                         });
                         q.last = Some(now);
+                        changed = true;
                     }
                 }
-                // A forced job's old entry is valid all along: only the job's end counts.
-                if !(q.forced && active)
-                    && let Ok(Probe::Valid(entry)) = self.store.probe(&job.key)
+                // A forced job's old entry is valid all along: only a new one counts.
+                if let Ok(Probe::Valid(entry)) = self.store.probe(&job.key)
+                    && entry_inode(&entry) != q.old
                 {
-                    finished.push((id, Some(self.done(job, entry, q.since))));
+                    let o = if row.is_some_and(|r| r.state == "PENDING") {
+                        // another run committed it while ours waited in the queue
+                        if let Err(e) = self.cluster.cancel(std::slice::from_ref(&q.id)) {
+                            eprintln!("warning: {e}");
+                        }
+                        self.cached(job, entry)
+                    } else {
+                        self.done(job, entry, q.since)
+                    };
+                    finished.push((id, Some(o)));
                     continue;
                 }
                 if active {
@@ -273,6 +283,7 @@ impl Head<'_> {
                 }
                 finished.push((id, Some(self.fail(job, q.since, error))));
             }
+            changed |= !finished.is_empty();
             for (id, outcome) in finished {
                 queued.remove(&id);
                 match outcome {
@@ -310,20 +321,11 @@ impl Head<'_> {
                     outcomes[id] = Some(o);
                     continue;
                 }
-                let forced = sel.forced[id] && attempts[id] == 0;
                 if !sel.forced[id]
                     && let Ok(Probe::Valid(entry)) = self.store.probe_deep(&job.key)
                 {
-                    let o = if attempts[id] > 0 {
-                        // computed by another holder after ours left
-                        self.done(job, entry, start)
-                    } else {
-                        self.reporters.emit(&Event::JobCached {
-                            job: job.as_ref(),
-                            path: entry.out_dir().display().to_string(),
-                        });
-                        Outcome::Cached(entry)
-                    };
+                    // in the store already, or computed by another run after ours found it busy
+                    let o = self.cached(job, entry);
                     summary.push((job.as_ref(), o.clone()));
                     outcomes[id] = Some(o);
                     continue;
@@ -342,9 +344,16 @@ impl Head<'_> {
                     later.push(id);
                     continue;
                 }
-                let sub = self.submission(job, forced || (sel.forced[id] && attempts[id] > 0));
+                // A forced job is forced on every attempt (its worker clears the key's resume
+                // dir): without it the worker would take the old entry as a hit.
+                let sub = self.submission(job, sel.forced[id]);
+                let old = match self.store.probe(&job.key) {
+                    Ok(Probe::Valid(e)) => entry_inode(&e),
+                    _ => None,
+                };
                 match self.cluster.submit(self.settings, &sub) {
                     Ok(slurm_id) => {
+                        changed = true;
                         attempts[id] += 1;
                         let log = log_path(&sub.log, &slurm_id);
                         self.reporters.emit(&Event::JobSubmitted {
@@ -359,7 +368,7 @@ impl Head<'_> {
                                 id: slurm_id,
                                 log: sub.log,
                                 since: Instant::now(),
-                                forced: sel.forced[id],
+                                old,
                                 last: None,
                             },
                         );
@@ -376,7 +385,12 @@ impl Head<'_> {
             if pending.is_empty() && queued.is_empty() {
                 break;
             }
-            self.sleep();
+            wait = if changed {
+                FAST_POLL.min(self.settings.poll)
+            } else {
+                (wait * 2).min(self.settings.poll)
+            };
+            self.sleep(wait);
         }
 
         let summary = RunSummary {
@@ -423,11 +437,11 @@ impl Head<'_> {
         });
     }
 
-    /// Sleep one poll interval, waking early on an interrupt.
-    fn sleep(&self) {
-        let end = Instant::now() + self.settings.poll;
+    /// Sleep `d`, waking early on an interrupt.
+    fn sleep(&self, d: Duration) {
+        let end = Instant::now() + d;
         while Instant::now() < end && !self.interrupt.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(20).min(self.settings.poll));
+            std::thread::sleep(Duration::from_millis(20).min(d));
         }
     }
 
@@ -470,6 +484,14 @@ impl Head<'_> {
         None
     }
 
+    fn cached(&self, job: &JobSpec, entry: Entry) -> Outcome {
+        self.reporters.emit(&Event::JobCached {
+            job: job.as_ref(),
+            path: entry.out_dir().display().to_string(),
+        });
+        Outcome::Cached(entry)
+    }
+
     fn done(&self, job: &JobSpec, entry: Entry, since: Instant) -> Outcome {
         let secs = since.elapsed().as_secs_f64();
         self.reporters.emit(&Event::JobDone {
@@ -489,6 +511,12 @@ impl Head<'_> {
         });
         Outcome::Failed { error }
     }
+}
+
+/// The inode of an entry's directory: a new commit of the key is a new directory.
+fn entry_inode(entry: &Entry) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(entry.dir()).ok().map(|m| m.ino())
 }
 
 /// The log of Slurm job `id` (`%j` replaced).

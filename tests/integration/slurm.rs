@@ -111,7 +111,8 @@ fn cmd(args: &[&str], cache: &Path, conf: Option<&str>) -> Command {
     c
 }
 
-fn slurm_run(p: &Path, cache: &Path, conf: &str, extra: &[&str]) -> Output {
+/// `rora run P --executor slurm` with the test profile.
+fn slurm_cmd(p: &Path, cache: &Path, conf: &str, extra: &[&str]) -> Command {
     let prof = profile(p.parent().unwrap());
     let mut args = vec![
         "run",
@@ -122,27 +123,19 @@ fn slurm_run(p: &Path, cache: &Path, conf: &str, extra: &[&str]) -> Output {
         prof.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    cmd(&args, cache, Some(conf)).output().unwrap()
+    cmd(&args, cache, Some(conf))
+}
+
+fn slurm_run(p: &Path, cache: &Path, conf: &str, extra: &[&str]) -> Output {
+    slurm_cmd(p, cache, conf, extra).output().unwrap()
 }
 
 fn spawn_slurm_run(p: &Path, cache: &Path, conf: &str) -> Child {
-    let prof = profile(p.parent().unwrap());
-    cmd(
-        &[
-            "run",
-            p.to_str().unwrap(),
-            "--executor",
-            "slurm",
-            "--slurm-profile",
-            prof.to_str().unwrap(),
-        ],
-        cache,
-        Some(conf),
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap()
+    slurm_cmd(p, cache, conf, &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 /// The events of the head logs (those with `job_submitted` or `run_interrupted` events, or no
@@ -288,6 +281,20 @@ fn slurm_matches_local_reruns_submit_nothing_and_a_new_rank_submits_its_branch()
     assert_eq!(second.status.code(), Some(0), "{out2}");
     assert!(out2.contains("12 jobs: 12 cached"), "{out2}");
     assert!(!out2.contains("submitted"), "{out2}");
+
+    // --force recomputes one job through Slurm; it is done only once its new entry is committed.
+    let forced = slurm_run(&p, &cache, &conf, &["--force", "ft@rank=2"]);
+    let outf = text(&forced);
+    assert_eq!(forced.status.code(), Some(0), "{outf}");
+    assert!(outf.contains("12 jobs: 11 cached, 1 computed"), "{outf}");
+    assert!(outf.contains("submitted ft@rank=2"), "{outf}");
+    let worker_done = run_logs(&cache)
+        .iter()
+        .filter(|log| !log.iter().any(|e| e["event"] == "job_submitted"))
+        .flatten()
+        .filter(|e| e["event"] == "job_done" && e["job"]["label"] == "ft@rank=2")
+        .count();
+    assert_eq!(worker_done, 2, "the forced job was not computed again");
 
     // A third rank: its adapter, train, merge, eval and the report are submitted; nothing else.
     let p3 = pipeline(dir.path(), "sweep.kdl", "2 4 8", 4, None);
@@ -489,6 +496,12 @@ fn two_heads_on_overlapping_sweeps_compute_each_key_once() {
     assert_eq!(n, done.len(), "a key was computed twice");
     // a: 12 jobs, b: 12 jobs, shared: model, data, tokens, rank 4's 4 jobs -> 17 distinct keys
     assert_eq!(n, 17, "{}\n{}", text(&oa), text(&ob));
+    // Both heads account for all their jobs. (Which head reports a shared key as computed is a
+    // race when both submit it at once: the second worker finds the entry and exits.)
+    for o in [&oa, &ob] {
+        assert!(text(o).contains("12 jobs: "), "{}", text(o));
+        assert!(!text(o).contains("failed"), "{}", text(o));
+    }
 }
 
 #[test]
