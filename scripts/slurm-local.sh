@@ -72,8 +72,15 @@ PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
 }
 
+munge_works() {
+    munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1
+}
+
 start_munge() {
-    if pgrep -x munged >/dev/null; then return; fi
+    if munge_works; then return; fi
+    # A munged that is exiting (or wedged) answers nothing: stop it and start afresh.
+    pkill -x munged 2>/dev/null || true
+    for _ in $(seq 1 20); do pgrep -x munged >/dev/null || break; sleep 0.25; done
     [ -s /etc/munge/munge.key ] || mungekey -c -f >/dev/null 2>&1 || mungekey -c
     chown munge:munge /etc/munge/munge.key 2>/dev/null || true
     chmod 0400 /etc/munge/munge.key
@@ -85,44 +92,66 @@ start_munge() {
     else
         su -s /bin/sh munge -c munged
     fi
+    for _ in $(seq 1 40); do
+        if munge_works; then return; fi
+        sleep 0.25
+    done
+    echo "slurm-local.sh: munged does not answer (see /var/log/munge/munged.log)" >&2
+    exit 1
 }
 
 running() {
     pgrep -x slurmctld >/dev/null && pgrep -x slurmd >/dev/null
 }
 
+# The daemons run and the node takes jobs (`idle`, `mix`, `alloc`; a `*` means not responding).
+node_up() {
+    running && [ -f "$CONF" ] \
+        && timeout 5 sinfo -h -o '%t' 2>/dev/null | grep -Eq '^(idle|mix|alloc)$'
+}
+
+stop_daemons() {
+    pkill -x slurmd 2>/dev/null || true
+    pkill -x slurmctld 2>/dev/null || true
+    for _ in $(seq 1 40); do
+        pgrep -x slurmd >/dev/null || pgrep -x slurmctld >/dev/null || return 0
+        sleep 0.25
+    done
+    pkill -9 -x slurmd 2>/dev/null || true
+    pkill -9 -x slurmctld 2>/dev/null || true
+}
+
 start() {
     install_packages
     need_root
-    if running && [ -f "$CONF" ]; then
+    start_munge
+    if node_up; then
         echo "export SLURM_CONF=$CONF"
         return
     fi
+    # Anything half up (daemons started without munge, a node that never registered) starts
+    # afresh, with no saved state: this cluster holds no job worth keeping.
+    stop_daemons
     write_conf
-    start_munge
-    pgrep -x slurmctld >/dev/null || slurmctld -f "$CONF"
-    pgrep -x slurmd >/dev/null || slurmd -f "$CONF"
-    # Wait until the node takes jobs.
-    for _ in $(seq 1 60); do
-        if sinfo -h -o '%t' 2>/dev/null | grep -Eq '^(idle|mix|alloc)'; then
+    rm -rf "$DIR/state" "$DIR/spool"
+    mkdir -p "$DIR/state" "$DIR/spool"
+    slurmctld -f "$CONF"
+    slurmd -f "$CONF"
+    for _ in $(seq 1 120); do
+        if node_up; then
             echo "export SLURM_CONF=$CONF"
             return
         fi
         sleep 0.5
     done
     echo "slurm-local.sh: the node did not come up; logs in $DIR/log" >&2
-    sinfo >&2 || true
+    timeout 5 sinfo >&2 || true
     tail -n 20 "$DIR/log/slurmctld.log" "$DIR/log/slurmd.log" >&2 || true
     exit 1
 }
 
 stop() {
-    pkill -x slurmd 2>/dev/null || true
-    pkill -x slurmctld 2>/dev/null || true
-    for _ in $(seq 1 20); do
-        pgrep -x slurmd >/dev/null || pgrep -x slurmctld >/dev/null || break
-        sleep 0.25
-    done
+    stop_daemons
     echo "stopped"
 }
 
