@@ -116,11 +116,16 @@ pub fn run(a: RunArgs, g: &Global) -> miette::Result<ExitCode> {
     if a.slurm.executor == ExecutorKind::Slurm && !a.dry_run {
         return run_slurm(&a, &store, &plan, options);
     }
-    let device = match open_device(a.device.as_deref(), &plan) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("{e:?}");
-            return Ok(ExitCode::from(exit::CHECK_FAILED));
+    let device = if a.dry_run && a.slurm.executor == ExecutorKind::Slurm {
+        // a dry run computes nothing, and the nodes, not this login node, open the device
+        Device::Cpu
+    } else {
+        match open_device(a.device.as_deref(), &plan) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("{e:?}");
+                return Ok(ExitCode::from(exit::CHECK_FAILED));
+            }
         }
     };
     let jobs = jobs_from_plan(&plan);

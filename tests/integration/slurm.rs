@@ -216,6 +216,7 @@ fn report_entry_files(cache: &Path) -> Vec<(String, Vec<u8>)> {
 #[test]
 fn the_quickstart_through_slurm_writes_the_same_report_files_and_a_rerun_submits_nothing() {
     let Some(conf) = slurm() else { return };
+    let _shared = node_shared();
     let dir = tempfile::tempdir().unwrap();
     let prof = profile(dir.path());
     let local_cache = dir.path().join("local");
@@ -253,6 +254,7 @@ fn the_quickstart_through_slurm_writes_the_same_report_files_and_a_rerun_submits
 #[test]
 fn slurm_matches_local_reruns_submit_nothing_and_a_new_rank_submits_its_branch() {
     let Some(conf) = slurm() else { return };
+    let _shared = node_shared();
     let dir = tempfile::tempdir().unwrap();
     let p = pipeline(dir.path(), "sweep.kdl", "2 4", 4, None);
 
@@ -325,6 +327,7 @@ fn slurm_matches_local_reruns_submit_nothing_and_a_new_rank_submits_its_branch()
 #[test]
 fn a_failing_slurm_job_exits_3_with_its_state_id_and_log_tail() {
     let Some(conf) = slurm() else { return };
+    let _shared = node_shared();
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("broken.train.jsonl");
     std::fs::write(
@@ -350,6 +353,7 @@ fn a_failing_slurm_job_exits_3_with_its_state_id_and_log_tail() {
 #[test]
 fn sigint_to_the_head_cancels_every_job_it_submitted() {
     let Some(conf) = slurm() else { return };
+    let _shared = node_shared();
     let dir = tempfile::tempdir().unwrap();
     let p = pipeline(dir.path(), "long.kdl", "2 4", 400, None);
     let cache = dir.path().join("cache");
@@ -404,6 +408,7 @@ fn adapters(cache: &Path) -> Vec<Vec<u8>> {
 #[test]
 fn scancel_of_a_running_train_job_then_a_rerun_resumes_to_the_same_weights() {
     let Some(conf) = slurm() else { return };
+    let _shared = node_shared();
     let dir = tempfile::tempdir().unwrap();
     let p = pipeline(dir.path(), "resume.kdl", "2", 60, None);
     let cache = dir.path().join("cache");
@@ -464,9 +469,90 @@ fn scancel_of_a_running_train_job_then_a_rerun_resumes_to_the_same_weights() {
     assert!(a == b, "resumed weights differ from an uninterrupted run");
 }
 
+/// Tests that take the node down must not run beside the other Slurm tests.
+static NODE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn node_shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    NODE.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn scontrol(conf: &str, args: &[&str]) {
+    let out = Command::new("scontrol")
+        .args(args)
+        .env("SLURM_CONF", conf)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "scontrol {args:?}: {}", text(&out));
+}
+
+#[test]
+fn a_node_failure_is_retried_and_the_train_job_resumes() {
+    let Some(conf) = slurm() else { return };
+    let _alone = NODE.write().unwrap_or_else(|e| e.into_inner());
+    let node = String::from_utf8(Command::new("hostname").arg("-s").output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), "nodefail.kdl", "2", 60, None);
+    let cache = dir.path().join("cache");
+    // --no-requeue: Slurm itself would requeue a batch job on a node failure; here the head does.
+    let head = slurm_cmd(
+        &p,
+        &cache,
+        &conf,
+        &["--sbatch=--no-requeue", "--retries", "1"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let ok = wait_until(Duration::from_secs(180), || {
+        walk(&cache.join("v1/resume"))
+            .iter()
+            .any(|f| f.to_string_lossy().contains("step-"))
+    });
+    assert!(ok, "no checkpoint before the train job ended");
+    scontrol(
+        &conf,
+        &[
+            "update",
+            &format!("nodename={node}"),
+            "state=down",
+            "reason=rora-test",
+        ],
+    );
+    let failed = wait_until(Duration::from_secs(60), || {
+        head_events(&cache, "job_queue_state")
+            .iter()
+            .any(|e| e["state"] == "NODE_FAIL")
+    });
+    // Back in service (slurmd's next registration may have done it already: ReturnToService=2).
+    let _ = Command::new("scontrol")
+        .args(["update", &format!("nodename={node}"), "state=resume"])
+        .env("SLURM_CONF", &conf)
+        .output();
+    assert!(failed, "the train job did not end NODE_FAIL");
+    let out = head.wait_with_output().unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("(attempt 2)"), "{t}");
+    let resumed = walk(&cache.join("v1/entries"))
+        .into_iter()
+        .filter(|f| f.ends_with("manifest.json"))
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .filter(|m| m.contains("\"kind\": \"train\""))
+        .any(|m| m.contains("\"resumed_from\": ") && !m.contains("\"resumed_from\": null"));
+    assert!(
+        resumed,
+        "the retried train job did not resume from its checkpoint"
+    );
+}
+
 #[test]
 fn two_heads_on_overlapping_sweeps_compute_each_key_once() {
     let Some(conf) = slurm() else { return };
+    let _shared = node_shared();
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let pa = pipeline(dir.path(), "a.kdl", "2 4", 4, None);
@@ -579,4 +665,23 @@ fn plan_prints_the_sbatch_line_of_each_job_and_a_cuda_train_job_asks_for_a_gpu()
     let data = line("cs");
     assert!(!data.contains("--gres"), "{data}");
     assert!(data.contains("--cpus-per-task=1"), "{data}");
+
+    // A dry run of the Slurm executor on a machine without a GPU: what would run, no error.
+    let dry = cmd(
+        &[
+            "run",
+            p.to_str().unwrap(),
+            "--executor",
+            "slurm",
+            "--device",
+            "cuda",
+            "--dry-run",
+        ],
+        &cache,
+        None,
+    )
+    .output()
+    .unwrap();
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
+    assert!(text(&dry).contains("to run"), "{}", text(&dry));
 }
