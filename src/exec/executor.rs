@@ -87,7 +87,7 @@ impl Executor<'_> {
                     }
                 };
                 progressed = true;
-                stopped |= self.stops(&outcome);
+                stopped |= self.options.stops(&outcome);
                 summary.push((job.as_ref(), outcome.clone()));
                 outcomes[id] = Some(outcome);
             }
@@ -103,12 +103,6 @@ impl Executor<'_> {
             secs: summary.secs,
         });
         Ok(summary)
-    }
-
-    /// Whether `outcome` ends the run (a failure without `keep_going`).
-    fn stops(&self, outcome: &Outcome) -> bool {
-        matches!(outcome, Outcome::Failed { .. } | Outcome::Blocked { .. })
-            && !self.options.keep_going
     }
 
     /// The job's outcome; `None` when another holder has its key and `wait` is `No`.

@@ -15,6 +15,14 @@ pub struct ExecOptions {
     pub keep_going: bool,
 }
 
+impl ExecOptions {
+    /// Whether `outcome` ends the run: a failure or a blocked job without `keep_going`.
+    pub fn stops(&self, outcome: &super::summary::Outcome) -> bool {
+        use super::summary::Outcome;
+        matches!(outcome, Outcome::Failed { .. } | Outcome::Blocked { .. }) && !self.keep_going
+    }
+}
+
 /// Per job id: whether it runs in this invocation, and whether its cache entry is ignored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {

@@ -288,7 +288,7 @@ impl Head<'_> {
                 queued.remove(&id);
                 match outcome {
                     Some(o) => {
-                        stopped |= self.stops(&o);
+                        stopped |= self.options.stops(&o);
                         summary.push((jobs[id].as_ref(), o.clone()));
                         outcomes[id] = Some(o);
                     }
@@ -316,7 +316,7 @@ impl Head<'_> {
                     continue;
                 }
                 if let Some(o) = self.missing_input(jobs, job, &outcomes, &sel.selected) {
-                    stopped |= self.stops(&o);
+                    stopped |= self.options.stops(&o);
                     summary.push((job.as_ref(), o.clone()));
                     outcomes[id] = Some(o);
                     continue;
@@ -375,7 +375,7 @@ impl Head<'_> {
                     }
                     Err(e) => {
                         let o = self.fail(job, Instant::now(), format!("cannot submit: {e}"));
-                        stopped |= self.stops(&o);
+                        stopped |= self.options.stops(&o);
                         summary.push((job.as_ref(), o.clone()));
                         outcomes[id] = Some(o);
                     }
@@ -443,11 +443,6 @@ impl Head<'_> {
         while Instant::now() < end && !self.interrupt.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(20).min(d));
         }
-    }
-
-    fn stops(&self, outcome: &Outcome) -> bool {
-        matches!(outcome, Outcome::Failed { .. } | Outcome::Blocked { .. })
-            && !self.options.keep_going
     }
 
     /// A failed input blocks the job; an input outside the selection must be in the store.
