@@ -306,14 +306,15 @@ fn render_sbatch(
     );
     let mut any = false;
     for job in jobs.iter().filter(|j| !is_committed(root, &j.key)) {
-        let sub = crate::slurm::Submission {
-            name: format!("{}RUN", crate::slurm::command::NAME_PREFIX),
-            store: crate::slurm::command::store_id(root),
-            key: job.key.clone(),
-            log: logs.join(crate::slurm::head::log_name(&job.label)),
-            resources: crate::slurm::resources(&settings, &needs[job.id]),
-            command: worker.command(job, false),
-        };
+        let sub = crate::slurm::head::submission(
+            &format!("{}RUN", crate::slurm::command::NAME_PREFIX),
+            root,
+            &logs,
+            &settings,
+            &needs[job.id],
+            job,
+            worker.command(job, false),
+        );
         out.push_str(&format!(
             "{:>4}  {}\n      {}\n",
             job.id,

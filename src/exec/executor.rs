@@ -94,15 +94,7 @@ impl Executor<'_> {
             block = !progressed;
             pending = later;
         }
-        let summary = RunSummary {
-            jobs: summary,
-            secs: start.elapsed().as_secs_f64(),
-        };
-        self.reporters.emit(&Event::RunFinished {
-            counts: summary.counts(),
-            secs: summary.secs,
-        });
-        Ok(summary)
+        Ok(RunSummary::finish(summary, start, self.reporters))
     }
 
     /// The job's outcome; `None` when another holder has its key and `wait` is `No`.

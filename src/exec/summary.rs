@@ -56,6 +56,23 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
+    /// The summary of a run that started at `start`, announced with `RunFinished`.
+    pub fn finish(
+        jobs: Vec<(JobRef, Outcome)>,
+        start: std::time::Instant,
+        reporters: &super::events::Reporters,
+    ) -> RunSummary {
+        let summary = RunSummary {
+            jobs,
+            secs: start.elapsed().as_secs_f64(),
+        };
+        reporters.emit(&super::events::Event::RunFinished {
+            counts: summary.counts(),
+            secs: summary.secs,
+        });
+        summary
+    }
+
     pub fn counts(&self) -> Counts {
         let mut c = Counts::default();
         for (_, o) in &self.jobs {

@@ -96,6 +96,27 @@ pub fn run_name() -> String {
     format!("{NAME_PREFIX}{}", &hex[..8])
 }
 
+/// What `sbatch` gets for `job` of the run `name` on the store at `root`: its comment, its log
+/// under `logs`, its resources, and the worker `command` (the head and `rora plan` both use it).
+pub fn submission(
+    name: &str,
+    root: &Path,
+    logs: &Path,
+    settings: &Settings,
+    needs: &JobNeeds,
+    job: &JobSpec,
+    command: Vec<String>,
+) -> Submission {
+    Submission {
+        name: name.to_string(),
+        store: store_id(root),
+        key: job.key.clone(),
+        log: logs.join(log_name(&job.label)),
+        resources: resources(settings, needs),
+        command,
+    }
+}
+
 /// A job's log file name (`%j` is Slurm's job id).
 pub fn log_name(label: &str) -> String {
     let safe: String = label
@@ -114,14 +135,15 @@ pub fn log_name(label: &str) -> String {
 impl Head<'_> {
     /// The submission of `job` (what `sbatch` gets).
     pub fn submission(&self, job: &JobSpec, forced: bool) -> Submission {
-        Submission {
-            name: self.name.clone(),
-            store: store_id(self.store.root()),
-            key: job.key.clone(),
-            log: self.logs.join(log_name(&job.label)),
-            resources: resources(self.settings, &self.needs[job.id]),
-            command: (self.worker)(job, forced),
-        }
+        submission(
+            &self.name,
+            self.store.root(),
+            &self.logs,
+            self.settings,
+            &self.needs[job.id],
+            job,
+            (self.worker)(job, forced),
+        )
     }
 
     pub fn run(&self, jobs: &[JobSpec]) -> Result<HeadRun, ExecError> {
@@ -393,14 +415,7 @@ impl Head<'_> {
             self.sleep(wait);
         }
 
-        let summary = RunSummary {
-            jobs: summary,
-            secs: start.elapsed().as_secs_f64(),
-        };
-        self.reporters.emit(&Event::RunFinished {
-            counts: summary.counts(),
-            secs: summary.secs,
-        });
+        let summary = RunSummary::finish(summary, start, self.reporters);
         Ok(HeadRun {
             summary,
             interrupted,
