@@ -35,4 +35,5 @@ pub mod source;
 pub mod stages;
 pub mod syntax;
 pub mod sys;
+pub mod task;
 pub mod train;

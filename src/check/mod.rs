@@ -14,6 +14,7 @@ pub mod modelinfo;
 pub mod resolve;
 pub mod semantic;
 pub mod shape;
+pub mod task;
 pub mod value;
 
 use std::path::Path;
@@ -56,7 +57,9 @@ pub fn check_bytes(path: impl AsRef<Path>, bytes: &[u8]) -> CheckResult {
 
 fn run_passes(file: &SourceFile, diags: &mut Diagnostics) -> Option<Pipeline> {
     let doc = crate::syntax::parse(file, diags)?;
-    let decl = shape::shape(file, &doc, diags);
+    let kinds: Vec<&'static crate::schema::KindSpec> =
+        crate::stages::writable().iter().map(|s| s.spec()).collect();
+    let decl = shape::shape(file, &doc, &kinds, diags);
     if diags.has_errors() {
         return None;
     }

@@ -12,7 +12,7 @@ use kdl::{KdlDocument, KdlEntry, KdlNode};
 use super::value::{Misfit, fits, from_kdl};
 use crate::diag::{Code, Diagnostic, Diagnostics, suggest_help};
 use crate::ir::{Arg, Axis, Field, ParamDecl, PipelineDecl, StageDecl, StageRef, Value, VarKind};
-use crate::schema::{ChildSpec, Kind, PropSpec, TOP_LEVEL, Ty};
+use crate::schema::{ChildSpec, Kind, KindSpec, PropSpec, TOP_LEVEL, Ty};
 use crate::source::{SourceFile, Span};
 
 struct Shape<'a> {
@@ -21,6 +21,10 @@ struct Shape<'a> {
     next_group: usize,
 }
 
+/// The writable stage kinds the shape pass knows, in registry order (given by the caller, so this
+/// file does not import the registry: task files are shaped here too, below the stage modules).
+pub type Kinds<'a> = &'a [&'static KindSpec];
+
 /// Stage names and sweep axes may not contain the characters used in job labels.
 pub fn valid_name(s: &str) -> bool {
     !s.is_empty()
@@ -28,7 +32,12 @@ pub fn valid_name(s: &str) -> bool {
             .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-pub fn shape(file: &SourceFile, doc: &KdlDocument, diags: &mut Diagnostics) -> PipelineDecl {
+pub fn shape(
+    file: &SourceFile,
+    doc: &KdlDocument,
+    kinds: Kinds<'_>,
+    diags: &mut Diagnostics,
+) -> PipelineDecl {
     let mut sh = Shape {
         file,
         diags,
@@ -41,9 +50,63 @@ pub fn shape(file: &SourceFile, doc: &KdlDocument, diags: &mut Diagnostics) -> P
         params: vec![],
     };
     for node in doc.nodes() {
-        sh.top(node, &mut out);
+        sh.top(node, kinds, &mut out);
     }
     out
+}
+
+/// A file holding one node of a kind that is not a stage (a task file: `task "name" { .. }`),
+/// walked against `spec` like a stage: the same checks, codes and spans. `None` when the node is
+/// missing, repeated or has errors.
+pub fn shape_single(
+    file: &SourceFile,
+    doc: &KdlDocument,
+    spec: &'static KindSpec,
+    diags: &mut Diagnostics,
+) -> Option<StageDecl> {
+    let mut sh = Shape {
+        file,
+        diags,
+        next_group: 0,
+    };
+    let kname = spec.kind.name();
+    let mut found = None;
+    for node in doc.nodes() {
+        sh.no_node_annotation(node);
+        let span = sh.span(node.name().span());
+        if node.name().value() != kname {
+            let name = node.name().value();
+            sh.err(
+                Code::UnknownNode,
+                format!("`{name}` is not a node of a {kname} file"),
+                span,
+                "unknown node",
+                format!("a {kname} file holds one `{kname} \"<name>\" {{ .. }}` node"),
+            );
+        } else if found.is_some() {
+            sh.err(
+                Code::DuplicateStage,
+                format!("a {kname} file holds one `{kname}` node"),
+                span,
+                "a second one",
+                format!("put each {kname} in its own file"),
+            );
+        } else {
+            found = Some(node);
+        }
+    }
+    let Some(node) = found else {
+        sh.diags.push(
+            Diagnostic::error(
+                Code::MissingChild,
+                format!("no `{kname}` node in this file"),
+            )
+            .help(format!("write: {kname} \"my-{kname}\" {{ .. }}")),
+        );
+        return None;
+    };
+    let decl = sh.stage(node, spec);
+    if sh.diags.has_errors() { None } else { decl }
 }
 
 impl Shape<'_> {
@@ -235,24 +298,24 @@ impl Shape<'_> {
         (args, props)
     }
 
-    fn top(&mut self, node: &KdlNode, out: &mut PipelineDecl) {
+    fn top(&mut self, node: &KdlNode, kinds: Kinds<'_>, out: &mut PipelineDecl) {
         self.no_node_annotation(node);
         let name = node.name().value();
         match name {
             "sweep" => self.sweep(node, out),
             "zip" => self.zip(node, out),
             "param" => self.param(node, out),
-            _ => match crate::stages::named(name).map(|s| s.spec().kind) {
-                Some(kind) => {
-                    if let Some(s) = self.stage(node, kind) {
+            _ => match kinds.iter().find(|k| k.kind.name() == name).copied() {
+                Some(spec) => {
+                    if let Some(s) = self.stage(node, spec) {
                         out.stages.push(s);
                     }
                 }
                 None => {
                     let span = self.span(node.name().span());
-                    let all: Vec<&str> = crate::stages::writable()
+                    let all: Vec<&str> = kinds
                         .iter()
-                        .map(|s| s.spec().kind.name())
+                        .map(|s| s.kind.name())
                         .chain(TOP_LEVEL)
                         .collect();
                     let help = suggest_help(name, &all, "top-level nodes are");
@@ -444,8 +507,8 @@ impl Shape<'_> {
         }
     }
 
-    fn stage(&mut self, node: &KdlNode, kind: Kind) -> Option<StageDecl> {
-        let spec = crate::stages::spec(kind);
+    fn stage(&mut self, node: &KdlNode, spec: &'static KindSpec) -> Option<StageDecl> {
+        let kind = spec.kind;
         let head = self.head(node);
         let kname = kind.name();
         let (args, props) = self.split(node);

@@ -97,11 +97,8 @@ pub fn bench_eval(a: &EvalBench) -> Result<serde_json::Value> {
         &loaded.special.eos,
         loaded.special.pad_id(),
     );
-    let task = Task {
-        name: a.task.clone(),
-        kind,
-        path: task_path,
-    };
+    let mut task = Task::from_file(&task_path);
+    task.name = a.task.clone();
     let mut cfg = EvalConfig::new(vec![task.clone()], Protocol::Loglik);
     cfg.limit = Some(a.items);
     cfg.batch_size = a.batch.max(1);

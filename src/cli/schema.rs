@@ -8,7 +8,8 @@ use crate::stages::spec;
 
 #[derive(Debug, clap::Args)]
 pub struct SchemaArgs {
-    /// A stage kind (model, prune, data, adapter, train, merge, eval, report); all when omitted.
+    /// A stage kind (model, prune, data, adapter, train, merge, eval, report), or `task` for the
+    /// task file kind; all stage kinds when omitted.
     pub kind: Option<String>,
 }
 
@@ -29,13 +30,26 @@ pub fn run(args: SchemaArgs, g: &Global) -> miette::Result<ExitCode> {
         }
         return Ok(ExitCode::from(exit::OK));
     };
+    if name == crate::task::spec::TASK_KIND.name() {
+        let spec = &crate::task::spec::SPEC;
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&generate::kind_json(spec))
+                    .map_err(|e| miette::miette!("{e}"))?
+            );
+        } else {
+            print!("{}", generate::kind_text(spec));
+        }
+        return Ok(ExitCode::from(exit::OK));
+    }
     let Some(kind) = crate::stages::named(&name).map(|s| s.spec().kind) else {
         let names: Vec<&str> = crate::stages::writable()
             .iter()
             .map(|s| s.spec().kind.name())
             .collect();
         eprintln!(
-            "error: `{name}` is not a stage kind; {}",
+            "error: `{name}` is not a stage kind (or `task`); {}",
             crate::diag::suggest_help(&name, &names, "kinds are")
         );
         return Ok(ExitCode::from(exit::CHECK_FAILED));

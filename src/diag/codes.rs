@@ -294,6 +294,18 @@ codes! {
         "train \"ft\" adapter=\"ad\" data=\"cs\" { steps 100; resources mem=\"lots\" time=\"soon\" }",
         "Write memory as `64G`, `512M` or MiB (`4096`), and time as `48h`, `90m`, `1day 2h` or minutes (`90`)."
     }
+    BadTemplate "rora::semantic::bad-template" {
+        "A task file's template does not parse, or its `extract` is not a valid regex.",
+        "Templates turn every row into prompts; a template that cannot parse would fail on the first row, after the model is loaded.",
+        "task \"quiz\" { context \"Question: {{ question }\" }",
+        "Fix the minijinja syntax (`{{ name }}`, `{% for c in choices %}..{% endfor %}`) or the regex at the span."
+    }
+    BadTaskFile "rora::semantic::bad-task-file" {
+        "A task file an eval stage names has errors, or its rows cannot be found.",
+        "The task file decides every prompt and metric of the stage; it is checked with the pipeline, before any model is loaded.",
+        "eval \"ev\" model=\"m\" { tasks \"quiz.kdl\" }   // quiz.kdl has a bad template",
+        "Run `rora check <task file>` for its diagnostics with spans, and fix them."
+    }
     BatchNotDivisible "rora::semantic::batch-not-divisible" {
         "The batch size is not a multiple of the micro-batch size.",
         "Gradient accumulation runs batch/micro micro-batches per step.",
@@ -313,10 +325,10 @@ codes! {
         "Add calibration data=\"cs\" rows=128."
     }
     UnknownTask "rora::semantic::unknown-task" {
-        "An eval task is not one rora knows.",
+        "A task is not one rora knows: not built in, and (in an eval stage) neither a task file nor a row file in `dir`.",
         "Tasks select the prompt, the answer extraction and the eval file.",
         "tasks \"bolq\"",
-        "Use boolq, piqa, siqa, hellaswag, winogrande, arc-e, arc-c or obqa."
+        "Use boolq, piqa, siqa, hellaswag, winogrande, arc-e, arc-c or obqa; in an eval stage also a task file (`tasks \"quiz.kdl\"`) or a name with `<name>.<split>.jsonl` in `dir`."
     }
     InvalidNm "rora::semantic::invalid-n-m" {
         "An n:m sparsity pattern has n >= m or n = 0.",

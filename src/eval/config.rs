@@ -4,14 +4,22 @@ use serde::{Deserialize, Serialize};
 
 use super::generate::GenerationConfig;
 use super::results::Protocol;
+use super::subsample::Subset;
 use super::task::Task;
+
+fn random_subset() -> Subset {
+    Subset::Random
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EvalConfig {
     pub tasks: Vec<Task>,
     pub protocol: Protocol,
-    /// Evaluate at most this many items per task, chosen with `seed` (see `subsample`).
+    /// Evaluate at most this many items per task, chosen by `subset` (see `subsample`).
     pub limit: Option<usize>,
+    /// Which rows `limit` keeps.
+    #[serde(default = "random_subset")]
+    pub subset: Subset,
     pub seed: u64,
     /// Prompts per generation batch, or sequences (item x choice) per scoring forward.
     pub batch_size: usize,
@@ -30,6 +38,7 @@ impl EvalConfig {
             tasks,
             protocol,
             limit: None,
+            subset: Subset::Random,
             seed: 42,
             batch_size: 8,
             generation: GenerationConfig::default(),

@@ -34,6 +34,9 @@ pub enum EvalError {
         #[source]
         source: candle_core::Error,
     },
+    /// A task that cannot be resolved: an unknown name, a task file with errors, missing rows.
+    #[error("{0}")]
+    Task(String),
     #[error("invalid eval config: {0}")]
     Config(String),
     #[error("cannot write {path}: {message}")]

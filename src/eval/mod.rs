@@ -13,7 +13,7 @@
 pub mod codec;
 pub mod config;
 pub mod error;
-mod evaluate;
+pub mod evaluate;
 pub mod generate;
 pub mod llm_adapters;
 pub mod loglik;
@@ -21,6 +21,7 @@ pub mod report;
 pub mod results;
 #[cfg(test)]
 mod smollm2_tests;
+pub mod stats;
 pub mod subsample;
 pub mod task;
 #[cfg(test)]
@@ -31,7 +32,7 @@ mod tests;
 pub use codec::TextCodec;
 pub use config::{EvalConfig, Progress, no_progress};
 pub use error::EvalError;
-pub use evaluate::evaluate;
+pub use evaluate::{Prepared, Work, evaluate, evaluate_prepared, prepare};
 pub use generate::{Generated, GenerationConfig};
 pub use results::{EvalResults, EvalSummary, Prediction, Protocol, TaskResult};
 pub use task::{McItem, Task, TaskKind};

@@ -40,11 +40,8 @@ fn smollm2_piqa_loglik_above_chance() {
         &loaded.special.eos,
         loaded.special.pad_id(),
     );
-    let task = Task {
-        name: "piqa".into(),
-        kind: TaskKind::Piqa,
-        path: piqa,
-    };
+    let task = Task::from_file(&piqa);
+    assert_eq!(task.kind, TaskKind::Piqa);
     let limit = std::env::var("RORA_PIQA_LIMIT")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -7,7 +7,25 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-/// Indices of the items to evaluate.
+crate::choice_enum! {
+    /// Which rows `limit` keeps.
+    pub enum Subset {
+        /// A seeded random subset, in file order (every part of the file is represented).
+        Random = "random",
+        /// The first rows of the file (lm-eval's `--limit`).
+        First = "first",
+    }
+}
+
+/// Indices of the items to evaluate under `subset`.
+pub fn select(n: usize, limit: Option<usize>, subset: Subset, seed: u64) -> Vec<usize> {
+    match subset {
+        Subset::Random => subsample_indices(n, limit, seed),
+        Subset::First => (0..limit.map_or(n, |k| k.min(n))).collect(),
+    }
+}
+
+/// Indices of the items to evaluate: a seeded random subset.
 pub fn subsample_indices(n: usize, limit: Option<usize>, seed: u64) -> Vec<usize> {
     match limit {
         Some(k) if k < n => {
@@ -39,5 +57,9 @@ mod tests {
             (0..7).collect::<Vec<_>>()
         );
         assert_eq!(subsample_indices(7, None, 1), (0..7).collect::<Vec<_>>());
+        assert_eq!(select(1000, Some(50), Subset::Random, 42), a);
+        assert_eq!(select(1000, Some(3), Subset::First, 42), vec![0, 1, 2]);
+        assert_eq!(select(2, Some(3), Subset::First, 42), vec![0, 1]);
+        assert_eq!(select(2, None, Subset::First, 42), vec![0, 1]);
     }
 }

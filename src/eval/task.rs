@@ -1,23 +1,21 @@
-//! Multiple-choice tasks: the eight commonsense benchmarks and any user file in the same format.
+//! Tasks to evaluate: a definition ([`TaskDef`]: a built-in file from `tasks/` or a user's task
+//! file) and the row file of the split being evaluated.
 //!
-//! A task file holds one JSON object a line, `{"id", "question", "choices": [..], "label": <0-based>}`,
-//! plain (`.jsonl`) or gzip (`.jsonl.gz`). Loading guarantees every returned item has at least two
-//! choices and a label inside them; a bad row is an error naming the file and the line.
-//! The task of a file comes from its name (`boolq.eval.jsonl.gz` -> boolq); any other name is a
-//! custom task ([`TaskKind::Mc`]) whose label set follows its number of choices.
+//! A row file holds one JSON object a line, plain (`.jsonl`) or gzip (`.jsonl.gz`), read through
+//! the definition's columns (`crate::task::rows`): a bad row is an error naming the file, the line
+//! and the field. A row file given without a definition takes the built-in task of its name
+//! (`boolq.eval.jsonl.gz` -> boolq), or else `mc` (any multiple-choice rows).
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::error::{EvalError, Result};
+pub use crate::task::McItem;
+use crate::task::{RowError, TaskDef, builtin};
 
-/// What kind of task a file is; decides prompts, label words and the extraction pattern.
-/// The one list of tasks is training's (`train::data::task::Task`): names, choice counts and
-/// answer labels are shared by the data and eval stages. `Mc` is a user file ("custom" task):
-/// "answer1..answerN" labels, "Question: ..\nAnswer:" loglik prompt.
+/// The built-in task names (`train::data::task::Task`): names, choice counts and answer labels
+/// are shared by the data and eval stages. `Mc` is any other multiple-choice file.
 pub use crate::train::data::task::Task as TaskKind;
 
 /// A built-in commonsense task by its exact name (`boolq`, `arc-e`, ...); `mc` and aliases are
@@ -26,60 +24,73 @@ pub fn commonsense_kind(name: &str) -> Option<TaskKind> {
     TaskKind::COMMONSENSE.into_iter().find(|k| k.name() == name)
 }
 
-/// One multiple-choice item. `id` keeps its JSON type (the files mix numbers and strings).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct McItem {
-    pub id: serde_json::Value,
-    pub question: String,
-    pub choices: Vec<String>,
-    pub label: usize,
-}
-
-impl McItem {
-    /// The id as text, for messages.
-    pub fn id_text(&self) -> String {
-        match &self.id {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        }
-    }
-}
-
-/// A task to evaluate: its name (column in reports), kind and eval file.
+/// A task to evaluate: its name (column in reports), what it is, and its rows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Task {
     pub name: String,
+    /// The built-in task it is, or `Mc` for a user's file.
     pub kind: TaskKind,
+    pub def: TaskDef,
+    /// The rows evaluated.
     pub path: PathBuf,
+    /// The rows few-shot examples come from (when the definition asks for some).
+    #[serde(default)]
+    pub fewshot_path: Option<PathBuf>,
+}
+
+/// `<dir>/<name>.<split>.jsonl`, else `.jsonl.gz`; the error lists both.
+pub fn split_file(dir: &Path, name: &str, split: &str) -> Result<PathBuf> {
+    let tried = [
+        dir.join(format!("{name}.{split}.jsonl")),
+        dir.join(format!("{name}.{split}.jsonl.gz")),
+    ];
+    match tried.iter().find(|p| p.is_file()) {
+        Some(p) => Ok(p.clone()),
+        None => Err(EvalError::MissingTaskFile {
+            task: name.to_string(),
+            tried: tried
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
+/// Where a definition's rows of `split` are: named in its `data`, else `<name>.<split>.jsonl[.gz]`
+/// in its home directory (a task file's) or in `dir` (a built-in task).
+pub fn def_split_file(def: &TaskDef, split: &str, dir: &Path) -> Result<PathBuf> {
+    match def.data.get(split) {
+        Some(p) => Ok(p.clone()),
+        None => split_file(def.home.as_deref().unwrap_or(dir), &def.name, split),
+    }
 }
 
 impl Task {
-    /// A built-in task from a directory holding `<name>.eval.jsonl` or `<name>.eval.jsonl.gz`.
-    pub fn builtin(kind: TaskKind, dir: &Path) -> Result<Task> {
-        let names = [
-            format!("{}.eval.jsonl", kind.name()),
-            format!("{}.eval.jsonl.gz", kind.name()),
-        ];
-        let tried: Vec<PathBuf> = names.iter().map(|n| dir.join(n)).collect();
-        match tried.iter().find(|p| p.is_file()) {
-            Some(path) => Ok(Task {
-                name: kind.name().to_string(),
-                kind,
-                path: path.clone(),
-            }),
-            None => Err(EvalError::MissingTaskFile {
-                task: kind.name().to_string(),
-                tried: tried
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            }),
-        }
+    /// A task from a definition: rows of `split`; built-in definitions find them in `dir`.
+    pub fn from_def(def: TaskDef, kind: TaskKind, split: &str, dir: &Path) -> Result<Task> {
+        let path = def_split_file(&def, split, dir)?;
+        let fewshot_path = match &def.fewshot {
+            Some(f) => Some(def_split_file(&def, &f.split, dir)?),
+            None => None,
+        };
+        Ok(Task {
+            name: def.name.clone(),
+            kind,
+            def,
+            path,
+            fewshot_path,
+        })
     }
 
-    /// A task from any file; the kind comes from the file name's first dot-separated part
-    /// (`piqa.eval.jsonl` is piqa, `my-quiz.jsonl` is a custom task named `my-quiz`).
+    /// A built-in task from a directory holding `<name>.eval.jsonl` or `<name>.eval.jsonl.gz`.
+    pub fn builtin(kind: TaskKind, dir: &Path) -> Result<Task> {
+        Task::from_def(builtin::def(kind).clone(), kind, "eval", dir)
+    }
+
+    /// A task from a row file; the built-in task of the file name's first dot-separated part
+    /// (`piqa.eval.jsonl` is piqa), else a custom multiple-choice task (`my-quiz.jsonl` is
+    /// `my-quiz` with the `mc` definition).
     pub fn from_file(path: &Path) -> Task {
         let file_name = path
             .file_name()
@@ -87,93 +98,49 @@ impl Task {
             .unwrap_or_default();
         let name = file_name.split('.').next().unwrap_or_default().to_string();
         let kind = commonsense_kind(&name).unwrap_or(TaskKind::Mc);
+        let mut def = builtin::def(kind).clone();
+        def.name = name.clone();
         Task {
             name,
             kind,
+            def,
             path: path.to_path_buf(),
+            fewshot_path: None,
         }
     }
 
     /// Read and validate every row.
     pub fn load(&self) -> Result<Vec<McItem>> {
-        load_items(&self.path, self.kind)
+        load_rows(&self.def, &self.path)
     }
 }
 
-/// Read a multiple-choice JSONL(.gz) file, validating each row for `kind`.
-pub fn load_items(path: &Path, kind: TaskKind) -> Result<Vec<McItem>> {
-    let file = File::open(path).map_err(|e| EvalError::io(path, e))?;
-    let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
-        Box::new(flate2::read::MultiGzDecoder::new(file))
-    } else {
-        Box::new(file)
-    };
-    let mut items = Vec::new();
-    for (i, line) in BufReader::new(reader).lines().enumerate() {
-        let line_no = i + 1;
-        let line = line.map_err(|e| EvalError::io(path, e))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let bad = |message: String| EvalError::BadRow {
-            path: path.to_path_buf(),
-            line: line_no,
+/// Read a row file through a definition.
+pub fn load_rows(def: &TaskDef, path: &Path) -> Result<Vec<McItem>> {
+    crate::task::read_rows(def, path).map_err(|e| match e {
+        RowError::Io { path, source } => EvalError::Io { path, source },
+        RowError::BadRow {
+            path,
+            line,
             message,
-        };
-        let item: McItem = serde_json::from_str(&line).map_err(|e| bad(e.to_string()))?;
-        validate(&item, kind).map_err(bad)?;
-        items.push(item);
-    }
-    if items.is_empty() {
-        return Err(EvalError::EmptyTask {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(items)
+        } => EvalError::BadRow {
+            path,
+            line,
+            message,
+        },
+        RowError::Empty { path } => EvalError::EmptyTask { path },
+    })
 }
 
-fn validate(item: &McItem, kind: TaskKind) -> std::result::Result<(), String> {
-    let n = item.choices.len();
-    if n < 2 {
-        return Err(format!("field `choices`: {n} choice(s), need at least 2"));
-    }
-    let counts = kind.choice_counts();
-    if !counts.contains(&n) {
-        return Err(format!(
-            "field `choices`: {} expects {}..={} choices, got {n}",
-            kind.name(),
-            counts.start(),
-            counts.end()
-        ));
-    }
-    if item.label >= n {
-        return Err(format!(
-            "field `label`: {} is out of range for {n} choices",
-            item.label
-        ));
-    }
-    if kind == TaskKind::Boolq {
-        let lower: Vec<String> = item
-            .choices
-            .iter()
-            .map(|c| c.trim().to_lowercase())
-            .collect();
-        if lower != ["true", "false"] {
-            return Err(format!(
-                "field `choices`: boolq expects [\"true\", \"false\"], got {:?}",
-                item.choices
-            ));
-        }
-    }
-    if kind == TaskKind::Winogrande && !item.question.contains('_') {
-        return Err("field `question`: winogrande sentence has no `_` blank".to_string());
-    }
-    Ok(())
+/// Read a multiple-choice JSONL(.gz) file with the built-in definition of `kind`.
+pub fn load_items(path: &Path, kind: TaskKind) -> Result<Vec<McItem>> {
+    load_rows(builtin::def(kind), path)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
     use std::io::Write;
 
     fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
@@ -199,6 +166,7 @@ mod tests {
         assert_eq!(a.len(), 2);
         assert_eq!(a[0].id, serde_json::json!(3));
         assert_eq!(a[1].id_text(), "x-1");
+        assert_eq!((a[0].line, a[1].line), (1, 3));
     }
 
     #[test]
@@ -215,21 +183,54 @@ mod tests {
             err.contains("siqa.eval.jsonl:2") && err.contains("`label`"),
             "{err}"
         );
-        let p = write(
-            dir.path(),
-            "w.jsonl",
-            "{\"id\": 0, \"question\": \"no blank\", \"choices\": [\"a\", \"b\"], \"label\": 0}\n",
-        );
-        let err = load_items(&p, TaskKind::Winogrande)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("w.jsonl:1") && err.contains("`_`"), "{err}");
         let p = write(dir.path(), "j.jsonl", "{\"id\": 0, \"question\": \"q\"}\n");
         let err = load_items(&p, TaskKind::Mc).unwrap_err().to_string();
         assert!(
             err.contains("j.jsonl:1") && err.contains("choices"),
             "{err}"
         );
+        let p = write(
+            dir.path(),
+            "b.jsonl",
+            "{\"id\": 0, \"question\": \"q\", \"choices\": [\"yes\", \"no\"], \"label\": 0}\n",
+        );
+        let err = load_items(&p, TaskKind::Boolq).unwrap_err().to_string();
+        assert!(err.contains("b.jsonl:1") && err.contains("true"), "{err}");
+        let p = write(
+            dir.path(),
+            "q.jsonl",
+            "{\"id\": 0, \"qestion\": \"q\", \"choices\": [\"a\", \"b\"], \"label\": 0}\n",
+        );
+        let err = load_items(&p, TaskKind::Mc).unwrap_err().to_string();
+        assert!(err.contains("did you mean `qestion`"), "{err}");
+    }
+
+    #[test]
+    fn labels_as_letters_text_and_one_based_digits() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut def = builtin::def(TaskKind::Mc).clone();
+        let p = write(
+            dir.path(),
+            "l.jsonl",
+            "{\"question\": \"q\", \"choices\": [\"a\", \"b\", \"c\"], \"label\": \"C\"}\n\
+             {\"question\": \"q\", \"choices\": [\"a\", \"b\", \"c\"], \"label\": \"b\"}\n\
+             {\"question\": \"q\", \"choices\": [\"a\", \"b\", \"c\"], \"label\": \"1\"}\n",
+        );
+        let items = load_rows(&def, &p).unwrap();
+        let labels: Vec<usize> = items.iter().map(|i| i.label).collect();
+        assert_eq!(labels, [2, 1, 1]);
+        assert_eq!(
+            items[0].id,
+            serde_json::json!(1),
+            "line number stands in for the id"
+        );
+        def.label_base = 1;
+        let labels: Vec<usize> = load_rows(&def, &p)
+            .unwrap()
+            .iter()
+            .map(|i| i.label)
+            .collect();
+        assert_eq!(labels, [2, 1, 0]);
     }
 
     #[test]

@@ -150,12 +150,12 @@ fn loglik_scores_equal_hand_computation_in_any_batch() {
     let eos = [EOS];
     let codec = TextCodec::new(&tok, &eos, PAD);
     let lm = ToyLm::new(byte_vocab());
-    let item = McItem {
-        id: serde_json::json!(0),
-        question: "Sarah beat Maria so _ won the prize.".into(),
-        choices: vec!["Sarah".into(), "Maria".into()],
-        label: 1,
-    };
+    let item = McItem::new(
+        serde_json::json!(0),
+        "Sarah beat Maria so _ won the prize.",
+        &["Sarah".into(), "Maria".into()],
+        1,
+    );
     let mut reqs = requests(TaskKind::Winogrande, &item).unwrap();
     reqs.extend(
         requests(

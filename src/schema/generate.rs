@@ -169,6 +169,17 @@ pub fn generated_files() -> Vec<(String, String)> {
             (format!("{}.json", s.spec().kind.name()), text + "\n")
         })
         .collect();
+    // invariant: kind_json builds a Value, which always pretty-prints.
+    let task = serde_json::to_string_pretty(&kind_json(&crate::task::spec::SPEC))
+        .expect("json value prints");
+    files.push(("task.json".to_string(), task + "\n"));
+    files.push((
+        "task.md".to_string(),
+        format!(
+            "# rora task file schema\n\nGENERATED from src/task/spec.rs by `RORA_UPDATE_SCHEMAS=1 cargo test --release schema`; do not edit.\nA task file holds one `task` node; `rora check <file>` checks it. The built-in tasks are in `tasks/`.\n\n```text\n{}```\n",
+            kind_text(&crate::task::spec::SPEC)
+        ),
+    ));
     files.push((
         "pipeline.md".to_string(),
         format!("# rora pipeline schema\n\nGENERATED from src/schema by `RORA_UPDATE_SCHEMAS=1 cargo test --release schema`; do not edit.\n\n```text\n{}```\n", all_text()),

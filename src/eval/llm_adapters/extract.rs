@@ -6,10 +6,6 @@
 //! `answer1|..|answer5` (always five, so "answer5" on a 4-choice item parses and is wrong),
 //! hellaswag `ending1..4`, winogrande `option1|option2`. Custom tasks: `answer1..answerN` for N choices.
 
-use regex::Regex;
-
-use crate::eval::task::TaskKind;
-
 /// The response part of a generation: LLM-Adapters decodes prompt + output and keeps
 /// `split("### Response:")[1].strip()`; on the generated text alone that is the text before any
 /// further "### Response:" marker, stripped.
@@ -21,53 +17,10 @@ pub fn response_text(generated: &str) -> &str {
         .trim()
 }
 
-/// The label alternation for a task.
-pub fn label_pattern(kind: TaskKind, n_choices: usize) -> String {
-    let words: Vec<String> = match kind {
-        TaskKind::Boolq => vec!["true".into(), "false".into()],
-        TaskKind::Piqa => numbered("solution", 2),
-        TaskKind::Siqa | TaskKind::ArcE | TaskKind::ArcC | TaskKind::Obqa => numbered("answer", 5),
-        TaskKind::Hellaswag => numbered("ending", 4),
-        TaskKind::Winogrande => numbered("option", 2),
-        TaskKind::Mc => {
-            let mut w = numbered("answer", n_choices);
-            // Longest first, so "answer12" is not read as "answer1".
-            w.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
-            w
-        }
-    };
-    words.join("|")
-}
-
-fn numbered(word: &str, n: usize) -> Vec<String> {
-    (1..=n).map(|i| format!("{word}{i}")).collect()
-}
-
-/// A compiled extractor for one task (and, for custom tasks, one number of choices).
-#[derive(Debug, Clone)]
-pub struct Extractor {
-    re: Regex,
-}
-
-impl Extractor {
-    pub fn new(kind: TaskKind, n_choices: usize) -> Extractor {
-        let pattern = label_pattern(kind, n_choices);
-        // invariant: the pattern is an alternation of literal ASCII words.
-        let re = Regex::new(&pattern).expect("label alternation is a valid regex");
-        Extractor { re }
-    }
-
-    /// The first label word in the response, if any.
-    pub fn extract(&self, response: &str) -> Option<String> {
-        self.re
-            .find(response.trim())
-            .map(|m| m.as_str().to_string())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::eval::task::TaskKind;
 
     /// Fixtures: (task, choices, model output, expected extraction), following the Python
     /// `re.findall(pattern, sentence.strip())[0]` semantics by hand.
@@ -122,7 +75,9 @@ mod tests {
             (TaskKind::Mc, 3, "answer4 then answer2", Some("answer2")),
         ];
         for &(kind, n, text, want) in cases {
-            let got = Extractor::new(kind, n).extract(text);
+            let task = crate::task::builtin::compiled(kind);
+            let answers = crate::train::data::task::label_set(kind, n);
+            let got = task.extract(text, &answers);
             assert_eq!(got.as_deref(), want, "{kind:?} {text:?}");
         }
     }

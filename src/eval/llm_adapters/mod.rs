@@ -7,3 +7,4 @@ pub mod prompt;
 mod protocol;
 
 pub use protocol::run_task;
+pub(crate) use protocol::stderr_of;

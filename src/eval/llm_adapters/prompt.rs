@@ -31,12 +31,8 @@ mod tests {
     use super::*;
 
     fn item(q: &str, choices: &[&str]) -> McItem {
-        McItem {
-            id: serde_json::json!(0),
-            question: q.into(),
-            choices: choices.iter().map(|s| s.to_string()).collect(),
-            label: 0,
-        }
+        let choices: Vec<String> = choices.iter().map(|s| s.to_string()).collect();
+        McItem::new(serde_json::json!(0), q, &choices, 0)
     }
 
     /// Expected strings written from DESIGN.md's Python literals (the `{...}` filled by hand).

@@ -1,32 +1,30 @@
 //! Run the llm-adapters protocol over one task's items.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
-use super::extract::{Extractor, response_text};
-use super::prompt::{answer_label, eval_prompt, instruction};
+use super::extract::response_text;
 use crate::eval::codec::TextCodec;
 use crate::eval::config::{EvalConfig, Progress};
-use crate::eval::error::{EvalError, Result};
+use crate::eval::error::Result;
+use crate::eval::evaluate::Prepared;
 use crate::eval::generate::generate;
 use crate::eval::results::{GenerationPrediction, Prediction, Protocol, TaskResult};
-use crate::eval::task::{McItem, Task};
 use crate::lm::IncrementalLm;
 
-/// Evaluate `items` of `task`; predictions come back in item order.
+/// Evaluate a prepared task: `prompts[i]` is item i's prompt and `answers[i]` its choices' answer
+/// words; predictions come back in item order.
 pub fn run_task<M: IncrementalLm>(
     model: &M,
     codec: &TextCodec,
-    task: &Task,
-    items: &[McItem],
+    p: &Prepared,
+    prompts: &[String],
+    answers: &[Vec<String>],
     cfg: &EvalConfig,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<(TaskResult, Vec<Prediction>)> {
     let started = Instant::now();
-    let prompts: Vec<String> = items
-        .iter()
-        .map(|it| eval_prompt(&instruction(task.kind, it)))
-        .collect();
+    let task = &p.task;
+    let items = &p.items;
     let encoded: Vec<Vec<u32>> = prompts
         .iter()
         .map(|p| codec.encode(p, cfg.add_special_tokens))
@@ -51,28 +49,22 @@ pub fn run_task<M: IncrementalLm>(
     }
     let mut preds = Vec::with_capacity(items.len());
     let (mut correct, mut unparseable, mut new_tokens) = (0, 0, 0);
-    let mut extractors: BTreeMap<usize, Extractor> = BTreeMap::new();
-    for ((item, prompt), out) in items.iter().zip(prompts).zip(outputs) {
+    for (((item, prompt), out), words) in items.iter().zip(prompts).zip(outputs).zip(answers) {
         let out = out.unwrap_or_default();
         new_tokens += out.tokens.len();
         let text = codec.decode(&out.tokens)?;
         let response = response_text(&text).to_string();
-        let n_choices = item.choices.len();
-        let extractor = extractors
-            .entry(n_choices)
-            .or_insert_with(|| Extractor::new(task.kind, n_choices));
-        let prediction = extractor.extract(&response);
-        let label = answer_label(task.kind, item.label).ok_or_else(|| EvalError::BadItem {
-            task: task.name.clone(),
-            id: item.id_text(),
-            message: format!("label {} has no answer word", item.label),
-        })?;
-        let ok = prediction.as_deref() == Some(label.as_str());
+        let prediction = p.compiled.extract(&response, words);
+        // invariant: `prepare` rendered one answer word per choice and labels are in range.
+        let label = words[item.label].clone();
+        let ok = prediction
+            .as_deref()
+            .is_some_and(|x| p.compiled.matches(x, &label));
         correct += ok as usize;
         unparseable += prediction.is_none() as usize;
         preds.push(Prediction::Generation(GenerationPrediction {
             id: item.id.clone(),
-            prompt,
+            prompt: prompt.clone(),
             output: response,
             prediction,
             label,
@@ -86,13 +78,22 @@ pub fn run_task<M: IncrementalLm>(
         kind: task.kind,
         protocol: Protocol::LlmAdapters,
         n,
+        rows: Some(p.rows),
         correct,
         accuracy: rate(correct),
+        acc_stderr: stderr_of(&preds, Prediction::correct),
         acc_norm: None,
+        acc_norm_stderr: None,
         unparseable: Some(unparseable),
         unparseable_rate: Some(rate(unparseable)),
         generated_tokens: Some(new_tokens),
         seconds: started.elapsed().as_secs_f64(),
     };
     Ok((result, preds))
+}
+
+/// lm-eval's standard error of a mean over the predictions' 0/1 outcomes.
+pub(crate) fn stderr_of(preds: &[Prediction], f: impl Fn(&Prediction) -> bool) -> Option<f64> {
+    let xs: Vec<f64> = preds.iter().map(|p| f(p) as u8 as f64).collect();
+    crate::eval::stats::mean_stderr(&xs)
 }

@@ -12,6 +12,8 @@
 //! | obqa | `{question_stem}` (lm-eval's openbookqa.yaml has no "Question:" prefix) | ` {choice}` |
 //! | custom | `Question: {question}\nAnswer:` | ` {choice}` |
 //!
+//! The table is what the built-in task files in `tasks/` say; the tests below pin their bytes.
+//!
 //! Adaptations to the shipped data (ASSETS.md): BoolQ has no passage, so lm-eval's
 //! `{passage}\nQuestion: ...` loses its first line; choice 0 ("true") is " yes". SIQA's `question`
 //! already joins context and question with a space. HellaSwag's `question` is
@@ -21,80 +23,14 @@
 //! For winogrande the continuation is shared, so acc_norm equals acc (lm-eval reports acc only).
 
 use crate::eval::task::{McItem, TaskKind};
+pub use crate::task::ChoiceRequest;
+/// lm-eval's hellaswag `preprocess` (the `lm_eval_preprocess` template filter).
+pub use crate::task::template::lm_eval_preprocess as hellaswag_preprocess;
 
-/// One continuation to score.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChoiceRequest {
-    pub context: String,
-    pub continuation: String,
-    /// Characters acc_norm divides by.
-    pub norm_chars: usize,
-}
-
-fn simple(context: String, choices: impl IntoIterator<Item = String>) -> Vec<ChoiceRequest> {
-    choices
-        .into_iter()
-        .map(|c| ChoiceRequest {
-            context: context.clone(),
-            norm_chars: c.chars().count(),
-            continuation: format!(" {c}"),
-        })
-        .collect()
-}
-
-/// lm-eval's hellaswag `preprocess`: strip, " [title]" -> ". ", drop `[...]`, collapse double spaces once.
-pub fn hellaswag_preprocess(text: &str) -> String {
-    let t = text.trim().replace(" [title]", ". ");
-    let mut out = String::with_capacity(t.len());
-    let mut rest = t.as_str();
-    // Python re.sub("\\[.*?\\]", "", text): remove each shortest bracketed span.
-    while let Some(open) = rest.find('[') {
-        match rest[open + 1..].find(']') {
-            Some(close) => {
-                out.push_str(&rest[..open]);
-                rest = &rest[open + 1 + close + 1..];
-            }
-            None => break,
-        }
-    }
-    out.push_str(rest);
-    out.replace("  ", " ")
-}
-
-/// The requests for one item, one per choice, in choice order.
+/// The requests for one item of a built-in task, one per choice, in choice order: the task
+/// file's `context`, `delimiter` and `continuation` (`tasks/<task>.kdl`).
 pub fn requests(kind: TaskKind, item: &McItem) -> Result<Vec<ChoiceRequest>, String> {
-    let q = &item.question;
-    let choices = item.choices.iter().cloned();
-    Ok(match kind {
-        TaskKind::Boolq => simple(
-            format!("Question: {q}?\nAnswer:"),
-            ["yes".to_string(), "no".to_string()],
-        ),
-        TaskKind::Piqa | TaskKind::ArcE | TaskKind::ArcC | TaskKind::Mc => {
-            simple(format!("Question: {q}\nAnswer:"), choices)
-        }
-        TaskKind::Siqa => simple(format!("Q: {q}\nA:"), choices),
-        TaskKind::Obqa => simple(q.clone(), choices),
-        TaskKind::Hellaswag => simple(
-            hellaswag_preprocess(q),
-            item.choices.iter().map(|c| hellaswag_preprocess(c)),
-        ),
-        TaskKind::Winogrande => {
-            let blank = q
-                .find('_')
-                .ok_or_else(|| "winogrande sentence has no `_` blank".to_string())?;
-            let target = q[blank + 1..].trim();
-            let continuation = format!(" {target}");
-            item.choices
-                .iter()
-                .map(|opt| ChoiceRequest {
-                    context: format!("{}{opt}", &q[..blank]),
-                    continuation: continuation.clone(),
-                    norm_chars: target.chars().count(),
-                })
-                .collect()
-        }
-    })
+    crate::task::builtin::compiled(kind).requests(item)
 }
 
 #[cfg(test)]
@@ -102,12 +38,8 @@ mod tests {
     use super::*;
 
     fn item(q: &str, choices: &[&str]) -> McItem {
-        McItem {
-            id: serde_json::json!(1),
-            question: q.into(),
-            choices: choices.iter().map(|s| s.to_string()).collect(),
-            label: 0,
-        }
+        let choices: Vec<String> = choices.iter().map(|s| s.to_string()).collect();
+        McItem::new(serde_json::json!(1), q, &choices, 0)
     }
 
     #[test]

@@ -2,14 +2,15 @@
 
 use std::time::Instant;
 
-use super::prompt::{ChoiceRequest, requests};
+use super::prompt::ChoiceRequest;
 use super::score::{EncodedRequest, encode_pair};
 use super::shared::score_requests_shared;
 use crate::eval::codec::TextCodec;
 use crate::eval::config::{EvalConfig, Progress};
-use crate::eval::error::{EvalError, Result};
+use crate::eval::error::Result;
+use crate::eval::evaluate::Prepared;
+use crate::eval::llm_adapters::stderr_of;
 use crate::eval::results::{LoglikPrediction, Prediction, Protocol, TaskResult};
-use crate::eval::task::{McItem, Task};
 use crate::lm::IncrementalLm;
 
 /// Items scored per call of `score_requests_shared` (sorted by length inside), for progress reports.
@@ -26,30 +27,25 @@ fn first_argmax(xs: &[f64]) -> usize {
     best
 }
 
-/// Evaluate `items` of `task`; predictions come back in item order.
+/// Evaluate a prepared task whose item i has the requests `reqs[i]`; predictions come back in
+/// item order.
 pub fn run_task<M: IncrementalLm>(
     model: &M,
     codec: &TextCodec,
-    task: &Task,
-    items: &[McItem],
+    p: &Prepared,
+    reqs: &[Vec<ChoiceRequest>],
     cfg: &EvalConfig,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<(TaskResult, Vec<Prediction>)> {
     let started = Instant::now();
+    let (task, items) = (&p.task, &p.items);
     let mut preds = Vec::with_capacity(items.len());
     let (mut correct, mut correct_norm) = (0, 0);
-    for (block_no, block) in items.chunks(ITEMS_PER_BLOCK).enumerate() {
-        let reqs: Vec<Vec<ChoiceRequest>> = block
-            .iter()
-            .map(|it| {
-                requests(task.kind, it).map_err(|message| EvalError::BadItem {
-                    task: task.name.clone(),
-                    id: it.id_text(),
-                    message,
-                })
-            })
-            .collect::<Result<_>>()?;
-        let encoded: Vec<EncodedRequest> = reqs
+    let blocks = items
+        .chunks(ITEMS_PER_BLOCK)
+        .zip(reqs.chunks(ITEMS_PER_BLOCK));
+    for (block_no, (block, block_reqs)) in blocks.enumerate() {
+        let encoded: Vec<EncodedRequest> = block_reqs
             .iter()
             .flatten()
             .map(|r| encode_pair(codec, r))
@@ -57,7 +53,7 @@ pub fn run_task<M: IncrementalLm>(
         let scored =
             score_requests_shared(model, &encoded, cfg.batch_size, cfg.max_len, codec.pad_id)?;
         let mut next = scored.into_iter();
-        for (item, item_reqs) in block.iter().zip(&reqs) {
+        for (item, item_reqs) in block.iter().zip(block_reqs) {
             let scores: Vec<f64> = next
                 .by_ref()
                 .take(item_reqs.len())
@@ -96,14 +92,18 @@ pub fn run_task<M: IncrementalLm>(
     }
     let n = items.len();
     let rate = |k: usize| if n == 0 { 0.0 } else { k as f64 / n as f64 };
+    let norm_of = |p: &Prediction| matches!(p, Prediction::Loglik(l) if l.correct_norm);
     let result = TaskResult {
         task: task.name.clone(),
         kind: task.kind,
         protocol: Protocol::Loglik,
         n,
+        rows: Some(p.rows),
         correct,
         accuracy: rate(correct),
+        acc_stderr: stderr_of(&preds, Prediction::correct),
         acc_norm: Some(rate(correct_norm)),
+        acc_norm_stderr: stderr_of(&preds, norm_of),
         unparseable: None,
         unparseable_rate: None,
         generated_tokens: None,

@@ -3,6 +3,7 @@
 //! adapter. Its key covers the task files it reads (by content).
 
 mod run;
+pub mod tasks;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,20 +15,26 @@ pub use run::EvalModel;
 use super::params::{Need, count};
 use super::params::{ParamError, StageParams, abs_path};
 use super::stage::Stage;
+use crate::check::context::CheckCx;
+use crate::diag::{Code, Diagnostic};
 use crate::eval::Protocol;
+use crate::eval::subsample::Subset;
+use crate::eval::task::TaskKind;
 use crate::exec::progress::Progress;
+use crate::ir::StageDecl;
 use crate::ir::bound::BoundStage;
 use crate::plan::digest::{DigestError, DigestMemo};
 use crate::run::context::JobCx;
 use crate::run::error::RunError;
 use crate::schema::registry::{child, def, one, req_prop, required, unkeyed};
-use crate::schema::{Args, Default, Kind, KindSpec, TASKS, Ty};
+use crate::schema::{Args, Default, Kind, KindSpec, Ty};
 use crate::source::SourceFile;
+pub use tasks::TaskName;
 
 pub static SPEC: KindSpec = KindSpec {
     kind: Kind::Eval,
     doc: "Evaluate a model (base, pruned, merged, or a train stage's unmerged adapter) on commonsense tasks.",
-    version: 1,
+    version: 2,
     props: &[req_prop(
         "model",
         Ty::Stage(&[Kind::Model, Kind::Prune, Kind::Merge, Kind::Train]),
@@ -36,9 +43,12 @@ pub static SPEC: KindSpec = KindSpec {
     children: &[
         required(child(
             "tasks",
-            "Tasks to evaluate.",
+            "Tasks to evaluate: built-in names (boolq, piqa, siqa, hellaswag, winogrande, arc-e, \
+             arc-c, obqa), task files (`quiz.kdl`, relative to the pipeline file; `rora schema \
+             task`), or names of row files `<name>.<split>.jsonl[.gz]` in `dir` (read as \
+             multiple choice with the default prompts).",
             Args::Many {
-                ty: Ty::Choice(TASKS),
+                ty: Ty::Str,
                 min: 1,
             },
         )),
@@ -52,8 +62,17 @@ pub static SPEC: KindSpec = KindSpec {
         ),
         one(
             "limit",
-            "At most this many rows per task: a seeded random subset, kept in file order.",
+            "At most this many rows per task, chosen by `subset`.",
             Ty::pos_int(),
+        ),
+        def(
+            one(
+                "subset",
+                "Which rows `limit` keeps: random (a seeded random subset, in file order: every \
+                 part of the file is represented) or first (the first rows, as lm-eval's --limit).",
+                Ty::Choice(Subset::NAMES),
+            ),
+            Default::Str("random"),
         ),
         unkeyed(def(
             one(
@@ -102,9 +121,10 @@ crate::choice_enum! {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EvalParams {
-    pub tasks: Vec<String>,
+    pub tasks: Vec<TaskName>,
     pub protocol: Protocol,
     pub limit: Option<usize>,
+    pub subset: Subset,
     pub batch_size: usize,
     /// Directory of `<task>.<split>.jsonl[.gz]`.
     pub dir: PathBuf,
@@ -135,9 +155,14 @@ impl Stage for Eval {
         Ok(StageParams::new(
             Kind::Eval,
             EvalParams {
-                tasks: b.strs("tasks"),
+                tasks: b
+                    .strs("tasks")
+                    .iter()
+                    .map(|t| TaskName::parse(t, &file.dir()))
+                    .collect(),
                 protocol: b.need_choice("protocol", Protocol::from_name)?,
                 limit: count(b.int("limit")).map(|l| l.max(1)),
+                subset: b.need_choice("subset", Subset::from_name)?,
                 batch_size: b.need_usize("batch-size")?.max(1),
                 dir: b
                     .str("dir")
@@ -147,6 +172,75 @@ impl Stage for Eval {
                 beams: b.need_usize("beams")?.max(1),
             },
         ))
+    }
+
+    fn check(
+        &self,
+        cx: &mut CheckCx,
+        stage: &StageDecl,
+        _b: &BoundStage,
+        params: &StageParams,
+        _single: bool,
+    ) {
+        let Some(e) = params.get::<EvalParams>() else {
+            return;
+        };
+        // An absent default `dir` is reported by the runner (the shipped subsets are missing).
+        if !e.dir.is_dir() {
+            return;
+        }
+        for (i, t) in e.tasks.iter().enumerate() {
+            let Err(err) = tasks::resolve(t, e.split.name(), &e.dir) else {
+                continue;
+            };
+            let span = cx.arg_span(stage, "tasks", i);
+            let d = match &err {
+                tasks::Unresolved::Unknown { name, tried } => {
+                    let names: Vec<&str> = TaskKind::COMMONSENSE.iter().map(|k| k.name()).collect();
+                    let help = match crate::diag::suggest(name, names.iter().copied()) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => format!(
+                            "built-in tasks are {}; a task file ends in .kdl; rows of any other name \
+                             go in `dir` (looked for {tried})",
+                            names.join(", ")
+                        ),
+                    };
+                    Diagnostic::error(
+                        Code::UnknownTask,
+                        format!("`{name}` is not a task rora knows"),
+                    )
+                    .label(span, "unknown task")
+                    .help(help)
+                }
+                tasks::Unresolved::Unreadable { path, message } => Diagnostic::error(
+                    Code::MissingFile,
+                    format!("cannot read task file {}: {message}", path.display()),
+                )
+                .label(span, "relative to the pipeline file's directory")
+                .help("fix the path"),
+                tasks::Unresolved::Invalid(c) => Diagnostic::error(
+                    Code::BadTaskFile,
+                    format!(
+                        "task file {} has {} error(s)",
+                        c.file.path.display(),
+                        c.diagnostics.iter().filter(|d| d.is_error()).count()
+                    ),
+                )
+                .label(span, "this task file")
+                .help(format!(
+                    "{}\n`rora check {}` shows them with their spans",
+                    tasks::task_diagnostics(c),
+                    c.file.path.display()
+                )),
+                tasks::Unresolved::NoRows { task, message } => Diagnostic::error(
+                    Code::BadTaskFile,
+                    format!("task `{task}` has no rows for split `{}`", e.split),
+                )
+                .label(span, "this task")
+                .help(message.clone()),
+            };
+            cx.push(d);
+        }
     }
 
     fn key_inputs(
@@ -159,8 +253,16 @@ impl Stage for Eval {
         let Some(e) = params.get::<EvalParams>() else {
             return Ok(out);
         };
-        let wanted: Vec<String> = e
-            .tasks
+        for (i, t) in e.tasks.iter().enumerate() {
+            for (j, f) in tasks::key_files(t, e.split.name(), &e.dir)
+                .iter()
+                .enumerate()
+            {
+                out.insert(format!("task{i}.{j}"), memo.file(f)?);
+            }
+        }
+        let names: Vec<String> = b.strs("tasks");
+        let wanted: Vec<String> = names
             .iter()
             .flat_map(|t| {
                 [

@@ -7,15 +7,14 @@ use candle_core::DType;
 use serde_json::json;
 
 use crate::cache::Entry;
-use crate::eval::task::commonsense_kind;
-use crate::eval::{EvalConfig, Progress as EvalProgress, Protocol, Task, TextCodec, evaluate};
+use crate::eval::{EvalConfig, Progress as EvalProgress, Protocol, TextCodec, evaluate_prepared};
 use crate::exec::progress::Progress;
 use crate::model::LoadedModel;
 use crate::run::artifacts::{install_adapter, load_model};
 use crate::run::context::Ctx;
 use crate::run::error::Result;
 
-use super::{EvalParams, Split};
+use super::EvalParams;
 
 /// Where the weights under evaluation come from.
 pub enum EvalModel<'a> {
@@ -29,17 +28,13 @@ fn config(p: &EvalParams) -> Result<EvalConfig> {
     let protocol: Protocol = p.protocol;
     let mut tasks = Vec::with_capacity(p.tasks.len());
     for name in &p.tasks {
-        let task = match commonsense_kind(name) {
-            Some(kind) if p.split == Split::Eval => Task::builtin(kind, &p.dir)?,
-            _ => {
-                let path = p.dir.join(format!("{name}.{}.jsonl", p.split));
-                Task::from_file(&path)
-            }
-        };
+        let task = super::tasks::resolve(name, p.split.name(), &p.dir)
+            .map_err(|e| crate::eval::EvalError::Task(e.to_string()))?;
         tasks.push(task);
     }
     let mut cfg = EvalConfig::new(tasks, protocol);
     cfg.limit = p.limit;
+    cfg.subset = p.subset;
     cfg.batch_size = p.batch_size.max(1);
     cfg.generation.max_new_tokens = p.max_new_tokens;
     cfg.generation.num_beams = p.beams.max(1);
@@ -65,6 +60,8 @@ pub fn run(
     progress: &dyn Progress,
 ) -> Result<serde_json::Value> {
     let cfg = config(p)?;
+    // Rows and templates are checked before the model is loaded.
+    let prepared = crate::eval::prepare(&cfg)?;
     let loaded = load(ctx, model)?;
     let codec = TextCodec::new(
         &loaded.tokenizer,
@@ -74,7 +71,7 @@ pub fn run(
     let total_tasks = cfg.tasks.len();
     let mut done_tasks = 0usize;
     progress.set_total(total_tasks as u64, "tasks");
-    let results = evaluate(&loaded.model, &codec, &cfg, &mut |e| match e {
+    let results = evaluate_prepared(&loaded.model, &codec, &cfg, &prepared, &mut |e| match e {
         EvalProgress::TaskStarted { task, items } => {
             progress.message(&format!("{task}: {items} items"))
         }

@@ -18,39 +18,16 @@ pub fn llm_adapters_instruction(task: Task, row: &McRow) -> String {
 }
 
 /// [`llm_adapters_instruction`] from a question and its choices (evaluation items are not
-/// `McRow`s; both sides use this one function).
+/// `McRow`s; both sides use this one function). The text is the built-in task file's
+/// `instruction` template (`tasks/<task>.kdl`), with the row's answer words.
 pub fn instruction_text(task: Task, question: &str, choices: &[String]) -> String {
-    let q = question;
-    let numbered = |word: &str, sep: &str| -> String {
-        choices
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{word}{}: {c}", i + 1))
-            .collect::<Vec<_>>()
-            .join(sep)
-    };
-    let format = label_set(task, choices.len()).join("/");
-    match task {
-        Task::Boolq => format!(
-            "Please answer the following question with true or false, question: {q}?\n\nAnswer format: true/false"
-        ),
-        Task::Piqa => format!(
-            "Please choose the correct solution to the question: {q}\n\n{}\n\nAnswer format: {format}",
-            numbered("Solution", "\n\n")
-        ),
-        Task::Hellaswag => format!(
-            "Please choose the correct ending to complete the given sentence: {q}\n\n{}\n\nAnswer format: {format}",
-            numbered("Ending", " ")
-        ),
-        Task::Winogrande => format!(
-            "Please choose the correct answer to fill in the blank to complete the given sentence: {q}\n\n{} Answer format: {format}",
-            numbered("Option", " ")
-        ),
-        Task::Siqa | Task::ArcE | Task::ArcC | Task::Obqa | Task::Mc => format!(
-            "Please choose the correct answer to the question: {q}\n\n{}\n\nAnswer format: {format}",
-            numbered("Answer", " ")
-        ),
-    }
+    let item = crate::task::McItem::new(serde_json::Value::Null, question, choices, 0);
+    let answers = label_set(task, choices.len());
+    // invariant: the built-in instruction templates use only `question`, `choices` and
+    // `answers`, which are always defined, and no filter that can fail.
+    crate::task::builtin::compiled(task)
+        .instruction(&item, &answers)
+        .unwrap_or_else(|e| panic!("built-in instruction of {task}: {e}"))
 }
 
 /// The training target: `the correct answer is {label}`.

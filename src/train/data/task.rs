@@ -80,26 +80,11 @@ impl Task {
         v.join(", ")
     }
 
-    /// The range of choice counts the task's rows may have.
+    /// The range of choice counts the task's rows may have (its task file's `min-choices` and
+    /// `max-choices`).
     pub fn choice_counts(self) -> std::ops::RangeInclusive<usize> {
-        match self {
-            Task::Boolq | Task::Piqa | Task::Winogrande => 2..=2,
-            Task::Siqa => 3..=3,
-            Task::Hellaswag => 4..=4,
-            Task::ArcE | Task::ArcC | Task::Obqa => 3..=5,
-            Task::Mc => 2..=26,
-        }
-    }
-
-    /// The word the answer labels are built from (`solution` -> `solution1`, `solution2`).
-    fn label_stem(self) -> &'static str {
-        match self {
-            Task::Boolq => "",
-            Task::Piqa => "solution",
-            Task::Hellaswag => "ending",
-            Task::Winogrande => "option",
-            Task::Siqa | Task::ArcE | Task::ArcC | Task::Obqa | Task::Mc => "answer",
-        }
+        let d = crate::task::builtin::def(self);
+        d.min_choices..=d.max_choices
     }
 }
 
@@ -110,13 +95,17 @@ impl fmt::Display for Task {
 }
 
 /// The answer label of choice `idx` (0-based) as LLM-Adapters writes it: `true`/`false` for
-/// BoolQ, else `solution{idx+1}`, `answer{idx+1}`, `ending{idx+1}`, `option{idx+1}`.
-/// `None` for BoolQ indices past 1.
+/// BoolQ, else `solution{idx+1}`, `answer{idx+1}`, `ending{idx+1}`, `option{idx+1}`. The words
+/// come from the built-in task file's `answer` template (`tasks/<task>.kdl`). `None` for BoolQ
+/// indices past 1.
 pub fn answer_label(task: Task, idx: usize) -> Option<String> {
-    match task {
-        Task::Boolq => ["true", "false"].get(idx).map(|s| s.to_string()),
-        _ => Some(format!("{}{}", task.label_stem(), idx + 1)),
-    }
+    let item = crate::task::McItem::new(
+        serde_json::Value::Null,
+        "",
+        &vec![String::new(); idx + 1],
+        0,
+    );
+    crate::task::builtin::compiled(task).answer(&item, idx).ok()
 }
 
 /// All answer labels of a row with `n_choices` choices (BoolQ: always `true`, `false`).
