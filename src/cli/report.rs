@@ -30,6 +30,13 @@ pub struct ReportArgs {
         env = "RORA_REPORT_DIR"
     )]
     pub out: PathBuf,
+    /// Compare every run with the runs of this method on the same items (paired bootstrap);
+    /// default: the report stage's `baseline`.
+    #[arg(long)]
+    pub baseline: Option<String>,
+    /// Bootstrap resamples (default: the report stage's `resamples`).
+    #[arg(long)]
+    pub resamples: Option<usize>,
 }
 
 pub fn run(args: ReportArgs) -> miette::Result<()> {
@@ -40,7 +47,14 @@ pub fn run(args: ReportArgs) -> miette::Result<()> {
     for d in &args.runs {
         runs.push(load_run_dir(d).into_diagnostic()?);
     }
-    let files = write_report(&runs, &args.out).into_diagnostic()?;
+    let mut compare = crate::stages::report::default_compare();
+    if let Some(b) = &args.baseline {
+        compare.baseline = b.clone();
+    }
+    if let Some(n) = args.resamples {
+        compare.resamples = n.max(1);
+    }
+    let files = write_report(&runs, &compare, &args.out).into_diagnostic()?;
     print!("{}", render_markdown(&build_tables(&runs)));
     for f in files {
         println!("wrote {}", f.display());

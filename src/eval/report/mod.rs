@@ -5,7 +5,9 @@
 //! ([`run`]). Output, in one directory ([`write_report`]):
 //!
 //! ```text
-//! table.md  table.csv  table.json     one table per protocol (see `table`)
+//! table.md  table.csv  table.json     one table per protocol (see `table`); table.md also has
+//!                                     the paired differences vs the baseline (see `paired`)
+//! paired.json                         those differences with their intervals
 //! runs.json                           the input runs, so a report can be rebuilt
 //! accuracy_vs_rank.<protocol>.{png,svg}
 //! loss_curves.{png,svg}               when some run has a loss curve
@@ -15,6 +17,7 @@
 pub mod error;
 mod labels;
 pub mod metrics;
+pub mod paired;
 pub mod plot;
 pub mod run;
 pub mod table;
@@ -23,13 +26,14 @@ use std::path::{Path, PathBuf};
 
 pub use error::ReportError;
 pub use metrics::{LossCurves, LossPoint};
-pub use run::{RunMeta, RunRecord, load_run_dir, load_runs_file};
+pub use paired::{Compare, PairedTable, build_paired, render_paired_markdown};
+pub use run::{Outcomes, RunMeta, RunRecord, load_run_dir, load_runs_file};
 pub use table::{Table, build_tables, render_csv, render_markdown};
 
 use error::Result;
 
 /// Write the tables, the runs and the plots into `dir`; returns the files written.
-pub fn write_report(runs: &[RunRecord], dir: &Path) -> Result<Vec<PathBuf>> {
+pub fn write_report(runs: &[RunRecord], compare: &Compare, dir: &Path) -> Result<Vec<PathBuf>> {
     if runs.is_empty() {
         return Err(ReportError::NoRuns);
     }
@@ -42,7 +46,18 @@ pub fn write_report(runs: &[RunRecord], dir: &Path) -> Result<Vec<PathBuf>> {
         written.push(path);
         Ok(())
     };
-    put("table.md", render_markdown(&tables))?;
+    let tasks_of = tables
+        .iter()
+        .map(|t| (t.protocol, t.tasks.clone()))
+        .collect();
+    let paired = build_paired(runs, &tasks_of, compare);
+    put(
+        "table.md",
+        render_markdown(&tables) + &render_paired_markdown(&paired),
+    )?;
+    if !paired.is_empty() {
+        put("paired.json", pretty(&paired, dir)?)?;
+    }
     put("table.csv", render_csv(&tables))?;
     put("table.json", pretty(&tables, dir)?)?;
     put("runs.json", pretty(&runs, dir)?)?;

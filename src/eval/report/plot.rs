@@ -1,6 +1,7 @@
 //! Report plots with plotters, each written as PNG and SVG:
 //! - `accuracy_vs_rank.<protocol>`: average accuracy vs rank per method (log2 x axis; the paper's
-//!   Fig. 1), error bars = sd over seeds, each point labelled with its effective scale (labels of
+//!   Fig. 1), error bars = the 95% Student-t interval over seeds (or ±1.96 standard errors of a
+//!   single run's average), each point labelled with its effective scale (labels of
 //!   coinciding points merged or spread apart, see `labels`);
 //! - `loss_curves`: training loss vs step for every run (the paper's Fig. 3);
 //! - `val_loss_vs_rank`: final validation loss vs rank per method (mean over seeds).
@@ -236,10 +237,16 @@ impl Figure for RankFigure<'_> {
 
 /// Accuracy (%) vs rank per method, for one table; mean rows carry the sd over seeds.
 pub fn accuracy_vs_rank(table: &Table, dir: &Path) -> Result<Vec<PathBuf>> {
+    // Error bars: the 95% Student-t interval over seeds on mean rows, else ±1.96 standard
+    // errors of the run's average.
     let series = rank_series(table, |r| {
         r.average.map(|s| Stat {
             mean: 100.0 * s.mean,
-            sd: s.sd.map(|x| 100.0 * x),
+            sd: s
+                .ci95
+                .or(r.average_se.map(|se| 1.96 * se))
+                .map(|x| 100.0 * x),
+            ci95: None,
         })
     });
     let title = format!("Average accuracy vs rank ({})", table.protocol.name());
@@ -257,7 +264,7 @@ pub fn accuracy_vs_rank(table: &Table, dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Final validation loss vs rank per method (first table with any validation loss).
 pub fn val_loss_vs_rank(table: &Table, dir: &Path) -> Result<Vec<PathBuf>> {
-    let series = rank_series(table, |r| r.val_loss);
+    let series = rank_series(table, |r| r.val_loss.map(|s| Stat { sd: s.ci95, ..s }));
     both(
         dir,
         "val_loss_vs_rank",

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{ReportError, Result};
 use super::metrics::{LossPoint, read_metrics};
 use crate::adapter::scaling::ScalingRule;
-use crate::eval::results::{EvalSummary, Protocol};
+use crate::eval::results::{EvalSummary, Prediction, Protocol};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -34,6 +34,58 @@ pub struct RunRecord {
     pub train_loss: Vec<LossPoint>,
     #[serde(default)]
     pub val_loss: Option<f64>,
+    /// Trainable parameters as a percentage of the model's (the paper's "# Params (%)").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params_pct: Option<f64>,
+    /// Wall-clock seconds of training.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_seconds: Option<f64>,
+    /// Task name -> per-item outcomes, for paired comparisons between runs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outcomes: BTreeMap<String, Outcomes>,
+}
+
+/// Which items of a task a run got right, by item id, in file order of the evaluated items.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcomes {
+    pub ids: Vec<String>,
+    pub correct: Vec<bool>,
+}
+
+/// The outcomes of every task of an eval output directory (`predictions/<task>.jsonl`); tasks
+/// without a predictions file are left out.
+pub fn read_outcomes(eval_dir: &Path, summary: &EvalSummary) -> Result<BTreeMap<String, Outcomes>> {
+    let mut out = BTreeMap::new();
+    for t in &summary.tasks {
+        let path = eval_dir
+            .join("predictions")
+            .join(format!("{}.jsonl", t.task));
+        if !path.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| ReportError::read(&path, e))?;
+        let mut o = Outcomes {
+            ids: vec![],
+            correct: vec![],
+        };
+        for (i, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let p: Prediction = serde_json::from_str(line).map_err(|e| ReportError::BadFile {
+                path: path.clone(),
+                message: format!("line {}: {e}", i + 1),
+            })?;
+            o.ids.push(match p.id() {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
+            o.correct.push(p.correct());
+        }
+        out.insert(t.task.clone(), o);
+    }
+    Ok(out)
 }
 
 /// `run.json` in a run directory.
@@ -59,6 +111,12 @@ pub struct RunMeta {
     /// Overrides the last validation loss found in the metrics.
     #[serde(default)]
     pub val_loss: Option<f64>,
+    /// Trainable parameters in % of the model's.
+    #[serde(default)]
+    pub params_pct: Option<f64>,
+    /// Training wall-clock seconds.
+    #[serde(default)]
+    pub train_seconds: Option<f64>,
 }
 
 impl RunMeta {
@@ -131,6 +189,9 @@ pub fn load_run_dir(dir: &Path) -> Result<RunRecord> {
             .collect(),
         val_loss: meta.val_loss.or(curves.final_val_loss()),
         train_loss: curves.train,
+        params_pct: meta.params_pct,
+        train_seconds: meta.train_seconds,
+        outcomes: read_outcomes(&eval_dir, &summary)?,
     })
 }
 

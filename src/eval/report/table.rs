@@ -12,13 +12,17 @@ use serde::{Deserialize, Serialize};
 
 use super::run::RunRecord;
 use crate::eval::results::Protocol;
+use crate::eval::stats::{mean_stderr, t_interval};
 use crate::eval::task::commonsense_kind;
 
-/// A mean with the sample standard deviation over seeds (`None` for a single value).
+/// A mean with the sample standard deviation over seeds and the half-width of the 95% Student-t
+/// interval of the mean (`None` for a single value).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Stat {
     pub mean: f64,
     pub sd: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci95: Option<f64>,
 }
 
 impl Stat {
@@ -30,7 +34,8 @@ impl Stat {
         let mean = xs.iter().sum::<f64>() / n as f64;
         let sd = (n > 1)
             .then(|| (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt());
-        Some(Stat { mean, sd })
+        let ci95 = t_interval(xs, 0.95).map(|i| i.hi - i.estimate);
+        Some(Stat { mean, sd, ci95 })
     }
 }
 
@@ -47,7 +52,16 @@ pub struct Row {
     /// Accuracy per task column (fraction), `None` where the run lacks the task.
     pub accuracies: Vec<Option<Stat>>,
     pub average: Option<Stat>,
+    /// A single run's standard error of `average` (from its per-task standard errors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub average_se: Option<f64>,
     pub val_loss: Option<Stat>,
+    /// Trainable parameters in % of the model's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params_pct: Option<f64>,
+    /// Training wall-clock seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_seconds: Option<Stat>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +103,18 @@ fn run_average(run: &RunRecord, tasks: &[String]) -> Option<f64> {
         .filter_map(|t| run.accuracies.get(t).copied())
         .collect();
     Stat::of(&xs).map(|s| s.mean)
+}
+
+/// The standard error of a run's macro average: sqrt(sum of squared per-task standard errors) /
+/// number of tasks (tasks are independent samples); `None` without every task's outcomes.
+fn average_se(run: &RunRecord, tasks: &[String]) -> Option<f64> {
+    let mut sum = 0.0;
+    for t in tasks {
+        let o = run.outcomes.get(t)?;
+        let xs: Vec<f64> = o.correct.iter().map(|&c| c as u8 as f64).collect();
+        sum += mean_stderr(&xs)?.powi(2);
+    }
+    (!tasks.is_empty()).then(|| sum.sqrt() / tasks.len() as f64)
 }
 
 /// Build one table per protocol present in `runs`.
@@ -146,10 +172,20 @@ fn build_table(protocol: Protocol, runs: &[&RunRecord]) -> Table {
                     .filter_map(|r| run_average(r, &tasks))
                     .collect::<Vec<_>>(),
             ),
+            average_se: (members.len() == 1)
+                .then(|| average_se(members[0], &tasks))
+                .flatten(),
             val_loss: Stat::of(
                 &members
                     .iter()
                     .filter_map(|r| r.val_loss)
+                    .collect::<Vec<_>>(),
+            ),
+            params_pct: first.params_pct,
+            train_seconds: Stat::of(
+                &members
+                    .iter()
+                    .filter_map(|r| r.train_seconds)
                     .collect::<Vec<_>>(),
             ),
         };
@@ -186,8 +222,14 @@ pub fn task_title(task: &str) -> String {
 fn pct(s: &Option<Stat>) -> String {
     match s {
         None => "–".into(),
-        Some(Stat { mean, sd: None }) => format!("{:.1}", 100.0 * mean),
-        Some(Stat { mean, sd: Some(sd) }) => format!("{:.1} ± {:.1}", 100.0 * mean, 100.0 * sd),
+        Some(Stat {
+            mean, ci95: None, ..
+        }) => format!("{:.1}", 100.0 * mean),
+        Some(Stat {
+            mean,
+            ci95: Some(h),
+            ..
+        }) => format!("{:.1} ± {:.1}", 100.0 * mean, 100.0 * h),
     }
 }
 
@@ -208,7 +250,7 @@ pub fn render_markdown(tables: &[Table]) -> String {
     let mut out = String::new();
     for t in tables {
         out.push_str(&format!(
-            "### Accuracy (%), protocol `{}`\n\nScale = effective adapter scale (lora: α/r, rora: α/√r); mean rows: mean ± sd over seeds.\n\n",
+            "### Accuracy (%), protocol `{}`\n\nScale = effective adapter scale (lora: α/r, rora: α/√r); mean rows: mean ± half-width of the 95% Student-t interval over seeds; # Params = trainable / all parameters.\n\n",
             t.protocol.name()
         ));
         let mut head = vec![
@@ -219,7 +261,12 @@ pub fn render_markdown(tables: &[Table]) -> String {
             "Seed".into(),
         ];
         head.extend(t.tasks.iter().map(|x| task_title(x)));
-        head.extend(["Avg".to_string(), "Val loss".into()]);
+        head.extend([
+            "Avg".to_string(),
+            "Val loss".into(),
+            "# Params (%)".into(),
+            "Train (s)".into(),
+        ]);
         out.push_str(&format!("| {} |\n", head.join(" | ")));
         let align: Vec<&str> = head
             .iter()
@@ -243,9 +290,20 @@ pub fn render_markdown(tables: &[Table]) -> String {
             });
             cells.push(match r.val_loss {
                 None => "–".into(),
-                Some(Stat { mean, sd: None }) => format!("{mean:.4}"),
-                Some(Stat { mean, sd: Some(sd) }) => format!("{mean:.4} ± {sd:.4}"),
+                Some(Stat {
+                    mean, ci95: None, ..
+                }) => format!("{mean:.4}"),
+                Some(Stat {
+                    mean,
+                    ci95: Some(h),
+                    ..
+                }) => format!("{mean:.4} ± {h:.4}"),
             });
+            cells.push(r.params_pct.map_or("–".into(), |p| format!("{p:.4}")));
+            cells.push(
+                r.train_seconds
+                    .map_or("–".into(), |s| format!("{:.1}", s.mean)),
+            );
             out.push_str(&format!("| {} |\n", cells.join(" | ")));
         }
         out.push('\n');
@@ -285,7 +343,12 @@ pub fn render_csv(tables: &[Table]) -> String {
         head.push(t.clone());
         head.push(format!("{t}_sd"));
     }
-    head.extend(["val_loss".to_string(), "val_loss_sd".into()]);
+    head.extend([
+        "val_loss".to_string(),
+        "val_loss_sd".into(),
+        "params_pct".into(),
+        "train_seconds".into(),
+    ]);
     let mut out = head.join(",") + "\n";
     let f2 = |x: Option<f64>| x.map(|v| format!("{:.2}", 100.0 * v)).unwrap_or_default();
     for t in tables {
@@ -320,6 +383,12 @@ pub fn render_csv(tables: &[Table]) -> String {
                 r.val_loss
                     .and_then(|s| s.sd)
                     .map(|s| format!("{s:.6}"))
+                    .unwrap_or_default(),
+            );
+            cells.push(r.params_pct.map(|p| format!("{p:.6}")).unwrap_or_default());
+            cells.push(
+                r.train_seconds
+                    .map(|s| format!("{:.3}", s.mean))
                     .unwrap_or_default(),
             );
             out.push_str(&(cells.join(",") + "\n"));

@@ -36,6 +36,9 @@ fn run(
             })
             .collect(),
         val_loss: val,
+        params_pct: None,
+        train_seconds: None,
+        outcomes: BTreeMap::new(),
     }
 }
 
@@ -50,16 +53,19 @@ fn fixture() -> Vec<RunRecord> {
         None,
     );
     loglik.protocol = Protocol::Loglik;
+    let mut r16 = run(
+        "rora",
+        16,
+        "rora",
+        4.0,
+        1,
+        &[("piqa", 0.8), ("boolq", 0.7)],
+        Some(1.25),
+    );
+    r16.params_pct = Some(0.0622);
+    r16.train_seconds = Some(12.5);
     vec![
-        run(
-            "rora",
-            16,
-            "rora",
-            4.0,
-            1,
-            &[("piqa", 0.8), ("boolq", 0.7)],
-            Some(1.25),
-        ),
+        r16,
         run(
             "lora",
             8,
@@ -98,24 +104,24 @@ fn markdown_table_rows_method_rank_seed_with_mean_and_sd() {
     let want = "\
 ### Accuracy (%), protocol `llm-adapters`
 
-Scale = effective adapter scale (lora: α/r, rora: α/√r); mean rows: mean ± sd over seeds.
+Scale = effective adapter scale (lora: α/r, rora: α/√r); mean rows: mean ± half-width of the 95% Student-t interval over seeds; # Params = trainable / all parameters.
 
-| Method | Rank | α | Scale | Seed | BoolQ | PIQA | Avg | Val loss |
-|---|---:|---:|---:|---:|---:|---:|---:|---:|
-| lora | 8 | 16 | 2.000 (lora) | 1 | 60.0 | 70.0 | 65.0 | 1.5000 |
-| lora | 8 | 16 | 2.000 (lora) | 2 | 62.0 | 74.0 | 68.0 | – |
-| lora | 8 | 16 | 2.000 (lora) | mean (n=2) | 61.0 ± 1.4 | 72.0 ± 2.8 | **66.5 ± 2.1** | 1.5000 |
-| dora | 8 | 16 | 2.000 (lora) | 1 | 64.0 | – | 64.0 | – |
-| rora | 8 | 16 | 5.657 (rora) | 1 | 66.0 | 71.0 | 68.5 | – |
-| rora | 16 | 16 | 4.000 (rora) | 1 | 70.0 | 80.0 | 75.0 | 1.2500 |
+| Method | Rank | α | Scale | Seed | BoolQ | PIQA | Avg | Val loss | # Params (%) | Train (s) |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| lora | 8 | 16 | 2.000 (lora) | 1 | 60.0 | 70.0 | 65.0 | 1.5000 | – | – |
+| lora | 8 | 16 | 2.000 (lora) | 2 | 62.0 | 74.0 | 68.0 | – | – | – |
+| lora | 8 | 16 | 2.000 (lora) | mean (n=2) | 61.0 ± 12.7 | 72.0 ± 25.4 | **66.5 ± 19.1** | 1.5000 | – | – |
+| dora | 8 | 16 | 2.000 (lora) | 1 | 64.0 | – | 64.0 | – | – | – |
+| rora | 8 | 16 | 5.657 (rora) | 1 | 66.0 | 71.0 | 68.5 | – | – | – |
+| rora | 16 | 16 | 4.000 (rora) | 1 | 70.0 | 80.0 | 75.0 | 1.2500 | 0.0622 | 12.5 |
 
 ### Accuracy (%), protocol `loglik`
 
-Scale = effective adapter scale (lora: α/r, rora: α/√r); mean rows: mean ± sd over seeds.
+Scale = effective adapter scale (lora: α/r, rora: α/√r); mean rows: mean ± half-width of the 95% Student-t interval over seeds; # Params = trainable / all parameters.
 
-| Method | Rank | α | Scale | Seed | BoolQ | Avg | Val loss |
-|---|---:|---:|---:|---:|---:|---:|---:|
-| rora | 8 | 16 | 5.657 (rora) | 1 | 55.0 | 55.0 | – |
+| Method | Rank | α | Scale | Seed | BoolQ | Avg | Val loss | # Params (%) | Train (s) |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| rora | 8 | 16 | 5.657 (rora) | 1 | 55.0 | 55.0 | – | – | – |
 
 ";
     assert_eq!(md, want);
@@ -127,23 +133,23 @@ fn csv_has_sd_columns_and_blank_seed_on_mean_rows() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "protocol,method,rank,alpha,scaling,effective_scale,seed,n_seeds,boolq,boolq_sd,piqa,piqa_sd,average,average_sd,val_loss,val_loss_sd"
+        "protocol,method,rank,alpha,scaling,effective_scale,seed,n_seeds,boolq,boolq_sd,piqa,piqa_sd,average,average_sd,val_loss,val_loss_sd,params_pct,train_seconds"
     );
     assert_eq!(
         lines[1],
-        "llm-adapters,lora,8,16,lora,2.000000,1,1,60.00,,70.00,,65.00,,1.500000,"
+        "llm-adapters,lora,8,16,lora,2.000000,1,1,60.00,,70.00,,65.00,,1.500000,,,"
     );
     assert_eq!(
         lines[3],
-        "llm-adapters,lora,8,16,lora,2.000000,,2,61.00,1.41,72.00,2.83,66.50,2.12,1.500000,"
+        "llm-adapters,lora,8,16,lora,2.000000,,2,61.00,1.41,72.00,2.83,66.50,2.12,1.500000,,,"
     );
     assert_eq!(
         lines[4],
-        "llm-adapters,dora,8,16,lora,2.000000,1,1,64.00,,,,64.00,,,"
+        "llm-adapters,dora,8,16,lora,2.000000,1,1,64.00,,,,64.00,,,,,"
     );
     assert_eq!(
         lines[7],
-        "loglik,rora,8,16,rora,5.656854,1,1,55.00,,,,55.00,,,"
+        "loglik,rora,8,16,rora,5.656854,1,1,55.00,,,,55.00,,,,,"
     );
     assert_eq!(lines.len(), 8);
 }
@@ -152,9 +158,9 @@ fn csv_has_sd_columns_and_blank_seed_on_mean_rows() {
 fn report_writes_tables_runs_and_valid_plots() {
     let dir = tempfile::tempdir().unwrap();
     let runs = fixture();
-    let files = write_report(&runs, dir.path()).unwrap();
+    let files = write_report(&runs, &compare(), dir.path()).unwrap();
     if let Some(keep) = std::env::var_os("RORA_KEEP_PLOTS") {
-        write_report(&runs, std::path::Path::new(&keep)).unwrap();
+        write_report(&runs, &compare(), std::path::Path::new(&keep)).unwrap();
     }
     let names: Vec<String> = files
         .iter()
@@ -267,4 +273,106 @@ fn the_embedded_font_registers() {
         plotters::style::register_font("rora-test-font", plotters::style::FontStyle::Normal, font)
             .is_ok()
     );
+}
+
+fn compare() -> crate::eval::report::Compare {
+    crate::stages::report::default_compare()
+}
+
+fn with_outcomes(mut r: RunRecord, task: &str, ids: &[&str], correct: &[bool]) -> RunRecord {
+    r.outcomes.insert(
+        task.to_string(),
+        Outcomes {
+            ids: ids.iter().map(|s| s.to_string()).collect(),
+            correct: correct.to_vec(),
+        },
+    );
+    r
+}
+
+/// rora vs lora at rank 8 over two seeds, on 40 items per task: rora right on every item, lora
+/// on the even ones. Expected by hand: each task's difference is 1 - 20/40 = 0.5; a bootstrap of
+/// per-item differences that are 0 or 1 in equal numbers cannot reach 0 at 10000 resamples, so
+/// the intervals exclude 0; the mean over seeds of two equal differences has a zero-width
+/// t interval. Items are matched by id (lora's file order is reversed, one extra item each).
+#[test]
+fn paired_differences_match_items_by_id_and_mark_intervals_excluding_zero() {
+    let ids: Vec<String> = (0..40).map(|i| format!("q{i}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut lora_ids: Vec<&str> = ids.iter().rev().copied().collect();
+    lora_ids.push("extra");
+    let lora_ok: Vec<bool> = lora_ids
+        .iter()
+        .map(|id| {
+            id.trim_start_matches('q')
+                .parse::<u32>()
+                .is_ok_and(|n| n % 2 == 0)
+        })
+        .collect();
+    let mut runs = vec![];
+    for seed in [1, 2] {
+        let mut r = run(
+            "rora",
+            8,
+            "rora",
+            5.657,
+            seed,
+            &[("boolq", 1.0), ("piqa", 1.0)],
+            None,
+        );
+        let mut l = run(
+            "lora",
+            8,
+            "lora",
+            2.0,
+            seed,
+            &[("boolq", 0.5), ("piqa", 0.5)],
+            None,
+        );
+        for t in ["boolq", "piqa"] {
+            r = with_outcomes(r, t, &ids, &[true; 40]);
+            l = with_outcomes(l, t, &lora_ids, &lora_ok);
+        }
+        runs.extend([r, l]);
+    }
+    let tables = build_tables(&runs);
+    let tasks_of = tables
+        .iter()
+        .map(|t| (t.protocol, t.tasks.clone()))
+        .collect();
+    let compare = compare();
+    let paired = build_paired(&runs, &tasks_of, &compare);
+    assert_eq!(paired.len(), 1);
+    let t = &paired[0];
+    assert_eq!(t.rows.len(), 3, "{:?}", t.rows);
+    for r in &t.rows[..2] {
+        assert_eq!(r.items, vec![Some(40), Some(40)]);
+        for iv in r.tasks.iter().flatten().chain(r.average.iter()) {
+            assert!((iv.estimate - 0.5).abs() < 1e-12, "{iv:?}");
+            assert!(iv.excludes_zero() && iv.lo <= 0.5 && iv.hi >= 0.5, "{iv:?}");
+        }
+    }
+    let mean = &t.rows[2];
+    assert_eq!(
+        (mean.seed, mean.method_of_interval.as_str()),
+        (None, "t-over-seeds")
+    );
+    let avg = mean.average.unwrap();
+    assert_eq!((avg.estimate, avg.lo, avg.hi), (0.5, 0.5, 0.5));
+    let md = render_paired_markdown(&paired);
+    assert!(md.contains("### Difference vs `lora`"), "{md}");
+    assert!(md.contains("paired bootstrap"), "{md}");
+    assert!(md.contains("| rora | 8 | 1 | lora r8 s1 | +50.0 ["), "{md}");
+    assert!(md.contains("] * |"), "{md}");
+    // The average of a single run gets ±1.96 s.e. error bars: lora's run has 20 of 41 items
+    // right per task, lm-eval's stderr sqrt(p (1 - p) / (n - 1)) with p = 20/41, n = 41.
+    let lora = tables[0]
+        .rows
+        .iter()
+        .find(|r| r.method == "lora" && r.seed == Some(1))
+        .unwrap();
+    let p = 20.0f64 / 41.0;
+    let se = (p * (1.0 - p) / 40.0).sqrt();
+    let want = (2.0 * se * se).sqrt() / 2.0;
+    assert!((lora.average_se.unwrap() - want).abs() < 1e-12);
 }

@@ -13,6 +13,7 @@ use super::params::Need;
 use super::params::{ParamError, StageParams, abs_path};
 use super::stage::Stage;
 use crate::cache::Entry;
+use crate::eval::report::Compare;
 use crate::exec::progress::Progress;
 use crate::ir::bound::BoundStage;
 use crate::plan::job::Job;
@@ -47,6 +48,31 @@ pub static SPEC: KindSpec = KindSpec {
             ),
             Default::Strs(&["md"]),
         ),
+        def(
+            one(
+                "baseline",
+                "Paired comparisons: the method every other run is compared with, on the same \
+                 items (same rank and seed; or the one run of that method, e.g. `base`).",
+                Ty::Str,
+            ),
+            Default::Str("lora"),
+        ),
+        def(
+            one(
+                "resamples",
+                "Paired comparisons: bootstrap resamples of the items.",
+                Ty::int(100, 1_000_000),
+            ),
+            Default::Int(10000),
+        ),
+        def(
+            one(
+                "bootstrap-seed",
+                "Paired comparisons: seed of the bootstrap.",
+                Ty::nonneg_int(),
+            ),
+            Default::Int(0),
+        ),
         unkeyed(one(
             "out",
             "Also copy the report into this directory (relative to the pipeline file).",
@@ -76,6 +102,7 @@ crate::choice_enum! {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReportParams {
     pub table: bool,
+    pub compare: Compare,
     pub plots: Vec<Plot>,
     pub formats: Vec<TableFormat>,
     pub out: Option<PathBuf>,
@@ -108,6 +135,11 @@ impl Stage for Report {
             Kind::Report,
             ReportParams {
                 table: b.has("table"),
+                compare: Compare {
+                    baseline: b.str("baseline").unwrap_or_default().to_string(),
+                    resamples: b.need_usize("resamples")?,
+                    seed: b.int("bootstrap-seed").unwrap_or_default().max(0) as u64,
+                },
                 plots,
                 formats,
                 out: b.str("out").map(|d| abs_path(file, d)),
@@ -147,13 +179,15 @@ fn run_source<'a>(
             _ => break,
         }
     }
-    let (train_out, adapter, seed) = match train_job {
+    let (train_out, adapter, seed, params_pct) = match train_job {
         Some(t) => {
-            let adapter = cx.input_job(t, "adapter")?.params.get::<AdapterParams>();
+            let adapter_job = cx.input_job(t, "adapter")?;
+            let adapter = adapter_job.params.get::<AdapterParams>();
             let seed = t.params.get::<TrainParams>().map(|tp| tp.seed);
-            (Some(cx.entry_of(t)?.out_dir()), adapter, seed)
+            let pct = cx.entry_of(adapter_job)?.manifest().meta["trainable_percent"].as_f64();
+            (Some(cx.entry_of(t)?.out_dir()), adapter, seed, pct)
         }
-        None => (None, None, None),
+        None => (None, None, None, None),
     };
     Ok(run::RunSource {
         eval_out: eval_entry.out_dir(),
@@ -161,6 +195,7 @@ fn run_source<'a>(
         train_out,
         adapter,
         train_seed: seed,
+        params_pct,
     })
 }
 
@@ -177,5 +212,23 @@ mod tests {
         assert!(r.has_errors());
         let text = format!("{:?}", r.diagnostics);
         assert!(text.contains("eval"), "{text}");
+    }
+}
+
+/// The report stage's comparison settings at their schema defaults (for `rora report`, which
+/// has no pipeline).
+pub fn default_compare() -> Compare {
+    let d = |name: &str| SPEC.child(name).and_then(|c| c.default);
+    let int = |name: &str| match d(name) {
+        Some(Default::Int(i)) => i.max(0) as u64,
+        _ => 0,
+    };
+    Compare {
+        baseline: match d("baseline") {
+            Some(Default::Str(s)) => s.to_string(),
+            _ => String::new(),
+        },
+        resamples: int("resamples") as usize,
+        seed: int("bootstrap-seed"),
     }
 }

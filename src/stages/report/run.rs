@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::eval::EvalSummary;
 use crate::eval::report::{LossCurves, RunRecord, write_report};
 use crate::plan::job::Job;
-use crate::run::artifacts::METRICS;
+use crate::run::artifacts::{METRICS, TRAIN_SUMMARY};
 use crate::run::error::{Result, RunError, io};
 use crate::stages::adapter::{AdapterMethod, AdapterParams};
 
@@ -22,6 +22,8 @@ pub struct RunSource<'a> {
     pub train_out: Option<PathBuf>,
     pub adapter: Option<&'a AdapterParams>,
     pub train_seed: Option<u64>,
+    /// The adapter stage's trainable share of the parameters (%).
+    pub params_pct: Option<f64>,
 }
 
 fn method_label(a: &AdapterParams) -> String {
@@ -66,7 +68,17 @@ fn record(src: &RunSource) -> Result<RunRecord> {
             .collect(),
         val_loss: curves.final_val_loss(),
         train_loss: curves.train,
+        params_pct: src.params_pct,
+        train_seconds: src.train_out.as_deref().and_then(train_seconds),
+        outcomes: crate::eval::report::run::read_outcomes(&src.eval_out, &summary)?,
     })
+}
+
+/// `elapsed_s` of a train entry's summary (absent in entries that predate it).
+fn train_seconds(train_out: &Path) -> Option<f64> {
+    let text = std::fs::read_to_string(train_out.join(TRAIN_SUMMARY)).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.get("elapsed_s")?.as_f64()
 }
 
 pub fn run(p: &ReportParams, runs: &[RunSource], out: &Path) -> Result<serde_json::Value> {
@@ -74,7 +86,7 @@ pub fn run(p: &ReportParams, runs: &[RunSource], out: &Path) -> Result<serde_jso
         return Err(RunError::Plan("report stage has no runs to report".into()));
     }
     let records = runs.iter().map(record).collect::<Result<Vec<_>>>()?;
-    let files = write_report(&records, out)?;
+    let files = write_report(&records, &p.compare, out)?;
     let mut copied = vec![];
     if let Some(dir) = &p.out {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
