@@ -126,8 +126,9 @@ fn generation_prompt(
 
 /// The few-shot prefix of every item (empty strings when the task asks for none): `n` examples
 /// drawn without replacement from the task's few-shot split with one seeded stream, in item order,
-/// never the item itself; each example solved (loglik: context + gold continuation; llm-adapters:
-/// prompt + gold answer word), joined and followed by the few-shot delimiter.
+/// never the item itself; each example solved (loglik: context + delimiter + gold continuation;
+/// llm-adapters: prompt + gold answer word, with the delimiter between for a plain prompt),
+/// joined and followed by the few-shot delimiter.
 fn fewshot_prefixes(
     task: &Task,
     c: &Compiled,
@@ -174,7 +175,13 @@ fn fewshot_prefixes(
                 }
                 Protocol::LlmAdapters => {
                     let (prompt, words) = generation_prompt(c, ex).map_err(bad)?;
-                    format!("{prompt}{}", words[ex.label])
+                    // LLM-Adapters' prompt ends where the response starts; a plain one gets the
+                    // task's delimiter first, as lm-eval does.
+                    let gap = match c.def.prompt {
+                        PromptStyle::LlmAdapters => "",
+                        PromptStyle::Plain => c.def.delimiter.as_str(),
+                    };
+                    format!("{prompt}{gap}{}", words[ex.label])
                 }
             };
             text.push_str(&solved);

@@ -159,7 +159,8 @@ pub static SPEC: KindSpec = KindSpec {
         def(
             one(
                 "delimiter",
-                "loglik: put between context and continuation (lm-eval's target_delimiter).",
+                "Put between context and continuation (loglik), and between a plain prompt and the \
+                 answer of a few-shot example (lm-eval's target_delimiter).",
                 Ty::Str,
             ),
             Default::Str(" "),

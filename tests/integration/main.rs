@@ -18,6 +18,7 @@ mod run;
 mod slurm;
 mod sparse_merge;
 mod support;
+mod tasks;
 mod toy_stage;
 mod ui;
 

@@ -197,14 +197,13 @@ impl Stage for Eval {
             let d = match &err {
                 tasks::Unresolved::Unknown { name, tried } => {
                     let names: Vec<&str> = TaskKind::COMMONSENSE.iter().map(|k| k.name()).collect();
-                    let help = match crate::diag::suggest(name, names.iter().copied()) {
-                        Some(s) => format!("did you mean `{s}`?"),
-                        None => format!(
-                            "built-in tasks are {}; a task file ends in .kdl; rows of any other name \
-                             go in `dir` (looked for {tried})",
-                            names.join(", ")
-                        ),
-                    };
+                    let guess = crate::diag::suggest(name, names.iter().copied())
+                        .map_or(String::new(), |s| format!("did you mean `{s}`? "));
+                    let help = format!(
+                        "{guess}built-in tasks are {}; a task file ends in .kdl; rows of any \
+                         other name go in `dir` (looked for {tried})",
+                        names.join(", ")
+                    );
                     Diagnostic::error(
                         Code::UnknownTask,
                         format!("`{name}` is not a task rora knows"),

@@ -28,11 +28,26 @@ impl TaskName {
         if let Some(k) = commonsense_kind(s) {
             TaskName::Builtin(k)
         } else if s.ends_with(".kdl") {
-            TaskName::File(file_dir.join(s))
+            TaskName::File(normalize(&file_dir.join(s)))
         } else {
             TaskName::Rows(s.to_string())
         }
     }
+}
+
+/// `a/b/../c` -> `a/c`, without touching the file system (for messages and keys alike).
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::ParentDir if out.file_name().is_some() => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Why a task cannot be resolved.
@@ -83,7 +98,7 @@ pub fn task_diagnostics(c: &TaskCheck) -> String {
                 .as_deref()
                 .map_or(String::new(), |h| format!(" ({h})"));
             format!(
-                "  {}{at}: {}{help} [{}]",
+                "- {}{at}: {}{help} [{}]",
                 c.file.path.display(),
                 d.message,
                 d.code.name()
