@@ -327,3 +327,52 @@ fn limit_subsamples_with_the_seed() {
     cfg.seed = 7;
     assert_ne!(a, ids(&cfg));
 }
+
+/// The built-in task files' llm-adapters instructions and answer words against LLM-Adapters'
+/// own test files (`dataset/<task>/test.json` of AGI-Edgerunners/LLM-Adapters: `instruction` and
+/// `answer` per row, in the order of the shared eval files): every row of the seven tasks whose
+/// test file exists there (12,377 rows; HellaSwag's is not in the repository). Needs the shared
+/// assets and `RORA_LLM_ADAPTERS_DIR` (the repository's `dataset` directory); skips otherwise.
+#[test]
+fn llm_adapters_instructions_match_their_test_files() {
+    let Some(lla) = std::env::var_os("RORA_LLM_ADAPTERS_DIR").map(PathBuf::from) else {
+        eprintln!("SKIP: set RORA_LLM_ADAPTERS_DIR to LLM-Adapters' dataset directory");
+        return;
+    };
+    let shared = crate::model::tests::shared_dir().join("assets/commonsense");
+    let tasks = [
+        (TaskKind::Boolq, "boolq"),
+        (TaskKind::Piqa, "piqa"),
+        (TaskKind::Siqa, "social_i_qa"),
+        (TaskKind::Winogrande, "winogrande"),
+        (TaskKind::ArcE, "ARC-Easy"),
+        (TaskKind::ArcC, "ARC-Challenge"),
+        (TaskKind::Obqa, "openbookqa"),
+    ];
+    let mut rows = 0;
+    for (kind, dir) in tasks {
+        let ours = shared.join(format!("{kind}.eval.jsonl.gz"));
+        if !ours.is_file() {
+            eprintln!("SKIP: {} not found (set RORA_SHARED_DIR)", ours.display());
+            return;
+        }
+        let items = task::load_items(&ours, kind).unwrap();
+        let theirs: Vec<serde_json::Value> = serde_json::from_str(
+            &std::fs::read_to_string(lla.join(dir).join("test.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(items.len(), theirs.len(), "{kind}");
+        for (i, (item, row)) in items.iter().zip(&theirs).enumerate() {
+            let want = row["instruction"].as_str().unwrap();
+            assert_eq!(
+                llm_adapters::prompt::instruction(kind, item),
+                want,
+                "{kind} row {i}"
+            );
+            let answer = llm_adapters::prompt::answer_label(kind, item.label);
+            assert_eq!(answer.as_deref(), row["answer"].as_str(), "{kind} row {i}");
+        }
+        rows += items.len();
+    }
+    assert_eq!(rows, 12_377);
+}

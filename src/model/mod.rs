@@ -30,7 +30,7 @@ pub mod tokenizer;
 pub mod weights;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use error::ModelError;
 pub use llama::{KvCache, Llama};

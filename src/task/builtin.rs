@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use super::def::{Compiled, TaskDef};
-use crate::train::data::task::Task as Builtin;
+use super::names::Task as Builtin;
 
 /// (name, file text) of every built-in task file.
 pub const FILES: [(&str, &str); 9] = [

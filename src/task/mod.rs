@@ -6,6 +6,7 @@
 
 pub mod builtin;
 pub mod def;
+pub mod names;
 pub mod rows;
 pub mod spec;
 pub mod template;

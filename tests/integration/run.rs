@@ -128,6 +128,32 @@ fn run_computes_once_and_reuses_across_changes() {
     let md = std::fs::read_to_string(table).unwrap();
     assert!(md.contains("| rora | 2 | 8 | 5.657 (rora)"), "{md}");
     assert!(md.contains("| rora | 4 | 8 | 4.000 (rora)"), "{md}");
+    // "# Params (%)" is the adapter stage's trainable share; "Train (s)" the train summary's.
+    let json = walk(&entries)
+        .into_iter()
+        .find(|f| f.ends_with("out/table.json"))
+        .expect("a report table.json");
+    let tables: serde_json::Value = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
+    let adapters: Vec<serde_json::Value> = walk(&entries)
+        .into_iter()
+        .filter(|f| f.ends_with("manifest.json"))
+        .map(|f| serde_json::from_slice::<serde_json::Value>(&std::fs::read(f).unwrap()).unwrap())
+        .filter(|m| m["kind"] == "adapter")
+        .collect();
+    for row in tables[0]["rows"].as_array().unwrap() {
+        let adapter = adapters
+            .iter()
+            .find(|m| m["meta"]["outputs"]["rank"] == row["rank"])
+            .unwrap();
+        let want = adapter["meta"]["outputs"]["trainable_percent"]
+            .as_f64()
+            .unwrap();
+        assert_eq!(row["params_pct"].as_f64(), Some(want), "{row}");
+        assert!(
+            row["train_seconds"]["mean"].as_f64().unwrap() > 0.0,
+            "{row}"
+        );
+    }
 
     // Each train job says which decoder-layer path ran (LoRA with dropout on the CPU: fused).
     let summaries: Vec<serde_json::Value> = walk(&entries)

@@ -184,7 +184,8 @@ fn run_source<'a>(
             let adapter_job = cx.input_job(t, "adapter")?;
             let adapter = adapter_job.params.get::<AdapterParams>();
             let seed = t.params.get::<TrainParams>().map(|tp| tp.seed);
-            let pct = cx.entry_of(adapter_job)?.manifest().meta["trainable_percent"].as_f64();
+            let pct =
+                cx.entry_of(adapter_job)?.manifest().meta["outputs"]["trainable_percent"].as_f64();
             (Some(cx.entry_of(t)?.out_dir()), adapter, seed, pct)
         }
         None => (None, None, None, None),
@@ -197,22 +198,6 @@ fn run_source<'a>(
         train_seed: seed,
         params_pct,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use crate::check::check_bytes;
-
-    /// The runner reads each run's eval summary: a report of a train stage is refused by the
-    /// checker, not at run time.
-    #[test]
-    fn a_report_takes_an_eval_stage() {
-        let src = "model \"m\" {\n    random\n}\ndata \"d\" {\n    hub \"org/d\"\n}\nadapter \"a\" model=\"m\" {\n    rank 2\n}\ntrain \"t\" adapter=\"a\" data=\"d\" {\n    steps 1\n}\nreport \"r\" from=\"t\" {\n    table\n}\n";
-        let r = check_bytes("p.kdl", src.as_bytes());
-        assert!(r.has_errors());
-        let text = format!("{:?}", r.diagnostics);
-        assert!(text.contains("eval"), "{text}");
-    }
 }
 
 /// The report stage's comparison settings at their schema defaults (for `rora report`, which
@@ -230,5 +215,21 @@ pub fn default_compare() -> Compare {
         },
         resamples: int("resamples") as usize,
         seed: int("bootstrap-seed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::check::check_bytes;
+
+    /// The runner reads each run's eval summary: a report of a train stage is refused by the
+    /// checker, not at run time.
+    #[test]
+    fn a_report_takes_an_eval_stage() {
+        let src = "model \"m\" {\n    random\n}\ndata \"d\" {\n    hub \"org/d\"\n}\nadapter \"a\" model=\"m\" {\n    rank 2\n}\ntrain \"t\" adapter=\"a\" data=\"d\" {\n    steps 1\n}\nreport \"r\" from=\"t\" {\n    table\n}\n";
+        let r = check_bytes("p.kdl", src.as_bytes());
+        assert!(r.has_errors());
+        let text = format!("{:?}", r.diagnostics);
+        assert!(text.contains("eval"), "{text}");
     }
 }

@@ -103,7 +103,7 @@ pub fn parse_row(
                 ));
             }
             if let Some(task) = task {
-                let counts = task.choice_counts();
+                let counts = super::task::choice_counts(task);
                 if !counts.contains(&row.choices.len()) {
                     return Err(err(
                         "choices",
