@@ -149,6 +149,67 @@ fn head_events(cache: &Path, kind: &str) -> Vec<serde_json::Value> {
 }
 
 /// Report table files of the report entry in `cache`.
+/// A report file with its training wall-clock times taken out (the one thing in a report that
+/// differs between two executions of the same jobs): the `Train (s)` column of `table.md`, the
+/// `train_seconds` column of `table.csv` and `train_seconds` fields of JSON files.
+fn without_times(name: &str, bytes: Vec<u8>) -> Vec<u8> {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.remove("train_seconds");
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let text = || String::from_utf8(bytes.clone()).unwrap();
+    if name.ends_with(".json") {
+        let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        strip(&mut v);
+        return serde_json::to_vec(&v).unwrap();
+    }
+    if name.ends_with("table.csv") {
+        let t = text();
+        let col = t
+            .lines()
+            .next()
+            .unwrap()
+            .split(',')
+            .position(|c| c == "train_seconds");
+        return t
+            .lines()
+            .map(|l| {
+                let mut cells: Vec<&str> = l.split(',').collect();
+                if let Some(c) = col.filter(|&c| c < cells.len()) {
+                    cells.remove(c);
+                }
+                cells.join(",") + "\n"
+            })
+            .collect::<String>()
+            .into_bytes();
+    }
+    if name.ends_with("table.md") {
+        let mut timed = false;
+        return text()
+            .lines()
+            .map(|l| {
+                if !l.starts_with('|') {
+                    timed = false;
+                    return format!("{l}\n");
+                }
+                timed |= l.ends_with("| Train (s) |");
+                match (timed, l.trim_end_matches(" |").rsplit_once(" | ")) {
+                    (true, Some((head, _))) => format!("{head} |\n"),
+                    _ => format!("{l}\n"),
+                }
+            })
+            .collect::<String>()
+            .into_bytes();
+    }
+    bytes
+}
+
 fn report_files(cache: &Path) -> Vec<(String, Vec<u8>)> {
     walk(&cache.join("v1/entries"))
         .into_iter()
@@ -157,10 +218,9 @@ fn report_files(cache: &Path) -> Vec<(String, Vec<u8>)> {
             n.starts_with("table.") && f.parent().is_some_and(|d| d.ends_with("out"))
         })
         .map(|f| {
-            (
-                f.file_name().unwrap().to_string_lossy().to_string(),
-                std::fs::read(&f).unwrap(),
-            )
+            let name = f.file_name().unwrap().to_string_lossy().to_string();
+            let bytes = without_times(&name, std::fs::read(&f).unwrap());
+            (name, bytes)
         })
         .collect()
 }
@@ -205,10 +265,9 @@ fn report_entry_files(cache: &Path) -> Vec<(String, Vec<u8>)> {
     walk(&out)
         .into_iter()
         .map(|f| {
-            (
-                f.strip_prefix(&out).unwrap().display().to_string(),
-                std::fs::read(&f).unwrap(),
-            )
+            let name = f.strip_prefix(&out).unwrap().display().to_string();
+            let bytes = without_times(&name, std::fs::read(&f).unwrap());
+            (name, bytes)
         })
         .collect()
 }

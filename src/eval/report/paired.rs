@@ -209,11 +209,7 @@ pub fn render_paired_markdown(tables: &[PairedTable]) -> String {
         ];
         head.extend(t.tasks.iter().map(|x| super::table::task_title(x)));
         head.push("Avg".into());
-        out.push_str(&format!("| {} |\n", head.join(" | ")));
-        let align: Vec<&str> = (0..head.len())
-            .map(|i| if i == 0 { "---" } else { "---:" })
-            .collect();
-        out.push_str(&format!("|{}|\n", align.join("|")));
+        out.push_str(&super::table::md_header(&head));
         for r in &t.rows {
             let mut cells = vec![
                 r.method.clone(),

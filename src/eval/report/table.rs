@@ -245,6 +245,14 @@ fn num(x: f64) -> String {
     format!("{x}")
 }
 
+/// A Markdown table's header line and alignment line: the first column left, the others right.
+pub(super) fn md_header(head: &[String]) -> String {
+    let align: Vec<&str> = (0..head.len())
+        .map(|i| if i == 0 { "---" } else { "---:" })
+        .collect();
+    format!("| {} |\n|{}|\n", head.join(" | "), align.join("|"))
+}
+
 /// Markdown: a heading per protocol and a table; accuracies in %, mean ± sd on mean rows.
 pub fn render_markdown(tables: &[Table]) -> String {
     let mut out = String::new();
@@ -267,13 +275,7 @@ pub fn render_markdown(tables: &[Table]) -> String {
             "# Params (%)".into(),
             "Train (s)".into(),
         ]);
-        out.push_str(&format!("| {} |\n", head.join(" | ")));
-        let align: Vec<&str> = head
-            .iter()
-            .enumerate()
-            .map(|(i, _)| if i == 0 { "---" } else { "---:" })
-            .collect();
-        out.push_str(&format!("|{}|\n", align.join("|")));
+        out.push_str(&md_header(&head));
         for r in &t.rows {
             let mut cells = vec![
                 r.method.clone(),

@@ -1,4 +1,4 @@
-//! The `eval` stage: commonsense tasks under one protocol (llm-adapters generation, or lm-eval
+//! The `eval` stage: multiple-choice tasks (built in, or task files: `tasks.rs`) under one protocol (llm-adapters generation, or lm-eval
 //! style log-likelihood), on a base, pruned or merged model or on a train stage's unmerged
 //! adapter. Its key covers the task files it reads (by content).
 
@@ -33,7 +33,7 @@ pub use tasks::TaskName;
 
 pub static SPEC: KindSpec = KindSpec {
     kind: Kind::Eval,
-    doc: "Evaluate a model (base, pruned, merged, or a train stage's unmerged adapter) on commonsense tasks.",
+    doc: "Evaluate a model (base, pruned, merged, or a train stage's unmerged adapter) on multiple-choice tasks: built-in ones or task files.",
     version: 2,
     props: &[req_prop(
         "model",
@@ -185,11 +185,12 @@ impl Stage for Eval {
         let Some(e) = params.get::<EvalParams>() else {
             return;
         };
-        // An absent default `dir` is reported by the runner (the shipped subsets are missing).
-        if !e.dir.is_dir() {
-            return;
-        }
         for (i, t) in e.tasks.iter().enumerate() {
+            // Without `dir` only task files can be checked: an explicit missing `dir` is the
+            // files check's, the shipped default missing is the runner's.
+            if !e.dir.is_dir() && !matches!(t, TaskName::File(_)) {
+                continue;
+            }
             let Err(err) = tasks::resolve(t, e.split.name(), &e.dir) else {
                 continue;
             };

@@ -28,7 +28,7 @@ use crate::stages::train::TrainParams;
 pub static SPEC: KindSpec = KindSpec {
     kind: Kind::Report,
     doc: "Collect the results of every sweep point of a stage into tables and plots.",
-    version: 1,
+    version: 2,
     props: &[req_prop(
         "from",
         Ty::Stage(&[Kind::Eval]),
