@@ -178,7 +178,7 @@ impl Stage for Eval {
         &self,
         cx: &mut CheckCx,
         stage: &StageDecl,
-        _b: &BoundStage,
+        b: &BoundStage,
         params: &StageParams,
         _single: bool,
     ) {
@@ -196,14 +196,21 @@ impl Stage for Eval {
             };
             let span = cx.arg_span(stage, "tasks", i);
             let d = match &err {
-                tasks::Unresolved::Unknown { name, tried } => {
+                tasks::Unresolved::Unknown { name, .. } => {
                     let names: Vec<&str> = TaskKind::COMMONSENSE.iter().map(|k| k.name()).collect();
                     let guess = crate::diag::suggest(name, names.iter().copied())
                         .map_or(String::new(), |s| format!("did you mean `{s}`? "));
+                    // As written (not absolute), so the message reads the same on every machine.
+                    let dir = b
+                        .str("dir")
+                        .map_or("the shipped datasets/commonsense".to_string(), |d| {
+                            format!("`dir` ({d})")
+                        });
                     let help = format!(
                         "{guess}built-in tasks are {}; a task file ends in .kdl; rows of any \
-                         other name go in `dir` (looked for {tried})",
-                        names.join(", ")
+                         other name go in `dir` (no {name}.{}.jsonl[.gz] in {dir})",
+                        names.join(", "),
+                        e.split
                     );
                     Diagnostic::error(
                         Code::UnknownTask,
