@@ -122,13 +122,15 @@ fn missing(row: &serde_json::Map<String, Value>, col: &str) -> String {
     format!("no field `{col}`{hint}")
 }
 
-fn json_type(v: &Value) -> &'static str {
+/// What kind of JSON value `v` is, for messages ("a string", "an array", ...); the data stage's
+/// row parser uses it too.
+pub fn json_type(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
         Value::Number(_) => "a number",
         Value::String(_) => "a string",
-        Value::Array(_) => "a list",
+        Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
 }

@@ -278,12 +278,7 @@ fn sigkill_during_training_loses_nothing() {
     assert_eq!(rerun.status.code(), Some(0), "{out}");
     assert!(out.contains("cached"), "{out}");
     // The killed train job resumed from its checkpoint instead of starting over.
-    let resumed = walk(&cache.join("v1/entries"))
-        .into_iter()
-        .filter(|f| f.ends_with("manifest.json"))
-        .map(|f| std::fs::read_to_string(f).unwrap())
-        .filter(|m| m.contains("\"kind\": \"train\""))
-        .any(|m| m.contains("\"resumed_from\": ") && !m.contains("\"resumed_from\": null"));
+    let resumed = crate::support::some_train_resumed(&cache);
     assert!(resumed, "no train entry records a resume");
     let verify = rora(&["cache", "verify"], &cache);
     assert_eq!(verify.status.code(), Some(0), "{}", text(&verify));

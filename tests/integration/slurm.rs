@@ -509,12 +509,7 @@ fn scancel_of_a_running_train_job_then_a_rerun_resumes_to_the_same_weights() {
     let rerun = slurm_run(&p, &cache, &conf, &[]);
     let t2 = text(&rerun);
     assert_eq!(rerun.status.code(), Some(0), "{t2}");
-    let resumed = walk(&cache.join("v1/entries"))
-        .into_iter()
-        .filter(|f| f.ends_with("manifest.json"))
-        .map(|f| std::fs::read_to_string(f).unwrap())
-        .filter(|m| m.contains("\"kind\": \"train\""))
-        .any(|m| m.contains("\"resumed_from\": ") && !m.contains("\"resumed_from\": null"));
+    let resumed = crate::support::some_train_resumed(&cache);
     assert!(resumed, "the train job did not resume from its checkpoint");
 
     // The same pipeline uninterrupted, locally: bit-identical adapter weights.
@@ -596,12 +591,7 @@ fn a_node_failure_is_retried_and_the_train_job_resumes() {
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(t.contains("(attempt 2)"), "{t}");
-    let resumed = walk(&cache.join("v1/entries"))
-        .into_iter()
-        .filter(|f| f.ends_with("manifest.json"))
-        .map(|f| std::fs::read_to_string(f).unwrap())
-        .filter(|m| m.contains("\"kind\": \"train\""))
-        .any(|m| m.contains("\"resumed_from\": ") && !m.contains("\"resumed_from\": null"));
+    let resumed = crate::support::some_train_resumed(&cache);
     assert!(
         resumed,
         "the retried train job did not resume from its checkpoint"

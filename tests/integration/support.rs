@@ -96,3 +96,13 @@ pub fn staging_left(cache: &Path) -> Vec<String> {
 pub fn data_dir() -> PathBuf {
     crate::root().join("datasets/commonsense")
 }
+
+/// Whether some train entry in the store records that it resumed from a checkpoint.
+pub fn some_train_resumed(cache: &Path) -> bool {
+    walk(&cache.join("v1/entries"))
+        .into_iter()
+        .filter(|f| f.ends_with("manifest.json"))
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .filter(|m| m.contains("\"kind\": \"train\""))
+        .any(|m| m.contains("\"resumed_from\": ") && !m.contains("\"resumed_from\": null"))
+}

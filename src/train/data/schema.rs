@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 
 use super::error::{DataError, Location};
 use super::task::Task;
+use crate::task::rows::json_type;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct McRow {
@@ -68,7 +69,7 @@ pub fn parse_row(
     let Value::Object(obj) = value else {
         return Err(err(
             "<row>",
-            format!("expected a JSON object, found {}", kind(&value)),
+            format!("expected a JSON object, found {}", json_type(&value)),
         ));
     };
     let schema = match schema {
@@ -132,17 +133,6 @@ pub fn parse_row(
     }
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 fn string_field(obj: &Map<String, Value>, name: &str) -> Result<String, String> {
     optional_string(obj, name)?.ok_or_else(|| "missing".to_string())
 }
@@ -151,7 +141,7 @@ fn optional_string(obj: &Map<String, Value>, name: &str) -> Result<Option<String
     match obj.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(v) => Err(format!("expected a string, found {}", kind(v))),
+        Some(v) => Err(format!("expected a string, found {}", json_type(v))),
     }
 }
 
@@ -160,7 +150,10 @@ fn id_field(obj: &Map<String, Value>) -> Result<String, String> {
         None | Some(Value::Null) => Err("missing".into()),
         Some(Value::String(s)) => Ok(s.clone()),
         Some(Value::Number(n)) => Ok(n.to_string()),
-        Some(v) => Err(format!("expected a string or a number, found {}", kind(v))),
+        Some(v) => Err(format!(
+            "expected a string or a number, found {}",
+            json_type(v)
+        )),
     }
 }
 
@@ -169,7 +162,10 @@ fn choices_field(obj: &Map<String, Value>) -> Result<Vec<String>, String> {
         return Err("missing".into());
     };
     let Value::Array(items) = v else {
-        return Err(format!("expected a list of strings, found {}", kind(v)));
+        return Err(format!(
+            "expected a list of strings, found {}",
+            json_type(v)
+        ));
     };
     if items.len() < 2 {
         return Err(format!(
@@ -184,7 +180,7 @@ fn choices_field(obj: &Map<String, Value>) -> Result<Vec<String>, String> {
             Value::String(s) => Ok(s.clone()),
             other => Err(format!(
                 "element {i}: expected a string, found {}",
-                kind(other)
+                json_type(other)
             )),
         })
         .collect()
@@ -202,7 +198,7 @@ fn label_field(obj: &Map<String, Value>) -> Result<usize, String> {
             .trim()
             .parse::<usize>()
             .map_err(|_| format!("expected an integer, found {s:?}")),
-        Some(v) => Err(format!("expected an integer, found {}", kind(v))),
+        Some(v) => Err(format!("expected an integer, found {}", json_type(v))),
     }
 }
 
