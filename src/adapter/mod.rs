@@ -44,6 +44,6 @@ pub use init::LoraInit;
 pub use linear::{Linear, LinearAdapter};
 pub use merge::{merge_all, merge_and_unload, unmerge_all};
 pub use params::{ParamCount, llama_base_params};
-pub use peft_io::{LoadedPeft, SaveOptions, ScaleExport, load_peft, save_peft};
+pub use peft_io::{LoadedPeft, SaveOptions, ScaleExport, load_peft, read_peft_config, save_peft};
 pub use scaling::ScalingRule;
 pub use spec::{AdapterSpec, Method};

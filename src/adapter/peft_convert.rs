@@ -137,6 +137,77 @@ fn describe_targets(
     }
 }
 
+/// `init_lora_weights` values under which PEFT rewrites the base weights at initialisation
+/// (`peft/tuners/lora/layer.py`: `pissa*`, `olora`, `corda`, `loftq`, `lora_ga`).
+const BASE_CHANGING_INITS: [&str; 5] = ["pissa", "olora", "corda", "loftq", "lora_ga"];
+
+/// `null`, `"layers"` or `["layers"]`: the layer list of a LLaMA model.
+fn layers_pattern_is_llamas(p: &serde_json::Value) -> bool {
+    match p {
+        serde_json::Value::Null => true,
+        serde_json::Value::String(s) => s == "layers",
+        serde_json::Value::Array(a) => a.len() == 1 && a[0] == "layers",
+        _ => false,
+    }
+}
+
+/// The first field of `LoraConfig` (PEFT 0.21) that changes what the adapter computes, or which
+/// weights it holds, in a way rora does not implement, set to something other than its default;
+/// with why it is refused. Fields not listed are informational or training-only (`peft_version`,
+/// `loftq_config`, `eva_config`, `runtime_config`, `megatron_core`, ...).
+fn unsupported_field(
+    other: &serde_json::Map<String, serde_json::Value>,
+) -> Option<(&'static str, &'static str)> {
+    use serde_json::Value;
+    const FIELDS: [(&str, &str); 12] = [
+        (
+            "exclude_modules",
+            "rora targets modules by target_modules only",
+        ),
+        (
+            "trainable_token_indices",
+            "the adapter also changes token embeddings",
+        ),
+        ("use_qalora", "QA-LoRA pools the input in groups before A"),
+        ("lora_bias", "the adapter has a bias on lora_B"),
+        (
+            "layer_replication",
+            "the adapter duplicates layers of the base",
+        ),
+        (
+            "target_parameters",
+            "the adapter targets parameters, not nn.Linear modules",
+        ),
+        ("use_bdlora", "block-diagonal LoRA is not implemented"),
+        (
+            "alora_invocation_tokens",
+            "activated LoRA depends on invocation tokens",
+        ),
+        ("velora_config", "VeLoRA changes the adapter's computation"),
+        (
+            "monteclora_config",
+            "MonteCLoRA changes the adapter's computation",
+        ),
+        (
+            "arrow_config",
+            "Arrow routing over several adapters is not implemented",
+        ),
+        ("kasa_config", "KaSA changes the adapter's computation"),
+    ];
+    let set = |v: &Value| match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+        Value::String(s) => !s.is_empty(),
+        Value::Number(_) => true,
+    };
+    FIELDS
+        .iter()
+        .find(|(name, _)| other.get(*name).is_some_and(set))
+        .map(|(name, why)| (*name, *why))
+}
+
 /// The rora config equivalent to a PEFT config (`use_rslora` -> `rora`, else `lora`).
 pub fn adapter_config_from_peft(
     peft: &PeftLoraConfig,
@@ -164,7 +235,33 @@ pub fn adapter_config_from_peft(
         ));
     }
     if peft.modules_to_save.as_ref().is_some_and(|m| !m.is_empty()) {
-        return Err(format_err(path, "modules_to_save is not supported"));
+        return Err(format_err(
+            path,
+            "modules_to_save is not supported (the adapter also trains whole modules, e.g. lm_head)",
+        ));
+    }
+    if let Some(p) = &peft.layers_pattern
+        && !layers_pattern_is_llamas(p)
+    {
+        return Err(format_err(
+            path,
+            format!("layers_pattern {p} is not supported (a LLaMA model's layers are `layers`)"),
+        ));
+    }
+    if let Some((field, why)) = unsupported_field(&peft.other) {
+        return Err(format_err(path, format!("{field} is not supported: {why}")));
+    }
+    if let serde_json::Value::String(s) = &peft.init_lora_weights
+        && BASE_CHANGING_INITS.iter().any(|i| s.starts_with(i))
+    {
+        return Err(format_err(
+            path,
+            format!(
+                "init_lora_weights {s:?} is not supported: that initialisation changes the base \
+                 weights, so the adapter is relative to a model rora does not have; convert it to \
+                 plain LoRA with PEFT (save_pretrained(..., path_initial_model_for_weight_conversion=...))"
+            ),
+        ));
     }
     let targets = match &peft.target_modules {
         Some(PeftTargets::One(s)) if s == "all-linear" => Targets::AllLinear,

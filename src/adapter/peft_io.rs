@@ -97,11 +97,9 @@ pub struct LoadedPeft {
     pub report: AttachReport,
 }
 
-/// Read a PEFT adapter directory and install its adapters on `model`.
-pub fn load_peft<M: AdaptableModel + ?Sized>(
-    model: &mut M,
-    dir: &Path,
-) -> Result<LoadedPeft, AdapterError> {
+/// Read and convert the `adapter_config.json` of a PEFT adapter directory, refusing what rora does
+/// not implement (the error names the file and field); no weights are read.
+pub fn read_peft_config(dir: &Path) -> Result<(PeftLoraConfig, AdapterConfig), AdapterError> {
     let config_path = dir.join(CONFIG_FILE);
     let text = std::fs::read(&config_path).map_err(io(&config_path))?;
     let peft: PeftLoraConfig =
@@ -110,6 +108,18 @@ pub fn load_peft<M: AdaptableModel + ?Sized>(
             source,
         })?;
     let config = adapter_config_from_peft(&peft, &config_path)?;
+    config
+        .validate()
+        .map_err(|e| format_err(&config_path, e.to_string()))?;
+    Ok((peft, config))
+}
+
+/// Read a PEFT adapter directory and install its adapters on `model`.
+pub fn load_peft<M: AdaptableModel + ?Sized>(
+    model: &mut M,
+    dir: &Path,
+) -> Result<LoadedPeft, AdapterError> {
+    let (peft, config) = read_peft_config(dir)?;
     let shapes: Vec<(String, (usize, usize))> = model
         .linears()
         .into_iter()

@@ -583,11 +583,11 @@ impl Shape<'_> {
                 }
             }
         }
-        for c in spec
-            .children
-            .iter()
-            .filter(|c| c.required && !present.contains(&c.name))
-        {
+        for c in spec.children.iter().filter(|c| {
+            c.required
+                && !present.contains(&c.name)
+                && !c.unless.iter().any(|u| present.contains(u))
+        }) {
             let label = if name.is_empty() { head } else { name_span };
             self.err(
                 Code::MissingChild,

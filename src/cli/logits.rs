@@ -31,6 +31,10 @@ pub struct LogitsArgs {
     /// Largest allowed difference with --compare (default: 1e-3 for f32, 2e-2 for bf16/f16).
     #[arg(long)]
     pub tol: Option<f64>,
+    /// A PEFT adapter folder (adapter_config.json, adapter_model.safetensors) to install on the
+    /// model, unmerged, before computing.
+    #[arg(long, value_name = "DIR")]
+    pub adapter: Option<PathBuf>,
     /// Write the logits (`[seq, vocab]` f32) to this safetensors file as `logits`.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -63,7 +67,11 @@ pub fn default_tol(dtype: DType) -> f64 {
 }
 
 pub fn run(a: &LogitsArgs) -> Result<()> {
-    let (source, m, _) = load_src(&a.src, &a.load)?;
+    let (source, mut m, _) = load_src(&a.src, &a.load)?;
+    if let Some(dir) = &a.adapter {
+        crate::adapter::load_peft(&mut m.model, dir)
+            .map_err(|e| miette!(code = "rora::model::adapter", "{e}"))?;
+    }
     let vocab = m.model.vocab_size() as u32;
     let ids: Vec<u32> = if a.tokens.is_empty() {
         (1..=16).map(|i| i % vocab).collect()
@@ -78,6 +86,7 @@ pub fn run(a: &LogitsArgs) -> Result<()> {
     }
     let mut line = json!({
         "src": source.describe(),
+        "adapter": a.adapter,
         "device": a.load.device,
         "dtype": a.load.dtype().as_str(),
         "tokens": ids.len(),
@@ -90,8 +99,12 @@ pub fn run(a: &LogitsArgs) -> Result<()> {
             dtype: a.load.dtype(),
             device: open(other)?,
         };
-        let reference =
+        let mut reference =
             load(&ModelSource::parse(&a.src).into_diagnostic()?, &opts).into_diagnostic()?;
+        if let Some(dir) = &a.adapter {
+            crate::adapter::load_peft(&mut reference.model, dir)
+                .map_err(|e| miette!(code = "rora::model::adapter", "{e}"))?;
+        }
         let r = logits(&reference.model, &ids).into_diagnostic()?;
         let (d, scale) = max_diff(&l, &r).into_diagnostic()?;
         let tol = a.tol.unwrap_or_else(|| default_tol(a.load.dtype()));

@@ -17,7 +17,7 @@ use crate::hub::LazyHub;
 use crate::plan::job_memory::{JobMemory, pipeline_device, plan_memory};
 use crate::plan::memory::{human, parse_size};
 use crate::plan::{DigestMemo, HubResolver, Job, Plan, plan_with};
-use crate::stages::adapter::{AdapterParams, AlphaPolicy};
+use crate::stages::adapter::{AdapterParams, AdapterSettings, AdapterSource, AlphaPolicy};
 
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
@@ -144,14 +144,22 @@ pub fn check_and_plan_with(
 
 /// `s=2.0000 (rora alpha=16 r=64)` or `s=2.0000 (lora alpha=2r=16 r=8)` for adapter jobs.
 pub fn scale_text(j: &Job) -> String {
-    match j.params.get::<AdapterParams>() {
+    let Some(p) = j.params.get::<AdapterParams>() else {
+        return String::new();
+    };
+    let loaded = match &p.source {
+        AdapterSource::Fresh => "",
+        AdapterSource::Path(_) => "PEFT folder, ",
+        AdapterSource::Hub { .. } => "PEFT hub adapter, ",
+    };
+    match p.settings() {
         Some(a) => {
             let policy = match a.alpha_policy {
                 AlphaPolicy::Fixed(_) => String::new(),
                 AlphaPolicy::PerRank(k) => format!("{k}r="),
             };
             format!(
-                "s={:.4} ({} alpha={}{} r={})",
+                "s={:.4} ({loaded}{} alpha={}{} r={})",
                 a.scale(),
                 a.scaling.name(),
                 policy,
@@ -159,7 +167,7 @@ pub fn scale_text(j: &Job) -> String {
                 a.rank
             )
         }
-        None => String::new(),
+        None => format!("({loaded}settings read at run time)"),
     }
 }
 
@@ -213,7 +221,11 @@ pub fn run(args: PlanArgs, g: &Global) -> miette::Result<ExitCode> {
             .map(|j| JsonJob {
                 job: j,
                 cached: is_committed(&root, j.key.hex()),
-                scale: j.params.get::<AdapterParams>().map(AdapterParams::scale),
+                scale: j
+                    .params
+                    .get::<AdapterParams>()
+                    .and_then(AdapterParams::settings)
+                    .map(AdapterSettings::scale),
             })
             .collect();
         let out = serde_json::json!({

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::plan::check_and_plan;
-use super::{Global, exit};
+use super::{Format, Global, exit};
 use crate::cache::{Probe, Store, layout};
 
 #[derive(Debug, clap::Args)]
@@ -41,6 +41,32 @@ pub fn run(a: ShowOutputArgs, g: &Global) -> miette::Result<ExitCode> {
         .map_err(|e| miette::miette!("{e}"))?
     {
         Probe::Valid(entry) => {
+            // What the stage said about its outputs (counts, metrics, ...).
+            let meta = &entry.manifest().meta;
+            let outputs = meta.get("outputs").unwrap_or(meta);
+            let notes = crate::run::artifacts::notes(&entry);
+            if g.format == Some(Format::Json) {
+                let files: Vec<serde_json::Value> = entry
+                    .manifest()
+                    .files
+                    .iter()
+                    .map(|f| serde_json::json!({"path": f.path, "size": f.size}))
+                    .collect();
+                let line = serde_json::json!({
+                    "job": job.label,
+                    "kind": job.kind.name(),
+                    "key": job.key.to_string(),
+                    "output": entry.out_dir(),
+                    "files": files,
+                    "summary": outputs,
+                    "notes": notes,
+                });
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&line).map_err(|e| miette::miette!("{e}"))?
+                );
+                return Ok(ExitCode::from(exit::OK));
+            }
             println!("job:     {} ({})", job.label, job.kind.name());
             println!("key:     {}", job.key);
             println!("output:  {}", entry.out_dir().display());
@@ -51,12 +77,12 @@ pub fn run(a: ShowOutputArgs, g: &Global) -> miette::Result<ExitCode> {
                     f.path
                 );
             }
-            // What the stage said about its outputs (counts, metrics, ...).
-            let meta = &entry.manifest().meta;
-            let outputs = meta.get("outputs").unwrap_or(meta);
             if !outputs.is_null() {
                 let text = serde_json::to_string_pretty(outputs).unwrap_or_default();
                 println!("summary: {text}");
+            }
+            for n in &notes {
+                println!("note:    {n}");
             }
             Ok(ExitCode::from(exit::OK))
         }

@@ -187,10 +187,10 @@ codes! {
         "Declare an adapter stage on the model and point adapter= at it."
     }
     MergeNeedsTrained "rora::resolve::merge-needs-trained" {
-        "A merge stage's from= does not name a train stage.",
+        "A merge stage's from= names neither a train stage nor an adapter stage that loads a trained adapter (path / hub).",
         "Merging an untrained adapter (B = 0) gives back the base model; merging needs trained weights.",
-        "merge \"m\" from=\"ad\"  // ad is an adapter stage",
-        "Point from= at the train stage that trains the adapter."
+        "merge \"m\" from=\"ad\"  // ad is adapter \"ad\" model=\"base\" { rank 8 }",
+        "Point from= at the train stage that trains the adapter, or load a trained adapter with path / hub."
     }
     Cycle "rora::resolve::cycle" {
         "Stages depend on each other in a cycle.",
@@ -281,6 +281,24 @@ codes! {
         "Stages read these at run time; checking now saves a failed run. Paths resolve relative to the pipeline file.",
         "data \"cs\" { files \"../datasets/nope/*.jsonl\" }",
         "Fix the path (relative to the pipeline file's directory) or use a hub source."
+    }
+    LoadedAdapterOption "rora::semantic::loaded-adapter-option" {
+        "An adapter stage that loads a PEFT adapter (path or hub) also gives an option of a fresh adapter.",
+        "A loaded adapter's method, rank, alpha, scaling, targets, layers, dropout and patterns come from its adapter_config.json; a second value in the pipeline would either be ignored or contradict the weights.",
+        "adapter \"theirs\" model=\"base\" { path \"adapters/my-lora\"; rank 16 }",
+        "Remove the option. To change an adapter's settings, make a fresh adapter and train it."
+    }
+    BadAdapterFolder "rora::semantic::bad-adapter-folder" {
+        "A PEFT adapter folder cannot be loaded: its adapter_config.json is missing, malformed or asks for something rora does not implement, or its modules do not fit the model.",
+        "rora implements PEFT's LoRA family (LoRA, rsLoRA, DoRA, rank_pattern / alpha_pattern, target_modules as a list or a regex, layers_to_transform). Other peft_types, bias other than none, modules_to_save, exclude_modules, lora_bias, trainable_token_indices, layer_replication, QA-LoRA and inits that rewrite the base weights (PiSSA, OLoRA, CorDA, LoftQ, LoRA-GA) would compute something else.",
+        "adapter \"theirs\" model=\"base\" { path \"adapters/ia3\" }  // peft_type IA3",
+        "Load a LoRA/DoRA adapter trained on this model; convert PiSSA/OLoRA adapters to plain LoRA with PEFT first (save_pretrained with path_initial_model_for_weight_conversion)."
+    }
+    FreshAdapterInput "rora::semantic::fresh-adapter-input" {
+        "An eval's model= names an adapter stage that makes a fresh adapter.",
+        "A fresh adapter has B = 0: evaluating it gives the base model's scores, which is almost certainly not what was meant (evaluate the model stage for those).",
+        "eval \"e\" model=\"ad\" { tasks \"boolq\" }  // ad is adapter \"ad\" model=\"base\" { rank 8 }",
+        "Point model= at the train stage that trains the adapter, or load a trained adapter with path / hub."
     }
     DoraQuantizedMerge "rora::semantic::dora-quantized-merge" {
         "A DoRA adapter on a quantized (GGUF) base model is merged.",

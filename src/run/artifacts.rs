@@ -87,3 +87,21 @@ pub fn stored_dtype(entry: &Entry) -> Result<DType> {
         _ => DType::F32,
     })
 }
+
+/// What a user should know about an entry's outputs before handing them to other tools
+/// (`rora show-output`): a model folder with per-layer dimensions is one transformers cannot
+/// load.
+pub fn notes(entry: &Entry) -> Vec<String> {
+    let mut out = Vec::new();
+    let cfg = entry.file(MODEL_DIR).join("config.json");
+    if let Ok(v) = read_json::<serde_json::Value>(&cfg)
+        && v.get("rora_layer_dims").is_some()
+    {
+        out.push(format!(
+            "{MODEL_DIR}/ is structurally pruned (layers of different widths, `rora_layer_dims` \
+             in config.json): rora and candle load it, transformers' LlamaForCausalLM cannot \
+             (it has one width for every layer); see {MODEL_DIR}/README.md"
+        ));
+    }
+    out
+}

@@ -50,10 +50,14 @@ fn args_json(a: &Args) -> Value {
 }
 
 fn child_json(c: &ChildSpec) -> Value {
-    json!({"name": c.name, "doc": c.doc, "args": args_json(&c.args),
+    let mut v = json!({"name": c.name, "doc": c.doc, "args": args_json(&c.args),
            "props": c.props.iter().map(prop_json).collect::<Vec<_>>(),
            "required": c.required, "repeat": c.repeat, "keyed": c.keyed,
-           "default": c.default.map(|d| d.describe())})
+           "default": c.default.map(|d| d.describe())});
+    if !c.unless.is_empty() {
+        v["required_unless"] = json!(c.unless);
+    }
+    v
 }
 
 /// The JSON description of one kind.
@@ -103,8 +107,13 @@ pub fn kind_text(s: &KindSpec) -> String {
     out.push_str("options:\n");
     for c in s.children {
         let mut flags = vec![];
-        if c.required {
+        if c.required && c.unless.is_empty() {
             flags.push("required".to_string());
+        } else if c.required {
+            flags.push(format!(
+                "required unless {} is given",
+                c.unless.join(" or ")
+            ));
         }
         if c.repeat {
             flags.push("repeatable".to_string());
@@ -215,7 +224,10 @@ mod tests {
     #[test]
     fn adapter_text_lists_rank_as_required_with_its_range() {
         let t = kind_text(crate::stages::spec(crate::schema::Kind::Adapter));
-        assert!(t.contains("rank <integer in 1..=65536>  [required]"), "{t}");
+        assert!(
+            t.contains("rank <integer in 1..=65536>  [required unless path or hub is given]"),
+            "{t}"
+        );
         assert!(t.contains("alpha-per-rank"));
     }
 }

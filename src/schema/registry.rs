@@ -56,6 +56,7 @@ pub const fn child(name: &'static str, doc: &'static str, args: Args) -> ChildSp
         args,
         props: &[],
         required: false,
+        unless: &[],
         repeat: false,
         default: None,
         keyed: true,
@@ -103,6 +104,13 @@ pub const fn def(mut c: ChildSpec, d: Default) -> ChildSpec {
 
 pub const fn required(mut c: ChildSpec) -> ChildSpec {
     c.required = true;
+    c
+}
+
+/// Required unless one of `others` is given.
+pub const fn required_unless(mut c: ChildSpec, others: &'static [&'static str]) -> ChildSpec {
+    c.required = true;
+    c.unless = others;
     c
 }
 

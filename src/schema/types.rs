@@ -280,6 +280,9 @@ pub struct ChildSpec {
     pub args: Args,
     pub props: &'static [PropSpec],
     pub required: bool,
+    /// A required option may be left out when one of these options is given (an adapter's `rank`
+    /// when it loads one with `path` or `hub`).
+    pub unless: &'static [&'static str],
     /// May appear more than once (`module`, `plot`).
     pub repeat: bool,
     pub default: Option<Default>,

@@ -11,6 +11,8 @@ mod fakehub;
 mod faults;
 mod fuzz;
 mod hub;
+mod peft_adapters;
+mod peft_interop;
 mod pipelines;
 mod plan;
 mod prune_recovery;

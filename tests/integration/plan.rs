@@ -112,6 +112,8 @@ fn sweeps_expand_and_unswept_stages_are_shared() {
             .params
             .get::<AdapterParams>()
             .expect("adapter params")
+            .settings()
+            .expect("fresh settings")
             .scale()
     };
     assert_eq!(

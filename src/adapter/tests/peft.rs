@@ -413,3 +413,83 @@ fn loading_onto_an_adapted_model_is_an_error() {
     let err = load_peft(&mut model, dir.path()).unwrap_err().to_string();
     assert!(err.contains("already has an adapter"), "{err}");
 }
+
+// What PEFT 0.21's LoraConfig can say that rora does not implement is refused naming the field,
+// before any tensor is read; the defaults PEFT writes for the same fields are accepted.
+#[test]
+fn unsupported_peft_fields_are_refused_by_name() {
+    let refused = [
+        (r#""bias": "all""#, "bias"),
+        (r#""modules_to_save": ["lm_head"]"#, "modules_to_save"),
+        (r#""exclude_modules": ["v_proj"]"#, "exclude_modules"),
+        (r#""lora_bias": true"#, "lora_bias"),
+        (r#""use_qalora": true"#, "use_qalora"),
+        (
+            r#""trainable_token_indices": [1, 2]"#,
+            "trainable_token_indices",
+        ),
+        (r#""layer_replication": [[0, 1]]"#, "layer_replication"),
+        (
+            r#""target_parameters": ["mlp.experts"]"#,
+            "target_parameters",
+        ),
+        (
+            r#""init_lora_weights": "pissa_niter_4""#,
+            "init_lora_weights",
+        ),
+        (r#""init_lora_weights": "olora""#, "init_lora_weights"),
+        (r#""layers_pattern": "blocks""#, "layers_pattern"),
+        (r#""peft_type": "LOHA""#, "peft_type"),
+        (r#""fan_in_fan_out": true"#, "fan_in_fan_out"),
+    ];
+    for (field, name) in refused {
+        let (dir, _) = fixture_dir(false);
+        let path = dir.path().join(CONFIG_FILE);
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let (k, val) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(
+            &format!("{{{field}}}"),
+        )
+        .unwrap()
+        .into_iter()
+        .next()
+        .unwrap();
+        v[&k] = val;
+        std::fs::write(&path, v.to_string()).unwrap();
+        let err = crate::adapter::read_peft_config(dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(name) && err.contains(CONFIG_FILE),
+            "{field}: {err}"
+        );
+        let mut model = toy_model(1, DType::F32);
+        assert!(load_peft(&mut model, dir.path()).is_err(), "{field}");
+    }
+    // PEFT's defaults for the same fields (as save_pretrained writes them) load.
+    let (dir, _) = fixture_dir(false);
+    let path = dir.path().join(CONFIG_FILE);
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for (k, val) in [
+        ("exclude_modules", serde_json::Value::Null),
+        ("lora_bias", false.into()),
+        ("use_qalora", false.into()),
+        ("qalora_group_size", 16.into()),
+        ("trainable_token_indices", serde_json::Value::Null),
+        ("layer_replication", serde_json::Value::Null),
+        ("target_parameters", serde_json::Value::Null),
+        ("layers_pattern", serde_json::Value::Null),
+        ("loftq_config", serde_json::json!({})),
+        ("megatron_core", "megatron.core".into()),
+        ("peft_version", "0.21.2".into()),
+        (
+            "runtime_config",
+            serde_json::json!({"ephemeral_gpu_offload": false}),
+        ),
+    ] {
+        v[k] = val;
+    }
+    std::fs::write(&path, v.to_string()).unwrap();
+    load_peft(&mut toy_model(1, DType::F32), dir.path()).unwrap();
+}

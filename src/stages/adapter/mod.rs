@@ -1,35 +1,49 @@
-//! The `adapter` stage: fresh adapters (seeded init, B = 0) on a model, stored in PEFT format
-//! with the full config and the trainable-parameter report. LoRA or DoRA, scaled by the rule
-//! lora (alpha/r), rora (alpha/sqrt(r)) or fixed; its checks compare ranks, targets and layer
-//! indices with the model's dimensions when they are known offline.
+//! The `adapter` stage: adapters on a model, stored in PEFT format with the full config and the
+//! trainable-parameter report. Either fresh (seeded init, B = 0: LoRA or DoRA, scaled by the rule
+//! lora (alpha/r), rora (alpha/sqrt(r)) or fixed), or loaded from a PEFT adapter folder (`path`)
+//! or hub repo (`hub`, its revision pinned to a commit in the key). A loaded adapter's settings
+//! come from its `adapter_config.json`: the options that describe a fresh adapter are refused
+//! beside `path`/`hub`, and what PEFT writes that rora does not implement is refused naming the
+//! field (`adapter::peft_convert`). The checks compare ranks, targets and layer indices with the
+//! model's dimensions when they are known offline.
 
 mod run;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Serialize;
 
 pub use run::config;
+pub use source::{AdapterSource, FRESH_ONLY, loads, settings_of};
+
+mod source;
 
 use super::params::Need;
-use super::params::{ParamError, StageParams};
-use super::stage::Stage;
+use super::params::{ParamError, StageParams, abs_path};
+use super::stage::{HubSource, Stage};
+use crate::adapter::SaveOptions;
 use crate::adapter::scaling::ScalingRule;
 use crate::check::context::{CheckCx, first_line};
 use crate::diag::{Code, Diagnostic, suggest};
 use crate::exec::progress::Progress;
+use crate::hub::RepoKind;
 use crate::ir::StageDecl;
 use crate::ir::bound::BoundStage;
 use crate::model::config::{LlamaConfig, PROJECTIONS, module_path};
+use crate::plan::digest::{DigestError, DigestMemo};
 use crate::run::context::JobCx;
 use crate::run::error::RunError;
-use crate::schema::registry::{child, def, one, prop, props, repeat, req_prop, required};
+use crate::schema::registry::{
+    child, def, def_prop, one, prop, props, repeat, req_prop, required_unless,
+};
 use crate::schema::{Args, Default, Kind, KindSpec, MODEL_LIKE, Ty};
 use crate::source::SourceFile;
+use crate::stages::model::{ModelParams, ModelSource};
 
 pub static SPEC: KindSpec = KindSpec {
     kind: Kind::Adapter,
-    doc: "A low-rank adapter on a model: LoRA or DoRA, with the scaling rule lora (alpha/r), rora (alpha/sqrt(r), PEFT use_rslora) or fixed.",
+    doc: "A low-rank adapter on a model: fresh LoRA or DoRA, with the scaling rule lora (alpha/r), rora (alpha/sqrt(r), PEFT use_rslora) or fixed; or a PEFT adapter loaded from a folder or the hub (LoRA, rsLoRA, DoRA, rank/alpha patterns), to evaluate, merge or train further.",
     version: 1,
     props: &[req_prop(
         "model",
@@ -37,6 +51,24 @@ pub static SPEC: KindSpec = KindSpec {
         "The model to adapt.",
     )],
     children: &[
+        one(
+            "path",
+            "Load a PEFT adapter folder (adapter_config.json, adapter_model.safetensors) instead of making a fresh adapter; its settings come from adapter_config.json.",
+            Ty::Path,
+        ),
+        props(
+            one(
+                "hub",
+                "Load a PEFT adapter from the Hugging Face hub, e.g. \"org/my-lora\", instead of making a fresh adapter.",
+                Ty::Str,
+            ),
+            &[def_prop(
+                "revision",
+                Ty::Str,
+                "Branch, tag or commit; the commit it resolves to is part of the key.",
+                Default::Str("main"),
+            )],
+        ),
         def(
             one(
                 "method",
@@ -60,11 +92,14 @@ pub static SPEC: KindSpec = KindSpec {
                 "The scale, for scaling \"fixed\".",
             )],
         ),
-        required(one(
-            "rank",
-            "Rank r of A [r, in] and B [out, r].",
-            Ty::int(1, 65536),
-        )),
+        required_unless(
+            one(
+                "rank",
+                "Rank r of A [r, in] and B [out, r].",
+                Ty::int(1, 65536),
+            ),
+            &["path", "hub"],
+        ),
         def(
             one(
                 "alpha",
@@ -187,6 +222,22 @@ pub struct ModulePattern {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AdapterParams {
+    pub source: AdapterSource,
+    /// What the adapter is: the options of a fresh adapter, or a loaded adapter's
+    /// `adapter_config.json` when it can be read before the run (a local folder; `None` for a hub
+    /// adapter and for a folder whose config is refused, which the checker reports).
+    pub settings: Option<AdapterSettings>,
+}
+
+impl AdapterParams {
+    pub fn settings(&self) -> Option<&AdapterSettings> {
+        self.settings.as_ref()
+    }
+}
+
+/// The settings of one adapter (PEFT's `LoraConfig` in rora's words).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AdapterSettings {
     pub method: AdapterMethod,
     pub scaling: ScalingRule,
     pub rank: usize,
@@ -202,7 +253,7 @@ pub struct AdapterParams {
     pub seed: u64,
 }
 
-impl AdapterParams {
+impl AdapterSettings {
     /// The scale `s` of `W x + s B A x` for the default rank and alpha.
     pub fn scale(&self) -> f64 {
         self.scaling.scale(self.alpha, self.rank)
@@ -216,80 +267,25 @@ impl Stage for Adapter {
         &SPEC
     }
 
-    fn params(&self, b: &BoundStage, _file: &SourceFile) -> Result<StageParams, ParamError> {
-        let rank = b.need_usize("rank")?.max(1);
-        let alpha_policy = match b.float("alpha-per-rank") {
-            Some(k) => AlphaPolicy::PerRank(k),
-            None => AlphaPolicy::Fixed(b.need_float("alpha")?),
-        };
-        let alpha = match alpha_policy {
-            AlphaPolicy::Fixed(a) => a,
-            AlphaPolicy::PerRank(k) => k * rank as f64,
-        };
-        let scaling = match b.need_choice("scaling", ScalingChoice::from_name)? {
-            ScalingChoice::Lora => ScalingRule::Lora,
-            ScalingChoice::Rora => ScalingRule::Rora,
-            // without value= the checker reports FixedScaleNeedsValue; the params still build
-            ScalingChoice::Fixed => ScalingRule::Fixed(
-                b.prop("scaling", "value")
-                    .and_then(|v| v.as_f64())
-                    .unwrap_or(f64::NAN),
-            ),
-        };
-        let names = b.strs("targets");
-        let targets = if let Some(r) = b.str("target-regex") {
-            Targets::Regex(r.into())
-        } else if names.iter().any(|n| n == "all-linear") {
-            Targets::AllLinear
-        } else {
-            Targets::Names(names)
-        };
-        let layers = if b.has("layers") {
-            Some(
-                b.ints("layers")
-                    .into_iter()
-                    .map(|x| x.max(0) as usize)
-                    .collect(),
-            )
-        } else {
-            match b.ints("layer-range").as_slice() {
-                [a, z] => Some((*a.max(&0) as usize..=(*z).max(0) as usize).collect()),
-                _ => None,
+    fn params(&self, b: &BoundStage, file: &SourceFile) -> Result<StageParams, ParamError> {
+        let source = if let Some(id) = b.str("hub") {
+            AdapterSource::Hub {
+                id: id.into(),
+                revision: b.need_prop_str("hub", "revision")?.into(),
             }
+        } else if let Some(p) = b.str("path") {
+            AdapterSource::Path(abs_path(file, p))
+        } else {
+            AdapterSource::Fresh
         };
-        let modules = b
-            .all("module")
-            .iter()
-            .map(|f| ModulePattern {
-                pattern: f
-                    .args
-                    .first()
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default()
-                    .to_string(),
-                rank: f
-                    .props
-                    .get("rank")
-                    .and_then(|v| v.as_i64())
-                    .map(|x| x.max(1) as usize),
-                alpha: f.props.get("alpha").and_then(|v| v.as_f64()),
-            })
-            .collect();
+        let settings = match &source {
+            AdapterSource::Fresh => Some(fresh_settings(b)?),
+            AdapterSource::Path(dir) => source::read_settings(dir),
+            AdapterSource::Hub { .. } => None,
+        };
         Ok(StageParams::new(
             Kind::Adapter,
-            AdapterParams {
-                method: b.need_choice("method", AdapterMethod::from_name)?,
-                scaling,
-                rank,
-                alpha_policy,
-                alpha,
-                targets,
-                layers,
-                dropout: b.need_float("dropout")?,
-                init: b.need_choice("init", InitChoice::from_name)?,
-                modules,
-                seed: b.need_u64("seed")?,
-            },
+            AdapterParams { source, settings },
         ))
     }
 
@@ -298,7 +294,12 @@ impl Stage for Adapter {
             &["alpha", "alpha-per-rank"],
             &["targets", "target-regex"],
             &["layers", "layer-range"],
+            &["path", "hub"],
         ]
+    }
+
+    fn check_decl(&self, cx: &mut CheckCx, stage: &StageDecl) {
+        source::check_loaded_decl(cx, stage);
     }
 
     fn check(
@@ -318,9 +319,46 @@ impl Stage for Adapter {
             .map(|r| r.name.clone())
             .unwrap_or_default();
         let cfg = cx.configs.get(&model).cloned().flatten();
-        check_adapter(cx, stage, b, a, cfg.as_ref());
+        match (&a.source, &a.settings) {
+            (AdapterSource::Fresh, Some(s)) => check_adapter(cx, stage, b, s, cfg.as_ref()),
+            (AdapterSource::Path(dir), _) => {
+                let written = b.str("path").unwrap_or_default().to_string();
+                source::check_folder(cx, stage, &written, dir, cfg.as_ref());
+            }
+            _ => {}
+        }
+        let dora = a
+            .settings()
+            .is_some_and(|s| s.method == AdapterMethod::Dora);
         let d = cx.dora.entry(stage.name.clone()).or_insert(false);
-        *d |= a.method == AdapterMethod::Dora;
+        *d |= dora;
+    }
+
+    fn hub_source<'p>(&self, params: &'p mut StageParams) -> Option<HubSource<'p>> {
+        match &mut params.get_mut::<AdapterParams>()?.source {
+            AdapterSource::Hub { id, revision } => Some(HubSource {
+                kind: RepoKind::Model,
+                id,
+                revision,
+            }),
+            _ => None,
+        }
+    }
+
+    /// A local adapter folder enters the key by content (its config and weights).
+    fn key_inputs(
+        &self,
+        _b: &BoundStage,
+        params: &StageParams,
+        memo: &mut DigestMemo,
+    ) -> Result<BTreeMap<String, String>, DigestError> {
+        let mut out = BTreeMap::new();
+        if let Some(AdapterSource::Path(dir)) = params.get::<AdapterParams>().map(|p| &p.source) {
+            let keep =
+                |n: &str| n == crate::adapter::peft_io::CONFIG_FILE || n.ends_with(".safetensors");
+            out.insert("path".into(), memo.dir(dir, keep)?);
+        }
+        Ok(out)
     }
 
     fn run(
@@ -334,15 +372,108 @@ impl Stage for Adapter {
             cx.params::<AdapterParams>()?,
             cx.input("model")?,
             out,
+            &save_options(cx)?,
         )
     }
+}
+
+/// How an adapter made on this job's base model is written: `base_model_name_or_path` and
+/// `revision` name the hub model and the commit the key pinned; a base from a local folder, a
+/// GGUF file, a random init or a prune stage has no name outside this cache, so both stay null
+/// (a path would put something outside the key into the output).
+pub fn save_options(cx: &JobCx<'_>) -> Result<SaveOptions, RunError> {
+    let base = cx.base_model_job(cx.job)?;
+    let mut opts = SaveOptions::default();
+    if let Some(ModelParams {
+        source: ModelSource::Hub { id, revision },
+        ..
+    }) = base.params.get::<ModelParams>()
+    {
+        opts.base_model_name_or_path = Some(id.clone());
+        opts.revision = Some(revision.clone());
+    }
+    Ok(opts)
+}
+
+fn fresh_settings(b: &BoundStage) -> Result<AdapterSettings, ParamError> {
+    let rank = b.need_usize("rank")?.max(1);
+    let alpha_policy = match b.float("alpha-per-rank") {
+        Some(k) => AlphaPolicy::PerRank(k),
+        None => AlphaPolicy::Fixed(b.need_float("alpha")?),
+    };
+    let alpha = match alpha_policy {
+        AlphaPolicy::Fixed(a) => a,
+        AlphaPolicy::PerRank(k) => k * rank as f64,
+    };
+    let scaling = match b.need_choice("scaling", ScalingChoice::from_name)? {
+        ScalingChoice::Lora => ScalingRule::Lora,
+        ScalingChoice::Rora => ScalingRule::Rora,
+        // without value= the checker reports FixedScaleNeedsValue; the params still build
+        ScalingChoice::Fixed => ScalingRule::Fixed(
+            b.prop("scaling", "value")
+                .and_then(|v| v.as_f64())
+                .unwrap_or(f64::NAN),
+        ),
+    };
+    let names = b.strs("targets");
+    let targets = if let Some(r) = b.str("target-regex") {
+        Targets::Regex(r.into())
+    } else if names.iter().any(|n| n == "all-linear") {
+        Targets::AllLinear
+    } else {
+        Targets::Names(names)
+    };
+    let layers = if b.has("layers") {
+        Some(
+            b.ints("layers")
+                .into_iter()
+                .map(|x| x.max(0) as usize)
+                .collect(),
+        )
+    } else {
+        match b.ints("layer-range").as_slice() {
+            [a, z] => Some((*a.max(&0) as usize..=(*z).max(0) as usize).collect()),
+            _ => None,
+        }
+    };
+    let modules = b
+        .all("module")
+        .iter()
+        .map(|f| ModulePattern {
+            pattern: f
+                .args
+                .first()
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string(),
+            rank: f
+                .props
+                .get("rank")
+                .and_then(|v| v.as_i64())
+                .map(|x| x.max(1) as usize),
+            alpha: f.props.get("alpha").and_then(|v| v.as_f64()),
+        })
+        .collect();
+    Ok(AdapterSettings {
+        method: b.need_choice("method", AdapterMethod::from_name)?,
+        scaling,
+        rank,
+        alpha_policy,
+        alpha,
+        targets,
+        layers,
+        dropout: b.need_float("dropout")?,
+        init: b.need_choice("init", InitChoice::from_name)?,
+        modules,
+        seed: b.need_u64("seed")?,
+    })
 }
 
 fn check_adapter(
     cx: &mut CheckCx,
     stage: &StageDecl,
     b: &BoundStage,
-    a: &AdapterParams,
+    a: &AdapterSettings,
     cfg: Option<&LlamaConfig>,
 ) {
     if b.str("scaling") == Some("fixed") && b.prop("scaling", "value").is_none() {

@@ -1,23 +1,30 @@
-//! The `adapter` runner: attach fresh adapters to the base model and save them.
+//! The `adapter` runner: attach fresh adapters to the base model and save them, or load a PEFT
+//! adapter (a folder, or two files of a hub repo at the pinned commit) onto the base model, which
+//! checks every tensor against the model, and keep its files as they are.
 
 use std::path::Path;
 
 use candle_core::DType;
 use serde_json::json;
 
+use crate::adapter::peft_io::{CONFIG_FILE, WEIGHTS_FILE};
 use crate::adapter::{
-    AdapterConfig, LoraInit, Method, ParamCount, SaveOptions, Targets, attach, llama_base_params,
-    save_peft,
+    AdapterConfig, AttachReport, LoraInit, Method, ParamCount, SaveOptions, Targets, attach,
+    llama_base_params, load_peft, save_peft,
 };
 use crate::cache::Entry;
-use crate::run::artifacts::{ADAPTER_CONFIG, ADAPTER_DIR, load_model, write_json};
+use crate::hub::{Hub, RepoKind};
+use crate::model::config::LlamaConfig;
+use crate::run::artifacts::{ADAPTER_CONFIG, ADAPTER_DIR, load_model, subdir, write_json};
 use crate::run::context::Ctx;
-use crate::run::error::Result;
+use crate::run::error::{Result, RunError, io};
 
-use super::{AdapterMethod, AdapterParams, InitChoice, Targets as IrTargets};
+use super::{
+    AdapterMethod, AdapterParams, AdapterSettings, AdapterSource, InitChoice, Targets as IrTargets,
+};
 
-/// The adapter library's config for a planned adapter stage.
-pub fn config(p: &AdapterParams) -> Result<AdapterConfig> {
+/// The adapter library's config for a fresh adapter's settings.
+pub fn config(p: &AdapterSettings) -> Result<AdapterConfig> {
     let method = match p.method {
         AdapterMethod::Lora => Method::Lora,
         AdapterMethod::Dora => Method::Dora,
@@ -47,19 +54,89 @@ pub fn config(p: &AdapterParams) -> Result<AdapterConfig> {
     Ok(c)
 }
 
-pub fn run(ctx: &Ctx, p: &AdapterParams, model: &Entry, out: &Path) -> Result<serde_json::Value> {
+pub fn run(
+    ctx: &Ctx,
+    p: &AdapterParams,
+    model: &Entry,
+    out: &Path,
+    save: &SaveOptions,
+) -> Result<serde_json::Value> {
+    match (&p.source, p.settings()) {
+        (AdapterSource::Fresh, Some(s)) => fresh(ctx, s, model, out, save),
+        (AdapterSource::Fresh, None) => Err(RunError::Plan(
+            "a fresh adapter stage without settings".into(),
+        )),
+        (AdapterSource::Path(dir), _) => loaded(
+            ctx,
+            dir,
+            model,
+            out,
+            json!({ "path": dir.display().to_string() }),
+        ),
+        (AdapterSource::Hub { id, revision }, _) => {
+            let hub = Hub::from_env()?;
+            let config = hub.file(RepoKind::Model, id, revision, CONFIG_FILE)?;
+            hub.file(RepoKind::Model, id, revision, WEIGHTS_FILE)?;
+            let dir = config.parent().unwrap_or(Path::new("."));
+            loaded(
+                ctx,
+                dir,
+                model,
+                out,
+                json!({ "hub": id, "commit": revision }),
+            )
+        }
+    }
+}
+
+fn fresh(
+    ctx: &Ctx,
+    p: &AdapterSettings,
+    model: &Entry,
+    out: &Path,
+    save: &SaveOptions,
+) -> Result<serde_json::Value> {
     let cfg = config(p)?;
     let mut loaded = load_model(model, DType::F32, &ctx.device)?;
     let report = attach(&mut loaded.model, &cfg)?;
-    save_peft(
-        &loaded.model,
-        &cfg,
-        &out.join(ADAPTER_DIR),
-        &SaveOptions::default(),
-    )?;
+    save_peft(&loaded.model, &cfg, &out.join(ADAPTER_DIR), save)?;
     write_json(&out.join(ADAPTER_CONFIG), &cfg)?;
-    let count = ParamCount::new(llama_base_params(&loaded.config), report.trainable_params());
-    Ok(json!({
+    Ok(summary(&cfg, &report, &loaded.config, None))
+}
+
+/// Load the PEFT adapter in `dir` onto the model (every tensor checked against its module) and
+/// keep its two files byte for byte.
+fn loaded(
+    ctx: &Ctx,
+    dir: &Path,
+    model: &Entry,
+    out: &Path,
+    from: serde_json::Value,
+) -> Result<serde_json::Value> {
+    let mut base = load_model(model, DType::F32, &ctx.device)?;
+    let peft = load_peft(&mut base.model, dir)?;
+    let dst = subdir(out, ADAPTER_DIR)?;
+    for f in [CONFIG_FILE, WEIGHTS_FILE] {
+        let (src, to) = (dir.join(f), dst.join(f));
+        std::fs::copy(&src, &to).map_err(io(&src))?;
+    }
+    write_json(&out.join(ADAPTER_CONFIG), &peft.config)?;
+    Ok(summary(
+        &peft.config,
+        &peft.report,
+        &base.config,
+        Some(from),
+    ))
+}
+
+fn summary(
+    cfg: &AdapterConfig,
+    report: &AttachReport,
+    model: &LlamaConfig,
+    loaded_from: Option<serde_json::Value>,
+) -> serde_json::Value {
+    let count = ParamCount::new(llama_base_params(model), report.trainable_params());
+    let mut meta = json!({
         "method": cfg.method.name(),
         "scaling": cfg.rule.name(),
         "rank": cfg.rank,
@@ -70,5 +147,9 @@ pub fn run(ctx: &Ctx, p: &AdapterParams, model: &Entry, out: &Path) -> Result<se
         "total_params": count.total,
         "trainable_percent": count.percent(),
         "summary": count.to_string(),
-    }))
+    });
+    if let Some(from) = loaded_from {
+        meta["loaded_from"] = from;
+    }
+    meta
 }

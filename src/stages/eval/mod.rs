@@ -33,12 +33,18 @@ pub use tasks::TaskName;
 
 pub static SPEC: KindSpec = KindSpec {
     kind: Kind::Eval,
-    doc: "Evaluate a model (base, pruned, merged, or a train stage's unmerged adapter) on multiple-choice tasks: built-in ones or task files.",
+    doc: "Evaluate a model (base, pruned, merged, a train stage's unmerged adapter, or a loaded PEFT adapter) on multiple-choice tasks: built-in ones or task files.",
     version: 2,
     props: &[req_prop(
         "model",
-        Ty::Stage(&[Kind::Model, Kind::Prune, Kind::Merge, Kind::Train]),
-        "What to evaluate.",
+        Ty::Stage(&[
+            Kind::Model,
+            Kind::Prune,
+            Kind::Merge,
+            Kind::Train,
+            Kind::Adapter,
+        ]),
+        "What to evaluate: a model, prune or merge stage, a train stage (its adapter unmerged), or an adapter stage that loads a PEFT adapter (path / hub).",
     )],
     children: &[
         required(child(
@@ -185,6 +191,24 @@ impl Stage for Eval {
         let Some(e) = params.get::<EvalParams>() else {
             return;
         };
+        if let Some(r) = stage.refs.get("model")
+            && let Some(from) = cx.p.stage(&r.name)
+            && from.kind == Kind::Adapter
+            && !crate::stages::adapter::loads(from)
+        {
+            cx.push(
+                Diagnostic::error(
+                    Code::FreshAdapterInput,
+                    format!(
+                        "eval `{}` takes the adapter stage `{}`, which makes a fresh (untrained) adapter",
+                        stage.name, from.name
+                    ),
+                )
+                .label(r.span, "untrained: B = 0")
+                .label(from.name_span, "declared here")
+                .help("point model= at the train stage that trains this adapter, or load a trained adapter in it with path / hub"),
+            );
+        }
         for (i, t) in e.tasks.iter().enumerate() {
             // Without `dir` only task files can be checked: an explicit missing `dir` is the
             // files check's, the shipped default missing is the runner's.
@@ -302,7 +326,8 @@ impl Stage for Eval {
         let src = cx.input("model")?;
         let base;
         let model = match src_job.kind {
-            Kind::Train => {
+            // an adapter (trained, or loaded from PEFT) on its base model, unmerged
+            Kind::Train | Kind::Adapter => {
                 base = cx.entry_of(cx.base_model_job(src_job)?)?;
                 EvalModel::Adapted {
                     base: &base,

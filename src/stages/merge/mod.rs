@@ -1,5 +1,6 @@
 //! The `merge` stage: a trained adapter folded into its base weights (LoRA `W + sBA`, DoRA
-//! `(m/n)(W + sBA)`), saved as an HF dir; with `keep-sparsity` the merged weights keep the base's
+//! `(m/n)(W + sBA)`), saved as an HF dir. The adapter comes from a train stage, or from an adapter
+//! stage that loads a trained PEFT adapter; with `keep-sparsity` the merged weights keep the base's
 //! zero pattern. Merging DoRA into a quantized (GGUF) base is refused before anything runs.
 
 mod run;
@@ -28,8 +29,8 @@ pub static SPEC: KindSpec = KindSpec {
     version: 1,
     props: &[req_prop(
         "from",
-        Ty::Stage(&[Kind::Train]),
-        "The train stage whose adapter is merged.",
+        Ty::Stage(&[Kind::Train, Kind::Adapter]),
+        "The train stage whose adapter is merged, or an adapter stage that loads a trained PEFT adapter (path / hub).",
     )],
     children: &[
         def(
@@ -81,17 +82,37 @@ impl Stage for Merge {
     fn wrong_ref(&self, prop: &str) -> Option<(Code, &'static str)> {
         (prop == "from").then_some((
             Code::MergeNeedsTrained,
-            "point from= at the train stage that trains this adapter",
+            "point from= at the train stage that trains the adapter, or at an adapter stage that loads one (path / hub)",
         ))
     }
 
     fn check_decl(&self, cx: &mut CheckCx, stage: &StageDecl) {
         let p = cx.p;
-        let Some(train) = stage.refs.get("from").and_then(|r| p.stage(&r.name)) else {
+        let Some(from) = stage.refs.get("from").and_then(|r| p.stage(&r.name)) else {
             return;
         };
-        let Some(adapter) = train.refs.get("adapter").and_then(|r| p.stage(&r.name)) else {
-            return;
+        let adapter = if from.kind == Kind::Adapter {
+            if !crate::stages::adapter::loads(from) {
+                cx.push(
+                    Diagnostic::error(
+                        Code::MergeNeedsTrained,
+                        format!(
+                            "merge `{}` takes the adapter stage `{}`, which makes a fresh (untrained) adapter",
+                            stage.name, from.name
+                        ),
+                    )
+                    .label(stage.refs["from"].span, "untrained")
+                    .label(from.name_span, "a fresh adapter: B = 0")
+                    .help("point from= at the train stage that trains this adapter, or load a trained adapter in it with path / hub"),
+                );
+                return;
+            }
+            from
+        } else {
+            let Some(adapter) = from.refs.get("adapter").and_then(|r| p.stage(&r.name)) else {
+                return;
+            };
+            adapter
         };
         let Some(model) = adapter.refs.get("model") else {
             return;

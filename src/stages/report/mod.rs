@@ -17,12 +17,13 @@ use crate::eval::report::Compare;
 use crate::exec::progress::Progress;
 use crate::ir::bound::BoundStage;
 use crate::plan::job::Job;
+use crate::run::artifacts::adapter_config;
 use crate::run::context::JobCx;
 use crate::run::error::{Result as RunResult, RunError};
 use crate::schema::registry::{child, def, one, repeat, req_prop, unkeyed};
 use crate::schema::{Args, Default, Kind, KindSpec, Ty};
 use crate::source::SourceFile;
-use crate::stages::adapter::AdapterParams;
+use crate::stages::adapter::{AdapterParams, settings_of};
 use crate::stages::train::TrainParams;
 
 pub static SPEC: KindSpec = KindSpec {
@@ -167,28 +168,41 @@ fn run_source<'a>(
     eval_job: &'a Job,
     eval_entry: &Entry,
 ) -> RunResult<run::RunSource<'a>> {
-    let mut train_job = None;
+    let (mut train_job, mut adapter_job) = (None, None);
     let mut j = cx.input_job(eval_job, "model")?;
     loop {
         match j.kind {
             Kind::Train => {
                 train_job = Some(j);
+                adapter_job = Some(cx.input_job(j, "adapter")?);
+                break;
+            }
+            // a loaded adapter, evaluated or merged as it is
+            Kind::Adapter => {
+                adapter_job = Some(j);
                 break;
             }
             Kind::Merge => j = cx.input_job(j, "from")?,
             _ => break,
         }
     }
-    let (train_out, adapter, seed, params_pct) = match train_job {
-        Some(t) => {
-            let adapter_job = cx.input_job(t, "adapter")?;
-            let adapter = adapter_job.params.get::<AdapterParams>();
-            let seed = t.params.get::<TrainParams>().map(|tp| tp.seed);
-            let pct =
-                cx.entry_of(adapter_job)?.manifest().meta["outputs"]["trainable_percent"].as_f64();
-            (Some(cx.entry_of(t)?.out_dir()), adapter, seed, pct)
+    let (adapter, params_pct) = match adapter_job {
+        Some(a) => {
+            let entry = cx.entry_of(a)?;
+            let settings = match a.params.get::<AdapterParams>().and_then(|p| p.settings()) {
+                Some(s) => s.clone(),
+                // a hub adapter: what it is was read at run time
+                None => settings_of(&adapter_config(&entry)?),
+            };
+            let pct = entry.manifest().meta["outputs"]["trainable_percent"].as_f64();
+            (Some(settings), pct)
         }
-        None => (None, None, None, None),
+        None => (None, None),
+    };
+    let seed = train_job.and_then(|t| t.params.get::<TrainParams>().map(|tp| tp.seed));
+    let train_out = match train_job {
+        Some(t) => Some(cx.entry_of(t)?.out_dir()),
+        None => None,
     };
     Ok(run::RunSource {
         eval_out: eval_entry.out_dir(),

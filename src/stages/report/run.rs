@@ -11,7 +11,7 @@ use crate::eval::report::{LossCurves, RunRecord, write_report};
 use crate::plan::job::Job;
 use crate::run::artifacts::{METRICS, TRAIN_SUMMARY};
 use crate::run::error::{Result, RunError, io};
-use crate::stages::adapter::{AdapterMethod, AdapterParams};
+use crate::stages::adapter::{AdapterMethod, AdapterSettings};
 
 use super::ReportParams;
 
@@ -20,13 +20,13 @@ pub struct RunSource<'a> {
     pub eval_out: PathBuf,
     pub eval_job: &'a Job,
     pub train_out: Option<PathBuf>,
-    pub adapter: Option<&'a AdapterParams>,
+    pub adapter: Option<AdapterSettings>,
     pub train_seed: Option<u64>,
     /// The adapter stage's trainable share of the parameters (%).
     pub params_pct: Option<f64>,
 }
 
-fn method_label(a: &AdapterParams) -> String {
+fn method_label(a: &AdapterSettings) -> String {
     match a.method {
         AdapterMethod::Dora if a.scaling.name() == "lora" => "dora".into(),
         AdapterMethod::Dora => format!("dora+{}", a.scaling.name()),
@@ -42,7 +42,7 @@ fn record(src: &RunSource) -> Result<RunRecord> {
         }
         _ => LossCurves::default(),
     };
-    let (method, rank, alpha, scaling, scale) = match src.adapter {
+    let (method, rank, alpha, scaling, scale) = match &src.adapter {
         Some(a) => (
             method_label(a),
             a.rank as u32,

@@ -54,7 +54,7 @@ pub fn model_shape(plan: &Plan, job: &Job) -> Option<LlamaConfig> {
 pub fn train_job_memory(plan: &Plan, job: &Job) -> Option<JobMemory> {
     let t = job.params.get::<TrainParams>()?;
     let adapter_job = dep(plan, job, "adapter")?;
-    let a = adapter_job.params.get::<AdapterParams>()?;
+    let a = adapter_job.params.get::<AdapterParams>()?.settings()?;
     let seq = dep(plan, job, "data")?.params.get::<DataParams>()?.max_len;
     let config = model_shape(plan, adapter_job)?;
     let (names, regex) = match &a.targets {

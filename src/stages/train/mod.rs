@@ -328,6 +328,7 @@ impl Stage for Train {
             model: &model,
             adapter: cx.input("adapter")?,
             tokens: cx.input(TOKENS_ROLE)?,
+            save: crate::stages::adapter::save_options(cx)?,
         };
         let resume = cx.resume_dir()?;
         run::run(

@@ -85,6 +85,8 @@ pub struct TrainInputs<'a> {
     pub adapter: &'a Entry,
     /// The `tokens` entry of (data, model).
     pub tokens: &'a Entry,
+    /// What the saved adapter says of its base (`adapter_config.json`).
+    pub save: SaveOptions,
 }
 
 pub fn run(
@@ -120,7 +122,7 @@ pub fn run(
         &loaded.model,
         &adapter_cfg,
         &out.join(ADAPTER_DIR),
-        &SaveOptions::default(),
+        &inputs.save,
     )?;
     write_json(&out.join(ADAPTER_CONFIG), &adapter_cfg)?;
     std::fs::copy(&summary.metrics, out.join(METRICS)).map_err(io(&summary.metrics))?;
