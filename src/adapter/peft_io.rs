@@ -33,6 +33,7 @@ use super::spec::Method;
 
 pub const CONFIG_FILE: &str = "adapter_config.json";
 pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
+pub const CARD_FILE: &str = "README.md";
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AdapterError + '_ {
     move |source| AdapterError::Io {
@@ -82,7 +83,50 @@ pub fn save_peft<M: AdaptableModel + ?Sized>(
         source,
     })?;
     write_atomic(&dir.join(CONFIG_FILE), &json)?;
+    write_atomic(&dir.join(CARD_FILE), model_card(&config, cfg).as_bytes())?;
     Ok(config)
+}
+
+/// The model card PEFT's `save_pretrained` writes beside an adapter, with the same YAML front
+/// matter (`base_model`, `library_name: peft`, `pipeline_tag`, `tags`: `base_model:adapter:<id>`,
+/// `lora`, `transformers`; PEFT 0.21.2) and, instead of PEFT's empty template, what rora knows:
+/// the method, scale, targets and how to load it. Without a base model name (a local or pruned
+/// base) the `base_model` keys are left out.
+pub fn model_card(config: &PeftLoraConfig, cfg: &AdapterConfig) -> String {
+    let mut front = String::from("---\n");
+    if let Some(b) = &config.base_model_name_or_path {
+        front.push_str(&format!("base_model: {b}\n"));
+    }
+    front.push_str("library_name: peft\npipeline_tag: text-generation\ntags:\n");
+    if let Some(b) = &config.base_model_name_or_path {
+        front.push_str(&format!("- base_model:adapter:{b}\n"));
+    }
+    front.push_str("- lora\n- transformers\n- rora\n---\n");
+    let method = match (cfg.method, cfg.rule) {
+        (Method::Dora, _) => "DoRA (weight-decomposed low-rank adaptation)",
+        (Method::Lora, super::scaling::ScalingRule::Rora) => "RoRA / rsLoRA (scale alpha/sqrt(r))",
+        (Method::Lora, _) => "LoRA",
+    };
+    let base = match (&config.base_model_name_or_path, &config.revision) {
+        (Some(b), Some(r)) => format!("`{b}` at revision `{r}`"),
+        (Some(b), None) => format!("`{b}`"),
+        _ => "a local or pruned model (not named on the hub; pass it to PeftModel yourself)".into(),
+    };
+    let load = match &config.base_model_name_or_path {
+        Some(_) => "from peft import AutoPeftModelForCausalLM\n\nmodel = AutoPeftModelForCausalLM.from_pretrained(\"path/to/this/folder\")\n".to_string(),
+        None => "from peft import PeftModel\nfrom transformers import AutoModelForCausalLM\n\nbase = AutoModelForCausalLM.from_pretrained(\"path/to/the/base/model\")\nmodel = PeftModel.from_pretrained(base, \"path/to/this/folder\")\n".to_string(),
+    };
+    format!(
+        "{front}\n# Adapter\n\nA {method} adapter for {base}, written by rora in PEFT's layout.\n\n\
+         - **Rank:** {r}\n- **Alpha:** {alpha}\n- **Scale:** {scale} ({rule})\n- **Targets:** {targets}\n\n\
+         ## How to load\n\n```python\n{load}```\n\n### Framework versions\n\n- rora {version}\n",
+        r = cfg.rank,
+        alpha = cfg.alpha,
+        scale = cfg.rule.scale(cfg.alpha, cfg.rank),
+        rule = cfg.rule.name(),
+        targets = cfg.targets_description(),
+        version = env!("CARGO_PKG_VERSION"),
+    )
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AdapterError> {

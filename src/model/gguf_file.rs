@@ -20,6 +20,18 @@ pub enum MetaValue {
     Array(Vec<MetaValue>),
 }
 
+/// An f32 metadata value as the decimal its writer meant: the shortest decimal that round-trips
+/// to this f32 (`1e-5`), not the f32 widened to f64 (`9.999999747378752e-6`), so a config.json
+/// written from a GGUF file says `1e-5` as the HF original did. Narrowing the result to f32 gives
+/// the same f32 back, so no computation changes.
+pub fn f32_decimal(f: f32) -> f64 {
+    if f.is_finite() {
+        f.to_string().parse().unwrap_or(f64::from(f))
+    } else {
+        f64::from(f)
+    }
+}
+
 impl MetaValue {
     pub fn as_u64(&self) -> Option<u64> {
         match self {
@@ -165,7 +177,7 @@ impl<'a> Cursor<'a> {
             3 => MetaValue::Int(i64::from(i16::from_le_bytes(self.arr(what)?))),
             4 => MetaValue::Uint(u64::from(self.u32(what)?)),
             5 => MetaValue::Int(i64::from(i32::from_le_bytes(self.arr(what)?))),
-            6 => MetaValue::Float(f64::from(f32::from_le_bytes(self.arr(what)?))),
+            6 => MetaValue::Float(f32_decimal(f32::from_le_bytes(self.arr(what)?))),
             7 => MetaValue::Bool(self.arr::<1>(what)?[0] != 0),
             8 => MetaValue::Str(self.string(what)?),
             9 if depth < 4 => {
@@ -302,5 +314,24 @@ impl GgufFile {
             });
         }
         Ok((&self.mmap[start..end], dtype))
+    }
+}
+
+#[cfg(test)]
+mod decimal_tests {
+    use super::f32_decimal;
+
+    // Python: float(numpy.float32(1e-5)) == 9.999999747378752e-06; str(numpy.float32(1e-5)) == "1e-05".
+    #[test]
+    fn f32_metadata_reads_as_the_decimal_it_stands_for() {
+        assert_eq!(f64::from(1e-5f32), 9.999999747378752e-6);
+        assert_eq!(f32_decimal(1e-5), 1e-5);
+        assert_eq!(f32_decimal(1e-6), 1e-6);
+        assert_eq!(f32_decimal(500000.0), 500000.0);
+        assert_eq!(f32_decimal(0.1) as f32, 0.1f32);
+        for x in [1e-5f32, 3.3e-7, 1.0 / 3.0, f32::MIN_POSITIVE, 7.5e37] {
+            assert_eq!(f32_decimal(x) as f32, x, "{x} round-trips");
+        }
+        assert!(f32_decimal(f32::NAN).is_nan());
     }
 }

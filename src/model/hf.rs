@@ -2,9 +2,18 @@
 //! `model.safetensors.index.json`, `tokenizer.json`, optional `tokenizer_config.json` (chat
 //! template, special token names). Safetensors files are memory-mapped.
 //!
-//! [`save_hf_dir`] writes `config.json`, `model.safetensors`, `tokenizer.json` and
-//! `tokenizer_config.json`; [`load_hf_dir`] reads them back to the same weights, config,
-//! special tokens and chat template.
+//! [`save_hf_dir`] writes a folder transformers loads without warnings: `config.json` (`dtype`
+//! and the older `torch_dtype`; GGUF's f32 fields are read as the decimal they stand for, so its
+//! 1e-5 is written `1e-5`, not `9.999999747378752e-6`), `generation_config.json`,
+//! `model.safetensors` (metadata `{"format": "pt"}` as torch writes it) or, above
+//! [`MAX_SHARD_BYTES`], `model-0000k-of-0000n.safetensors` shards with
+//! `model.safetensors.index.json` (`metadata.total_size`, `metadata.total_parameters`,
+//! `weight_map`), `tokenizer.json`, `tokenizer_config.json` and `special_tokens_map.json`
+//! (transformers 5 no longer writes it; older versions and other tools read it). A model with
+//! per-layer widths (structurally pruned) also gets a `README.md` saying that transformers cannot
+//! load it. [`load_hf_dir`] reads all of this back to the same weights, config, special tokens
+//! and chat template. What transformers 5.24 writes and warns about was recorded with its own
+//! `save_pretrained` / `from_pretrained` (docs/INTEROP.md).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -202,7 +211,7 @@ fn dtype_name(d: DType) -> &'static str {
     }
 }
 
-/// Write `model` as an HF directory (created if needed).
+/// Write `model` as an HF directory (created if needed), sharded above [`MAX_SHARD_BYTES`].
 pub fn save_hf_dir(
     model: &Llama,
     tokenizer: &Tokenizer,
@@ -210,8 +219,28 @@ pub fn save_hf_dir(
     chat_template: Option<&str>,
     dir: &Path,
 ) -> Result<()> {
+    save_hf_dir_sharded(
+        model,
+        tokenizer,
+        special,
+        chat_template,
+        dir,
+        MAX_SHARD_BYTES,
+    )
+}
+
+/// [`save_hf_dir`] with another shard size.
+pub fn save_hf_dir_sharded(
+    model: &Llama,
+    tokenizer: &Tokenizer,
+    special: &SpecialTokens,
+    chat_template: Option<&str>,
+    dir: &Path,
+    max_shard_bytes: u64,
+) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
     let mut cfg = model.config().to_hf_json();
+    cfg["dtype"] = json!(dtype_name(model.dtype()));
     cfg["torch_dtype"] = json!(dtype_name(model.dtype()));
     cfg["bos_token_id"] = json!(special.bos);
     match special.eos.as_slice() {
@@ -224,9 +253,15 @@ pub fn save_hf_dir(
         serde_json::to_string_pretty(&cfg).map_err(|e| ModelError::InvalidInput(e.to_string()))?;
     std::fs::write(&cfg_path, text).map_err(|e| ModelError::io(&cfg_path, e))?;
 
-    let tensors: HashMap<String, Tensor> = model.named_tensors().into_iter().collect();
-    let st_path = dir.join("model.safetensors");
-    candle_core::safetensors::save(&tensors, &st_path)?;
+    write_json_file(
+        &dir.join("generation_config.json"),
+        &generation_config(special),
+    )?;
+    write_weights(model, dir, max_shard_bytes)?;
+    if !model.config().is_uniform() {
+        let readme = dir.join("README.md");
+        std::fs::write(&readme, PRUNED_README).map_err(|e| ModelError::io(&readme, e))?;
+    }
 
     let tok_path = dir.join("tokenizer.json");
     tokenizer
@@ -250,8 +285,106 @@ pub fn save_hf_dir(
     if let Some(t) = chat_template {
         tc["chat_template"] = json!(t);
     }
-    let tc_path = dir.join("tokenizer_config.json");
-    let text =
-        serde_json::to_string_pretty(&tc).map_err(|e| ModelError::InvalidInput(e.to_string()))?;
-    std::fs::write(&tc_path, text).map_err(|e| ModelError::io(&tc_path, e))
+    write_json_file(&dir.join("tokenizer_config.json"), &tc)?;
+    let mut map = serde_json::Map::new();
+    for (key, id) in [
+        ("bos_token", special.bos),
+        ("eos_token", special.eos.first().copied()),
+        ("pad_token", special.pad),
+    ] {
+        if let Some(n) = name(id) {
+            map.insert(key.into(), json!(n));
+        }
+    }
+    write_json_file(&dir.join("special_tokens_map.json"), &Value::Object(map))
+}
+
+/// transformers' `max_shard_size` for the folders rora writes: 5 GB (decimal, as transformers
+/// counts), the size of the hub's sharded LLaMA checkpoints and transformers 4's default
+/// (transformers 5 moved its default to 50 GB).
+pub const MAX_SHARD_BYTES: u64 = 5_000_000_000;
+
+/// The note a structurally pruned model's folder carries.
+pub const PRUNED_README: &str = "# A structurally pruned LLaMA model (rora)\n\n\
+The layers of this model have different numbers of attention heads, key/value heads or FFN\n\
+units: `config.json` lists them per layer in `rora_layer_dims`. rora (and any loader that reads\n\
+that list) loads this folder. transformers' `LlamaForCausalLM` cannot: its config has one width\n\
+for every layer, so it would build layer 0's shapes everywhere and fail on the first narrower\n\
+weight. The uniform `num_attention_heads` / `num_key_value_heads` / `intermediate_size` in\n\
+`config.json` are layer 0's, kept so other tools can read the file.\n";
+
+fn write_json_file(path: &Path, v: &Value) -> Result<()> {
+    let mut text =
+        serde_json::to_string_pretty(v).map_err(|e| ModelError::InvalidInput(e.to_string()))?;
+    text.push('\n');
+    std::fs::write(path, text).map_err(|e| ModelError::io(path, e))
+}
+
+/// What transformers derives from the model config when a folder has no generation config
+/// (`_from_model_config`), written out so loaders do not have to.
+fn generation_config(special: &SpecialTokens) -> Value {
+    let mut g = json!({ "_from_model_config": true });
+    if let Some(b) = special.bos {
+        g["bos_token_id"] = json!(b);
+    }
+    match special.eos.as_slice() {
+        [] => {}
+        [e] => g["eos_token_id"] = json!(e),
+        many => g["eos_token_id"] = json!(many),
+    }
+    if let Some(p) = special.pad {
+        g["pad_token_id"] = json!(p);
+    }
+    g
+}
+
+/// The weights: one `model.safetensors`, or shards of at most `max_shard_bytes` (a tensor larger
+/// than that gets a shard of its own) named and indexed as transformers names them. Tensors go
+/// in name order.
+fn write_weights(model: &Llama, dir: &Path, max_shard_bytes: u64) -> Result<()> {
+    let mut named = model.named_tensors();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let bytes = |t: &Tensor| (t.elem_count() * t.dtype().size_in_bytes()) as u64;
+    let mut shards: Vec<Vec<(String, Tensor)>> = vec![Vec::new()];
+    let mut size = 0u64;
+    for (name, t) in named {
+        let b = bytes(&t);
+        if size + b > max_shard_bytes && shards.last().is_some_and(|s| !s.is_empty()) {
+            shards.push(Vec::new());
+            size = 0;
+        }
+        size += b;
+        if let Some(s) = shards.last_mut() {
+            s.push((name, t));
+        }
+    }
+    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    let write = |tensors: &[(String, Tensor)], path: &Path| -> Result<()> {
+        safetensors::serialize_to_file(
+            tensors.iter().map(|(k, t)| (k.as_str(), t)),
+            Some(metadata.clone()),
+            path,
+        )
+        .map_err(|e| ModelError::io(path, std::io::Error::other(e.to_string())))
+    };
+    if shards.len() == 1 {
+        return write(&shards[0], &dir.join("model.safetensors"));
+    }
+    let n = shards.len();
+    let mut weight_map = serde_json::Map::new();
+    let (mut total_size, mut total_parameters) = (0u64, 0u64);
+    for (i, shard) in shards.iter().enumerate() {
+        let file = format!("model-{:05}-of-{n:05}.safetensors", i + 1);
+        write(shard, &dir.join(&file))?;
+        for (name, t) in shard {
+            weight_map.insert(name.clone(), json!(file));
+            total_size += bytes(t);
+            total_parameters += t.elem_count() as u64;
+        }
+    }
+    let index = json!({
+        "metadata": { "total_parameters": total_parameters, "total_size": total_size },
+        "weight_map": weight_map,
+    });
+    write_json_file(&dir.join("model.safetensors.index.json"), &index)
 }

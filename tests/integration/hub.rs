@@ -405,3 +405,82 @@ fn hub_dataset_split_and_config_choose_the_files() {
         assert!(t.contains("org/cs-split"), "{t}");
     }
 }
+
+// A PEFT adapter on the hub: trained by a first pipeline on a hub model (its adapter_config.json
+// names the base model and the commit), served as an adapter repo, loaded by a second pipeline
+// pinned to the commit `main` resolves to, and merged.
+#[test]
+fn an_adapter_repo_on_the_hub_is_loaded_pinned_and_merged() {
+    let hub = FakeHub::start();
+    let a = sha("tiny-a");
+    hub.push("models", "org/tiny", &a, tiny_model_files(1));
+    hub.set_main("models", "org/tiny", &a);
+    let mut data = Files::new();
+    data.insert("boolq.train.jsonl".into(), rows("boolq.train.jsonl", 8));
+    hub.push("datasets", "org/cs-data", &sha("cs-1"), data);
+    let dir = tempfile::tempdir().unwrap();
+    let (cache, hf) = (dir.path().join("cache"), dir.path().join("hf"));
+    let p = pipeline(dir.path(), "org/tiny");
+    let first = run(&["run", p.to_str().unwrap()], &cache, &hf, &hub.url);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let ft = jobs_with(&last_log(&cache), "job_done")["ft"].clone();
+    let adapter_dir = crate::support::entry_dir(&cache, &ft).join("out/adapter");
+    let cfg: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(adapter_dir.join("adapter_config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(cfg["base_model_name_or_path"], "org/tiny");
+    assert_eq!(cfg["revision"], a.as_str(), "the commit the key pinned");
+    let card = std::fs::read_to_string(adapter_dir.join("README.md")).unwrap();
+    assert!(
+        card.starts_with("---\nbase_model: org/tiny\nlibrary_name: peft\npipeline_tag: text-generation\ntags:\n- base_model:adapter:org/tiny\n- lora\n"),
+        "PEFT's front matter: {card}"
+    );
+
+    let mut files = Files::new();
+    for f in ["adapter_config.json", "adapter_model.safetensors"] {
+        files.insert(f.into(), std::fs::read(adapter_dir.join(f)).unwrap());
+    }
+    let (l1, l2) = (sha("lora-1"), sha("lora-2"));
+    hub.push("models", "org/tiny-lora", &l1, files.clone());
+    hub.push("models", "org/tiny-lora", &l2, files);
+    hub.set_main("models", "org/tiny-lora", &l1);
+    let second = dir.path().join("second.kdl");
+    std::fs::write(
+        &second,
+        "model \"base\" {\n    hub \"org/tiny\"\n}\n\
+         adapter \"theirs\" model=\"base\" {\n    hub \"org/tiny-lora\" revision=\"main\"\n}\n\
+         merge \"m\" from=\"theirs\"\n",
+    )
+    .unwrap();
+    let s = second.to_str().unwrap();
+    let o = run(&["run", s], &cache, &hf, &hub.url);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let done = jobs_with(&last_log(&cache), "job_done");
+    let manifest = std::fs::read_to_string(
+        crate::support::entry_dir(&cache, &done["theirs"]).join("manifest.json"),
+    )
+    .unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    assert_eq!(
+        manifest["meta"]["outputs"]["loaded_from"],
+        serde_json::json!({"hub": "org/tiny-lora", "commit": l1}),
+        "{manifest}"
+    );
+    assert!(done.contains_key("m"), "{}", text(&o));
+    // Same commit: hits. The branch moves: the adapter and the merge are misses.
+    let o = run(&["run", s], &cache, &hf, &hub.url);
+    assert!(
+        jobs_with(&last_log(&cache), "job_done").is_empty(),
+        "{}",
+        text(&o)
+    );
+    hub.set_main("models", "org/tiny-lora", &l2);
+    let o = run(&["run", s], &cache, &hf, &hub.url);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let done = jobs_with(&last_log(&cache), "job_done");
+    assert!(
+        done.contains_key("theirs") && done.contains_key("m") && !done.contains_key("base"),
+        "{done:?}"
+    );
+}

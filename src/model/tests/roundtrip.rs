@@ -86,6 +86,11 @@ fn per_layer_dims_round_trip() {
     a.save_hf_dir(dir.path()).unwrap();
     let cfg_text = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
     assert!(cfg_text.contains("rora_layer_dims"));
+    let note = std::fs::read_to_string(dir.path().join("README.md")).unwrap();
+    assert!(
+        note.contains("transformers' `LlamaForCausalLM` cannot"),
+        "{note}"
+    );
     let b = load(
         &ModelSource::HfDir(dir.path().into()),
         &LoadOptions::default(),
@@ -174,4 +179,99 @@ fn bf16_base_runs_and_stays_close_to_f32() {
         rel < 0.05,
         "bf16 vs f32 logits differ by {rel} (relative to the largest logit)"
     );
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The `__metadata__` of a safetensors file's header.
+fn st_metadata(path: &Path) -> Option<std::collections::HashMap<String, String>> {
+    let bytes = std::fs::read(path).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    meta.metadata().clone()
+}
+
+// The files transformers 5.24's save_pretrained writes (recorded with it: docs/INTEROP.md), plus
+// special_tokens_map.json for older readers; a uniform model gets no pruning note.
+#[test]
+fn hf_folder_has_the_files_and_keys_transformers_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = load(&ModelSource::Random(spec(33)), &LoadOptions::default()).unwrap();
+    a.save_hf_dir(dir.path()).unwrap();
+    let cfg = json(&dir.path().join("config.json"));
+    assert_eq!(
+        (cfg["dtype"].as_str(), cfg["torch_dtype"].as_str()),
+        (Some("float32"), Some("float32"))
+    );
+    let gen_cfg = json(&dir.path().join("generation_config.json"));
+    assert_eq!(gen_cfg["_from_model_config"], true);
+    assert_eq!(gen_cfg["bos_token_id"], cfg["bos_token_id"]);
+    assert_eq!(gen_cfg["eos_token_id"], cfg["eos_token_id"]);
+    let map = json(&dir.path().join("special_tokens_map.json"));
+    let tc = json(&dir.path().join("tokenizer_config.json"));
+    for k in ["bos_token", "eos_token"] {
+        assert!(map[k].is_string(), "{k}: {map}");
+        assert_eq!(map[k], tc[k], "{k}");
+    }
+    let meta = st_metadata(&dir.path().join("model.safetensors")).unwrap();
+    assert_eq!(meta.get("format").map(String::as_str), Some("pt"));
+    assert!(!dir.path().join("README.md").exists());
+    assert!(!dir.path().join("model.safetensors.index.json").exists());
+}
+
+// Above the shard size the weights go to model-0000k-of-0000n.safetensors with an index in
+// transformers' layout (metadata.total_size / total_parameters, weight_map), and load back exactly.
+#[test]
+fn sharded_folders_index_every_tensor_and_load_back_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = load(&ModelSource::Random(spec(34)), &LoadOptions::default()).unwrap();
+    let named = a.model.named_tensors();
+    let total: u64 = named
+        .iter()
+        .map(|(_, t)| (t.elem_count() * t.dtype().size_in_bytes()) as u64)
+        .sum();
+    let largest = named
+        .iter()
+        .map(|(_, t)| (t.elem_count() * t.dtype().size_in_bytes()) as u64)
+        .max()
+        .unwrap();
+    crate::model::hf::save_hf_dir_sharded(
+        &a.model,
+        &a.tokenizer,
+        &a.special,
+        a.chat_template.as_deref(),
+        dir.path(),
+        largest,
+    )
+    .unwrap();
+    assert!(!dir.path().join("model.safetensors").exists());
+    let index = json(&dir.path().join("model.safetensors.index.json"));
+    assert_eq!(index["metadata"]["total_size"].as_u64(), Some(total));
+    let params: usize = named.iter().map(|(_, t)| t.elem_count()).sum();
+    assert_eq!(
+        index["metadata"]["total_parameters"].as_u64(),
+        Some(params as u64)
+    );
+    let map = index["weight_map"].as_object().unwrap();
+    assert_eq!(map.len(), named.len());
+    let files: std::collections::BTreeSet<&str> =
+        map.values().map(|v| v.as_str().unwrap()).collect();
+    let n = files.len();
+    assert!(n > 2, "{files:?}");
+    for (i, f) in files.iter().enumerate() {
+        assert_eq!(*f, format!("model-{:05}-of-{n:05}.safetensors", i + 1));
+        let path = dir.path().join(f);
+        assert!(
+            std::fs::metadata(&path).unwrap().len() <= largest + 4096,
+            "{f}"
+        );
+        assert_eq!(st_metadata(&path).unwrap()["format"], "pt");
+    }
+    let b = load(
+        &ModelSource::HfDir(dir.path().into()),
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    assert_same_model(&a, &b);
 }
