@@ -47,14 +47,13 @@ pub struct GcArgs {
 }
 
 /// Entry point for `rora cache ...`.
-pub fn run(args: CacheArgs, cache_dir: Option<PathBuf>) -> miette::Result<()> {
+pub fn run(args: CacheArgs, cache_dir: Option<PathBuf>, json: bool) -> miette::Result<()> {
     let root = layout::resolve_root(cache_dir.as_deref());
-    run_to(
-        args,
-        &root,
-        &mut std::io::stdout().lock(),
-        SystemTime::now(),
-    )
+    let out = &mut std::io::stdout().lock();
+    match (&args.command, json) {
+        (CacheCommand::Ls, true) => ls_json(&root, out, SystemTime::now()),
+        _ => run_to(args, &root, out, SystemTime::now()),
+    }
 }
 
 /// As [`run`], writing to `out`, with the current time given (tests).
@@ -107,6 +106,40 @@ fn ls(root: &Path, out: &mut dyn Write, now: SystemTime) -> miette::Result<()> {
         entries.len(),
         human_bytes(total),
         root.display()
+    )
+    .into_diagnostic()
+}
+
+/// `rora --format json cache ls`: one JSON document, `{"cache", "entries": [{key, stage, kind,
+/// bytes, created, age_s, pipeline, corrupt}], "bytes"}` (full keys, sizes in bytes, times in unix
+/// seconds).
+pub fn ls_json(root: &Path, out: &mut dyn Write, now: SystemTime) -> miette::Result<()> {
+    let store = Store::open_read_only(root);
+    let entries = inventory::list(&store).into_diagnostic()?;
+    let now_s = unix(now);
+    let list: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|e| match &e.manifest {
+            Ok(m) => serde_json::json!({
+                "key": e.key, "stage": e.stage(), "kind": m.kind, "bytes": e.disk_size,
+                "created": m.created, "age_s": now_s.saturating_sub(m.created),
+                "pipeline": m.pipeline, "corrupt": null,
+            }),
+            Err(d) => serde_json::json!({
+                "key": e.key, "stage": e.stage(), "kind": null, "bytes": e.disk_size,
+                "created": null, "age_s": null, "pipeline": null, "corrupt": d.to_string(),
+            }),
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "cache": root,
+        "entries": list,
+        "bytes": entries.iter().map(|e| e.disk_size).sum::<u64>(),
+    });
+    writeln!(
+        out,
+        "{}",
+        serde_json::to_string_pretty(&doc).into_diagnostic()?
     )
     .into_diagnostic()
 }

@@ -103,6 +103,26 @@ pub enum Command {
     Cache(cache::CacheArgs),
     /// Measure training throughput on random data (compare with PyTorch + PEFT).
     Bench(bench::BenchArgs),
+    /// Print a shell completion script (`rora completions bash > /etc/bash_completion.d/rora`).
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, elvish or powershell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// The completion script of `shell` for every subcommand and option, from the same clap
+/// definitions the parser uses.
+fn completions(shell: clap_complete::Shell) {
+    use clap::CommandFactory;
+    use std::io::Write;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "rora", &mut script);
+    // A closed pipe (`rora completions bash | head`) is the reader's choice, not an error.
+    let _ = std::io::stdout().lock().write_all(&script);
 }
 
 pub fn main() -> ExitCode {
@@ -128,7 +148,12 @@ pub fn dispatch(cli: Cli) -> miette::Result<ExitCode> {
         Command::Model(a) => model::run(a).map(|()| ExitCode::SUCCESS),
         Command::ShowOutput(a) => show_output::run(a, &g),
         Command::Report(a) => report::run(a).map(|()| ExitCode::SUCCESS),
-        Command::Cache(a) => cache::run(a, g.cache_dir.clone()).map(|()| ExitCode::SUCCESS),
+        Command::Cache(a) => cache::run(a, g.cache_dir.clone(), g.format == Some(Format::Json))
+            .map(|()| ExitCode::SUCCESS),
+        Command::Completions(a) => {
+            completions(a.shell);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench(a) => bench::run(a).map(|()| ExitCode::SUCCESS),
     }
 }

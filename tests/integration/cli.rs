@@ -184,3 +184,90 @@ fn bench_eval_writes_ids_scores_and_timings() {
     let lines = std::fs::read_to_string(out.path().join("loglik.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 8, "two choices per piqa item");
 }
+
+// Completion scripts come from the parser's own definitions: every subcommand is in them, and
+// bash accepts the bash one (`bash -n`).
+#[test]
+fn completions_cover_every_subcommand_and_bash_parses_them() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let o = crate::support::rora(&["completions", shell], dir.path());
+        assert!(o.status.success(), "{}", crate::support::text(&o));
+        let script = String::from_utf8(o.stdout).unwrap();
+        for sub in [
+            "check",
+            "plan",
+            "run",
+            "show-output",
+            "cache",
+            "completions",
+        ] {
+            assert!(script.contains(sub), "{shell}: {sub}");
+        }
+        if shell == "bash" {
+            let path = dir.path().join("rora.bash");
+            std::fs::write(&path, &script).unwrap();
+            let ok = std::process::Command::new("bash")
+                .arg("-n")
+                .arg(&path)
+                .status()
+                .unwrap();
+            assert!(ok.success(), "bash -n rejects the script");
+        }
+    }
+    let o = crate::support::rora(&["completions", "tcsh"], dir.path());
+    assert!(!o.status.success());
+    assert!(
+        crate::support::text(&o).contains("possible values"),
+        "{}",
+        crate::support::text(&o)
+    );
+}
+
+// `--format json` for the listing commands: `cache ls` and `show-output` print one JSON document.
+#[test]
+fn cache_ls_and_show_output_print_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let p = dir.path().join("p.kdl");
+    std::fs::write(
+        &p,
+        "model \"tiny\" {\n    random layers=1 hidden=32 heads=2 kv-heads=1 ffn=64 seed=3\n}\n",
+    )
+    .unwrap();
+    let o = crate::support::rora(&["run", p.to_str().unwrap()], &cache);
+    assert!(o.status.success(), "{}", crate::support::text(&o));
+    let o = crate::support::rora(&["--format", "json", "cache", "ls"], &cache);
+    assert!(o.status.success(), "{}", crate::support::text(&o));
+    let ls: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let entries = ls["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{ls}");
+    assert_eq!(
+        (entries[0]["stage"].as_str(), entries[0]["kind"].as_str()),
+        (Some("tiny"), Some("model"))
+    );
+    assert_eq!(entries[0]["key"].as_str().unwrap().len(), 64);
+    assert_eq!(ls["bytes"], entries[0]["bytes"]);
+    let o = crate::support::rora(
+        &[
+            "--format",
+            "json",
+            "show-output",
+            "tiny",
+            p.to_str().unwrap(),
+        ],
+        &cache,
+    );
+    assert!(o.status.success(), "{}", crate::support::text(&o));
+    let shown: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(shown["key"], entries[0]["key"]);
+    assert!(
+        shown["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["path"] == "model/config.json"),
+        "{shown}"
+    );
+    assert_eq!(shown["summary"]["layers"], 1);
+}
