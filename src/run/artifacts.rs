@@ -6,7 +6,7 @@
 //! | model   | `model/` (HF dir: config.json, model.safetensors, tokenizer.json)     |
 //! | data    | `data.json` (the resolved data config and per-task row counts)        |
 //! | adapter | `adapter/` (PEFT dir, fresh init), `adapter.json` (the full config)   |
-//! | train   | `adapter/` (PEFT dir, trained), `adapter.json`, `metrics.jsonl`, `summary.json` |
+//! | train   | `adapter/` (PEFT dir, trained), `adapter.json`, `metrics.jsonl`, `runs/` (TensorBoard), `summary.json` |
 //! | merge   | `model/` (HF dir with the adapter merged in)                          |
 //! | eval    | `results.json`, `predictions.jsonl`                                   |
 //! | report  | `table.{md,csv,json}`, plots `*.png`, `*.svg`                         |
@@ -27,6 +27,8 @@ pub const ADAPTER_DIR: &str = "adapter";
 pub const ADAPTER_CONFIG: &str = "adapter.json";
 pub const DATA_CONFIG: &str = "data.json";
 pub const METRICS: &str = "metrics.jsonl";
+/// The train stage's TensorBoard event file (`runs/events.out.tfevents.*`).
+pub const TENSORBOARD_DIR: &str = "runs";
 pub const TRAIN_SUMMARY: &str = "summary.json";
 pub const RESULTS: &str = "results.json";
 pub const PREDICTIONS: &str = "predictions.jsonl";

@@ -19,6 +19,7 @@ pub mod rng;
 pub mod schedule;
 pub mod source;
 pub mod split;
+pub mod tensorboard;
 mod tensors_io;
 pub mod trainer;
 

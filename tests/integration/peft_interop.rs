@@ -326,3 +326,85 @@ fn adapters_rora_trained_load_in_peft_with_rora_logits() {
         );
     }
 }
+
+// TensorBoard's own reader (EventAccumulator) reads a train stage's event file: every step of
+// metrics.jsonl under HF Trainer's tags. Needs the `tensorboard` package beside torch
+// (`pip install tensorboard` into the env); skipped without it.
+#[test]
+fn tensorboard_reads_the_train_stage_events() {
+    let py = match peft_python() {
+        Ok(p) => p,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    let has_tb = Command::new(&py)
+        .args(["-c", "import tensorboard"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_tb {
+        eprintln!("skipped: no `tensorboard` package in {}", py.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let p = dir.path().join("p.kdl");
+    std::fs::write(
+        &p,
+        format!(
+            "model \"tiny\" {{\n    random layers=1 hidden=32 heads=2 kv-heads=1 ffn=64 seed=3\n}}\n\
+             data \"cs\" {{\n    files \"{}/*.train.jsonl\"\n    template \"llm-adapters\"\n    max-len 64\n    limit 40\n    validation 8\n}}\n\
+             adapter \"ad\" model=\"tiny\" {{\n    rank 2\n    alpha 4\n}}\n\
+             train \"ft\" adapter=\"ad\" data=\"cs\" {{\n    steps 4\n    batch 4\n    eval-every 2\n}}\n",
+            crate::root().join("datasets/commonsense").display()
+        ),
+    )
+    .unwrap();
+    let o = rora(&["run", p.to_str().unwrap()], &cache);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = rora(
+        &["--format", "json", "show-output", "ft", p.to_str().unwrap()],
+        &cache,
+    );
+    let shown: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let out = PathBuf::from(shown["output"].as_str().unwrap());
+    let o = Command::new(&py)
+        .arg(crate::root().join("tests/interop/read_events.py"))
+        .arg(out.join("runs"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let tb: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let rows: Vec<serde_json::Value> = metrics
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let train: Vec<&serde_json::Value> = rows.iter().filter(|r| r["kind"] == "train").collect();
+    assert_eq!(train.len(), 4);
+    for (tag, key) in [
+        ("train/loss", "loss"),
+        ("train/learning_rate", "lr"),
+        ("train/grad_norm", "grad_norm"),
+        ("train/epoch", "epoch"),
+    ] {
+        let got = tb[tag].as_array().unwrap_or_else(|| panic!("{tag}: {tb}"));
+        assert_eq!(got.len(), train.len(), "{tag}");
+        for (g, r) in got.iter().zip(&train) {
+            assert_eq!(g[0], r["step"], "{tag}");
+            let (a, b) = (g[1].as_f64().unwrap(), r[key].as_f64().unwrap());
+            assert!(
+                (a - b).abs() <= 1e-6 * b.abs().max(1e-3),
+                "{tag}: {a} vs {b}"
+            );
+        }
+    }
+    let evals: Vec<&serde_json::Value> = rows.iter().filter(|r| r["kind"] == "eval").collect();
+    assert!(!evals.is_empty(), "{metrics}");
+    assert_eq!(
+        tb["eval/loss"].as_array().map(Vec::len),
+        Some(evals.len()),
+        "{tb}"
+    );
+}

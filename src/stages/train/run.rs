@@ -15,8 +15,8 @@ use crate::train::metrics::StepMetrics;
 use crate::train::{Budget, Control, DatasetSource, TrainConfig, TrainHooks, Warmup, train};
 
 use crate::run::artifacts::{
-    ADAPTER_CONFIG, ADAPTER_DIR, METRICS, TRAIN_SUMMARY, adapter_config, install_adapter,
-    load_model, stored_dtype, write_json,
+    ADAPTER_CONFIG, ADAPTER_DIR, METRICS, TENSORBOARD_DIR, TRAIN_SUMMARY, adapter_config,
+    install_adapter, load_model, stored_dtype, write_json,
 };
 use crate::run::context::Ctx;
 use crate::run::error::{Result, io};
@@ -126,6 +126,13 @@ pub fn run(
     )?;
     write_json(&out.join(ADAPTER_CONFIG), &adapter_cfg)?;
     std::fs::copy(&summary.metrics, out.join(METRICS)).map_err(io(&summary.metrics))?;
+    // The same records for TensorBoard (`tensorboard --logdir <out>`), HF Trainer's tags.
+    let text = std::fs::read_to_string(&summary.metrics).map_err(io(&summary.metrics))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let runs = out.join(TENSORBOARD_DIR);
+    crate::train::tensorboard::write(&runs, &text, now).map_err(io(&runs))?;
     let meta = json!({
         "steps": summary.steps,
         "epochs": summary.epochs,
