@@ -110,6 +110,9 @@ pub fn step_scalars(m: &StepMetrics) -> [(&'static str, f64); 4] {
     ]
 }
 
+/// One logged record: seconds since the start, step, tagged scalars.
+type Logged<'a> = (f64, i64, Vec<(&'a str, f64)>);
+
 /// The event file of a run's metrics: each step and validation record at `start + elapsed_s`
 /// (unix seconds), in the order they were logged.
 pub fn events(start: f64, steps: &[StepMetrics], evals: &[EvalMetrics]) -> Vec<u8> {
@@ -118,7 +121,7 @@ pub fn events(start: f64, steps: &[StepMetrics], evals: &[EvalMetrics]) -> Vec<u
         &event(start, 0, EventBody::FileVersion("brain.Event:2")),
         &mut out,
     );
-    let mut all: Vec<(f64, i64, Vec<(&str, f64)>)> = steps
+    let mut all: Vec<Logged> = steps
         .iter()
         .map(|m| (m.elapsed_s, m.step as i64, step_scalars(m).to_vec()))
         .collect();
@@ -128,7 +131,7 @@ pub fn events(start: f64, steps: &[StepMetrics], evals: &[EvalMetrics]) -> Vec<u
             .map(|e| (e.elapsed_s, e.step as i64, vec![("eval/loss", e.val_loss)])),
     );
     // stable: a step's train scalars come before its validation loss
-    all.sort_by(|a, b| a.1.cmp(&b.1));
+    all.sort_by_key(|a| a.1);
     for (elapsed, step, scalars) in &all {
         record(
             &event(start + elapsed, *step, EventBody::Scalars(scalars)),
