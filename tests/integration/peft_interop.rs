@@ -408,3 +408,81 @@ fn tensorboard_reads_the_train_stage_events() {
         "{tb}"
     );
 }
+
+// Parquet files pyarrow writes, in every codec it offers (snappy, gzip, zstd, lz4, brotli,
+// none), feed a data stage the same rows; needs pyarrow in the env, skipped without it.
+#[test]
+fn parquet_from_pyarrow_in_every_codec_feeds_the_data_stage() {
+    let py = match peft_python() {
+        Ok(p) => p,
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    if !Command::new(&py)
+        .args(["-c", "import pyarrow"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        eprintln!("skipped: no `pyarrow` package in {}", py.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let rows = dir.path().join("rows.jsonl");
+    let lines: String =
+        std::fs::read_to_string(crate::root().join("datasets/commonsense/boolq.train.jsonl"))
+            .unwrap()
+            .lines()
+            .take(20)
+            .map(|l| format!("{l}\n"))
+            .collect();
+    std::fs::write(&rows, lines).unwrap();
+    let o = Command::new(&py)
+        .arg(crate::root().join("tests/interop/write_parquet.py"))
+        .args([
+            rows.to_str().unwrap(),
+            dir.path().to_str().unwrap(),
+            "boolq",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let mut tokens_keys = std::collections::BTreeSet::new();
+    for codec in ["snappy", "gzip", "zstd", "lz4", "brotli", "none"] {
+        let p = dir.path().join(format!("{codec}.kdl"));
+        std::fs::write(
+            &p,
+            format!(
+                "model \"tiny\" {{\n    random layers=1 hidden=32 heads=2 kv-heads=1 ffn=64 seed=3\n}}\n\
+                 data \"cs\" {{\n    files \"{codec}/*.parquet\"\n    template \"llm-adapters\"\n    max-len 64\n}}\n\
+                 adapter \"ad\" model=\"tiny\" {{\n    rank 2\n}}\n\
+                 train \"ft\" adapter=\"ad\" data=\"cs\" {{\n    steps 1\n    batch 2\n}}\n"
+            ),
+        )
+        .unwrap();
+        let o = rora(&["run", p.to_str().unwrap()], &cache);
+        assert!(o.status.success(), "{codec}: {}", text(&o));
+        let o = rora(
+            &["--format", "json", "show-output", "cs", p.to_str().unwrap()],
+            &cache,
+        );
+        let shown: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(
+            shown["summary"]["rows_per_task"]["boolq"], 20,
+            "{codec}: {shown}"
+        );
+        let o = rora(
+            &["--format", "json", "show-output", "ft", p.to_str().unwrap()],
+            &cache,
+        );
+        let shown: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        tokens_keys.insert(shown["summary"]["final_loss"].to_string());
+    }
+    assert_eq!(
+        tokens_keys.len(),
+        1,
+        "every codec trains on the same rows: {tokens_keys:?}"
+    );
+}
