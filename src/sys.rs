@@ -37,3 +37,25 @@ pub fn cpu_seconds() -> f64 {
 pub fn peak_rss_mb() -> f64 {
     rusage().map_or(0.0, |r| r.ru_maxrss as f64 / 1024.0)
 }
+
+/// The local time formatted with C's `strftime` (Python's `time.strftime` is a thin wrapper
+/// around the same call): chat templates' `strftime_now`. `None` when the result does not fit
+/// 512 bytes or the format holds a NUL.
+pub fn strftime_now(format: &str) -> Option<String> {
+    let fmt = std::ffi::CString::new(format).ok()?;
+    let mut buf = [0u8; 512];
+    // SAFETY: `time` and `localtime_r` write only into the locals given; `strftime` writes at most
+    // `buf.len()` bytes into `buf` and returns how many it wrote (0 on overflow).
+    let n = unsafe {
+        let now = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&now, &mut tm).is_null() {
+            return None;
+        }
+        libc::strftime(buf.as_mut_ptr().cast(), buf.len(), fmt.as_ptr(), &tm)
+    };
+    if n == 0 && !format.is_empty() {
+        return None;
+    }
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}

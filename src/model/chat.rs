@@ -1,6 +1,6 @@
 //! Chat templates (HF's Jinja `chat_template`, rendered with minijinja) and prompt encoding.
 
-use minijinja::{Environment, context};
+use minijinja::Environment;
 use serde::Serialize;
 
 use super::error::{ModelError, Result};
@@ -30,24 +30,494 @@ pub fn render_chat(
     bos_token: &str,
     eos_token: &str,
 ) -> Result<String> {
-    let mut env = Environment::new();
-    env.add_function(
-        "raise_exception",
-        |msg: String| -> std::result::Result<String, minijinja::Error> {
-            Err(minijinja::Error::new(
-                minijinja::ErrorKind::InvalidOperation,
-                msg,
-            ))
-        },
-    );
-    let bad = |e: minijinja::Error| ModelError::InvalidInput(format!("chat template: {e:#}"));
-    env.add_template("chat", template).map_err(bad)?;
-    let tmpl = env.get_template("chat").map_err(bad)?;
-    tmpl.render(context! {
-        messages => messages,
-        add_generation_prompt => add_generation_prompt,
-        bos_token => bos_token,
-        eos_token => eos_token,
+    ChatTemplate::new(template)?.render(
+        messages,
+        add_generation_prompt,
+        &[("bos_token", bos_token), ("eos_token", eos_token)],
+    )
+}
+
+/// A chat template compiled the way transformers compiles one for `apply_chat_template`
+/// (`transformers/utils/chat_template_utils.py`, 5.24: `_compile_jinja_template`):
+/// `trim_blocks` and `lstrip_blocks`, `{% break %}` / `{% continue %}`, Python's string and dict
+/// methods (`.strip()`, `.split()`, `.items()`, ...: minijinja-contrib's pycompat), a `tojson`
+/// that is Python's `json.dumps` (no HTML escaping, `ensure_ascii=False`, `indent`,
+/// `separators`, `sort_keys`, insertion order kept), `raise_exception` and `strftime_now`, and
+/// values printed as Python prints them (`True`, `None`, `['a', 1]`). transformers'
+/// `{% generation %}` blocks render their body unchanged. What this was checked against:
+/// `tests/fixtures/chat/golden.json` (renderings by transformers itself).
+pub struct ChatTemplate {
+    env: Environment<'static>,
+}
+
+impl ChatTemplate {
+    pub fn new(template: &str) -> Result<Self> {
+        let mut env = Environment::new();
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        env.set_formatter(python_formatter);
+        env.add_filter("tojson", tojson);
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> std::result::Result<String, minijinja::Error> {
+                Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    msg,
+                ))
+            },
+        );
+        env.add_function(
+            "strftime_now",
+            |fmt: String| -> std::result::Result<String, minijinja::Error> {
+                crate::sys::strftime_now(&fmt).ok_or_else(|| {
+                    minijinja::Error::new(
+                        minijinja::ErrorKind::InvalidOperation,
+                        format!("strftime_now({fmt:?}) failed"),
+                    )
+                })
+            },
+        );
+        let source = generation_as_plain_blocks(template);
+        env.add_template_owned("chat", source).map_err(bad)?;
+        Ok(Self { env })
+    }
+
+    /// Render `messages` (anything that serializes to a list of role/content maps) with the
+    /// named special tokens (`bos_token`, `eos_token`, ...) in scope; `tools` and `documents`
+    /// are `none`, as transformers passes them when not given.
+    pub fn render<M: Serialize + ?Sized>(
+        &self,
+        messages: &M,
+        add_generation_prompt: bool,
+        tokens: &[(&str, &str)],
+    ) -> Result<String> {
+        self.render_with(&RenderInput {
+            messages: minijinja::Value::from_serialize(messages),
+            add_generation_prompt,
+            continue_final_message: false,
+            vars: tokens
+                .iter()
+                .map(|(k, v)| (k.to_string(), minijinja::Value::from(*v)))
+                .collect(),
+        })
+    }
+
+    /// `apply_chat_template(tokenize=False)` in full: message keys whose value is `none` are
+    /// dropped first (transformers does), `vars` (special tokens, `tools`, `documents`, extra
+    /// keyword arguments) are in scope, and `continue_final_message` leaves the last message
+    /// open: its content is rendered with a tag after it and the text is cut at the tag
+    /// (trailing whitespace trimmed where the template trimmed the message), as transformers'
+    /// `CONTINUE_FINAL_MESSAGE_TAG` does.
+    pub fn render_with(&self, input: &RenderInput) -> Result<String> {
+        const TAG: &str = "CONTINUE_FINAL_MESSAGE_TAG ";
+        if input.continue_final_message && input.add_generation_prompt {
+            return Err(ModelError::InvalidInput(
+                "chat template: continue_final_message and add_generation_prompt are not compatible"
+                    .into(),
+            ));
+        }
+        let mut messages: Vec<minijinja::Value> = input
+            .messages
+            .try_iter()
+            .map_err(bad)?
+            .map(|m| without_none(&m))
+            .collect();
+        if input.continue_final_message {
+            let Some(last) = messages.last_mut() else {
+                return Err(ModelError::InvalidInput(
+                    "chat template: continue_final_message needs a message".into(),
+                ));
+            };
+            let content = last.get_attr("content").map_err(bad)?;
+            let Some(text) = content.as_str() else {
+                return Err(ModelError::InvalidInput(
+                    "chat template: continue_final_message needs a text content".into(),
+                ));
+            };
+            *last = with_key(last, "content", format!("{text}{TAG}").into());
+        }
+        let tmpl = self.env.get_template("chat").map_err(bad)?;
+        let mut ctx: std::collections::BTreeMap<String, minijinja::Value> =
+            input.vars.iter().cloned().collect();
+        ctx.insert(
+            "tools".into(),
+            ctx.get("tools").cloned().unwrap_or(().into()),
+        );
+        ctx.insert(
+            "documents".into(),
+            ctx.get("documents").cloned().unwrap_or(().into()),
+        );
+        ctx.insert("messages".into(), minijinja::Value::from(messages));
+        ctx.insert(
+            "add_generation_prompt".into(),
+            input.add_generation_prompt.into(),
+        );
+        let rendered = tmpl.render(ctx).map_err(bad)?;
+        if !input.continue_final_message {
+            return Ok(rendered);
+        }
+        let tag = TAG.trim_end();
+        match rendered.rfind(tag) {
+            Some(at) if rendered[at..].starts_with(TAG) => Ok(rendered[..at].to_string()),
+            Some(at) => Ok(rendered[..at].trim_end().to_string()),
+            None => Err(ModelError::InvalidInput(
+                "chat template: continue_final_message: the template does not render the final message's content".into(),
+            )),
+        }
+    }
+}
+
+/// The variables of one rendering ([`ChatTemplate::render_with`]).
+pub struct RenderInput {
+    pub messages: minijinja::Value,
+    pub add_generation_prompt: bool,
+    pub continue_final_message: bool,
+    /// Special tokens (`bos_token`, ...), `tools`, `documents` and extra keyword arguments.
+    pub vars: Vec<(String, minijinja::Value)>,
+}
+
+/// A message map without its `none` values (transformers drops them before rendering).
+fn without_none(m: &minijinja::Value) -> minijinja::Value {
+    if m.kind() != minijinja::value::ValueKind::Map {
+        return m.clone();
+    }
+    let pairs: Vec<(minijinja::Value, minijinja::Value)> = m
+        .try_iter()
+        .map(|keys| {
+            keys.filter_map(|k| {
+                let v = m.get_item(&k).ok()?;
+                (!v.is_none()).then_some((k, v))
+            })
+            .collect()
+        })
+        .unwrap_or_default();
+    minijinja::Value::from_iter(pairs)
+}
+
+/// `m` with `key` set to `value` (order kept).
+fn with_key(m: &minijinja::Value, key: &str, value: minijinja::Value) -> minijinja::Value {
+    let pairs: Vec<(minijinja::Value, minijinja::Value)> = m
+        .try_iter()
+        .map(|keys| {
+            keys.map(|k| {
+                let v = if k.as_str() == Some(key) {
+                    value.clone()
+                } else {
+                    m.get_item(&k).unwrap_or_default()
+                };
+                (k, v)
+            })
+            .collect()
+        })
+        .unwrap_or_default();
+    minijinja::Value::from_iter(pairs)
+}
+
+fn bad(e: minijinja::Error) -> ModelError {
+    ModelError::InvalidInput(format!("chat template: {e:#}"))
+}
+
+/// transformers' `{% generation %}...{% endgeneration %}` (its AssistantTracker extension) marks
+/// the assistant's tokens and renders its body unchanged; as an always-true `if` block the body
+/// renders the same, with the same whitespace control (`-`, trim_blocks, lstrip_blocks).
+fn generation_as_plain_blocks(template: &str) -> String {
+    static TAGS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"\{%(-|\+)?\s*(end)?generation\s*(-|\+)?%\}").expect("a valid regex")
+    });
+    TAGS.replace_all(template, |c: &regex::Captures| {
+        let open = c.get(1).map_or("", |m| m.as_str());
+        let close = c.get(3).map_or("", |m| m.as_str());
+        if c.get(2).is_some() {
+            format!("{{%{open} endif {close}%}}")
+        } else {
+            format!("{{%{open} if true {close}%}}")
+        }
     })
-    .map_err(bad)
+    .into_owned()
+}
+
+/// Values printed as Python's `str()` prints them, as jinja2 does: `True`/`False`, `None`, and
+/// lists and dicts as their `repr` (`['a', 1]`, `{'k': 'v'}`); undefined prints nothing.
+fn python_formatter(
+    out: &mut minijinja::Output,
+    state: &minijinja::State,
+    value: &minijinja::Value,
+) -> std::result::Result<(), minijinja::Error> {
+    use minijinja::value::ValueKind;
+    match value.kind() {
+        ValueKind::Bool | ValueKind::None | ValueKind::Seq | ValueKind::Map => out
+            .write_str(&py_repr(value))
+            .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string())),
+        _ => minijinja::escape_formatter(out, state, value),
+    }
+}
+
+/// Python's `repr` of a template value.
+fn py_repr(v: &minijinja::Value) -> String {
+    use minijinja::value::ValueKind;
+    match v.kind() {
+        ValueKind::Undefined | ValueKind::None => "None".into(),
+        ValueKind::Bool => if v.is_true() { "True" } else { "False" }.into(),
+        ValueKind::String => {
+            let s = v.as_str().unwrap_or_default();
+            let q = if s.contains('\'') && !s.contains('"') {
+                '"'
+            } else {
+                '\''
+            };
+            let mut out = String::from(q);
+            for c in s.chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    c if c == q => {
+                        out.push('\\');
+                        out.push(c);
+                    }
+                    c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                        out.push_str(&format!("\\x{:02x}", c as u32))
+                    }
+                    c => out.push(c),
+                }
+            }
+            out.push(q);
+            out
+        }
+        ValueKind::Seq | ValueKind::Iterable => {
+            let items: Vec<String> = v
+                .try_iter()
+                .map(|i| i.map(|x| py_repr(&x)).collect())
+                .unwrap_or_default();
+            format!("[{}]", items.join(", "))
+        }
+        ValueKind::Map => {
+            let items: Vec<String> = v
+                .try_iter()
+                .map(|keys| {
+                    keys.map(|k| {
+                        let val = v.get_item(&k).unwrap_or_default();
+                        format!("{}: {}", py_repr(&k), py_repr(&val))
+                    })
+                    .collect()
+                })
+                .unwrap_or_default();
+            format!("{{{}}}", items.join(", "))
+        }
+        _ => v.to_string(),
+    }
+}
+
+/// transformers' `tojson` filter: `json.dumps(x, ensure_ascii=False, indent=None, separators=None,
+/// sort_keys=False)` (positional `ensure_ascii` first, as in its signature).
+fn tojson(
+    value: &minijinja::Value,
+    ensure_ascii: Option<bool>,
+    kwargs: minijinja::value::Kwargs,
+) -> std::result::Result<minijinja::Value, minijinja::Error> {
+    let ascii = match kwargs.get::<Option<bool>>("ensure_ascii")? {
+        Some(a) => a,
+        None => ensure_ascii.unwrap_or(false),
+    };
+    let indent: Option<minijinja::Value> = kwargs.get("indent")?;
+    let indent = match indent {
+        Some(i) if i.is_none() => None,
+        Some(i) if i.as_i64().is_some() => {
+            Some(" ".repeat(i.as_i64().unwrap_or(0).max(0) as usize))
+        }
+        Some(i) => Some(i.as_str().unwrap_or_default().to_string()),
+        None => None,
+    };
+    let sort = kwargs.get::<Option<bool>>("sort_keys")?.unwrap_or(false);
+    let separators: Option<Vec<String>> = kwargs.get("separators")?;
+    kwargs.assert_all_used()?;
+    let (item_sep, key_sep) = match separators.as_deref() {
+        Some([a, b]) => (a.clone(), b.clone()),
+        _ if indent.is_some() => (",".into(), ": ".into()),
+        _ => (", ".into(), ": ".into()),
+    };
+    let mut out = String::new();
+    let f = JsonFormat {
+        ascii,
+        indent,
+        sort,
+        item_sep,
+        key_sep,
+    };
+    f.write(value, 0, &mut out)?;
+    Ok(minijinja::Value::from_safe_string(out))
+}
+
+/// Python's `json.dumps` layout.
+struct JsonFormat {
+    ascii: bool,
+    indent: Option<String>,
+    sort: bool,
+    item_sep: String,
+    key_sep: String,
+}
+
+impl JsonFormat {
+    fn newline(&self, level: usize, out: &mut String) {
+        if let Some(i) = &self.indent {
+            out.push('\n');
+            for _ in 0..level {
+                out.push_str(i);
+            }
+        }
+    }
+
+    /// Walks minijinja's values directly, so maps keep their insertion order (as Python's
+    /// dicts do) unless `sort_keys`.
+    fn write(
+        &self,
+        v: &minijinja::Value,
+        level: usize,
+        out: &mut String,
+    ) -> std::result::Result<(), minijinja::Error> {
+        use minijinja::value::ValueKind;
+        match v.kind() {
+            ValueKind::Undefined | ValueKind::None => out.push_str("null"),
+            ValueKind::Bool => out.push_str(if v.is_true() { "true" } else { "false" }),
+            ValueKind::Number => out.push_str(&v.to_string()),
+            ValueKind::String | ValueKind::Bytes => {
+                self.string(v.as_str().unwrap_or_default(), out)
+            }
+            ValueKind::Map => {
+                let mut keys: Vec<minijinja::Value> = v.try_iter()?.collect();
+                if keys.is_empty() {
+                    out.push_str("{}");
+                    return Ok(());
+                }
+                if self.sort {
+                    keys.sort_by_key(|k| k.to_string());
+                }
+                out.push('{');
+                for (i, k) in keys.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(&self.item_sep);
+                    }
+                    self.newline(level + 1, out);
+                    self.string(&k.to_string(), out);
+                    out.push_str(&self.key_sep);
+                    self.write(&v.get_item(k)?, level + 1, out)?;
+                }
+                self.newline(level, out);
+                out.push('}');
+            }
+            _ => {
+                let items: Vec<minijinja::Value> = v.try_iter()?.collect();
+                if items.is_empty() {
+                    out.push_str("[]");
+                    return Ok(());
+                }
+                out.push('[');
+                for (i, x) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(&self.item_sep);
+                    }
+                    self.newline(level + 1, out);
+                    self.write(x, level + 1, out)?;
+                }
+                self.newline(level, out);
+                out.push(']');
+            }
+        }
+        Ok(())
+    }
+
+    fn string(&self, s: &str, out: &mut String) {
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c if self.ascii && !c.is_ascii() => {
+                    let mut buf = [0u16; 2];
+                    for unit in c.encode_utf16(&mut buf) {
+                        out.push_str(&format!("\\u{unit:04x}"));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/chat")
+            .join(name);
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    // Every case of tests/fixtures/chat/golden.json: what transformers 5.24's
+    // `apply_chat_template(tokenize=False)` rendered (make_golden.py beside it), for SmolLM2's
+    // template (from its GGUF), LLaMA-3's, and two templates that exercise jinja2 features.
+    #[test]
+    fn renders_byte_for_byte_as_transformers() {
+        // minijinja's own maps keep the file's key order, as Python's dicts do
+        let cases: Vec<minijinja::Value> = serde_json::from_str(&fixture("golden.json")).unwrap();
+        let mut failed = vec![];
+        for c in &cases {
+            let get = |k: &str| c.get_attr(k).unwrap_or_default();
+            let name = get("name").to_string();
+            let t = ChatTemplate::new(&fixture(get("template").as_str().unwrap())).unwrap();
+            let mut vars = vec![];
+            for k in ["bos_token", "eos_token", "tools", "documents"] {
+                if !get(k).is_undefined() {
+                    vars.push((k.to_string(), get(k)));
+                }
+            }
+            if let Ok(extra) = get("extra_kwargs").try_iter() {
+                for k in extra {
+                    let v = get("extra_kwargs").get_item(&k).unwrap();
+                    vars.push((k.to_string(), v));
+                }
+            }
+            let got = t.render_with(&RenderInput {
+                messages: get("messages"),
+                add_generation_prompt: get("add_generation_prompt").is_true(),
+                continue_final_message: get("continue_final_message").is_true(),
+                vars,
+            });
+            let want = get("rendered");
+            match (want.as_str(), got) {
+                (Some(w), Ok(g)) if w == g => {}
+                (None, Err(e))
+                    if e.to_string().contains(
+                        get("error")
+                            .as_str()
+                            .unwrap_or("")
+                            .split('.')
+                            .next()
+                            .unwrap_or(""),
+                    ) => {}
+                (w, g) => failed.push(format!(
+                    "{name}:\n want {w:?} / {}\n got  {g:?}",
+                    get("error")
+                )),
+            }
+        }
+        assert!(
+            failed.is_empty(),
+            "{} of {}:\n{}",
+            failed.len(),
+            cases.len(),
+            failed.join("\n")
+        );
+    }
 }
