@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::{rora, text};
+use crate::support::{output_dir as out_dir, rora, show_output, text};
 
 const MODEL: &str =
     "model \"tiny\" {\n    random layers=2 hidden=32 heads=2 kv-heads=1 ffn=64 seed=5\n}\n";
@@ -19,26 +19,6 @@ fn data(root: &Path) -> String {
 
 const EVAL: &str =
     "    tasks \"boolq\" \"arc-e\"\n    protocol \"loglik\"\n    limit 6\n    subset \"first\"\n";
-
-/// `rora show-output JOB PIPELINE --format json`.
-fn show(cache: &Path, job: &str, pipeline: &Path) -> serde_json::Value {
-    let o = rora(
-        &[
-            "--format",
-            "json",
-            "show-output",
-            job,
-            pipeline.to_str().unwrap(),
-        ],
-        cache,
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)))
-}
-
-fn out_dir(cache: &Path, job: &str, pipeline: &Path) -> PathBuf {
-    PathBuf::from(show(cache, job, pipeline)["output"].as_str().unwrap())
-}
 
 fn accuracies(results: &Path) -> serde_json::Value {
     let r: serde_json::Value =
@@ -103,7 +83,7 @@ fn a_peft_folder_is_evaluated_merged_and_trained_further_like_one_rora_made() {
         text(&o)
     );
     run_ok(&cache, &second);
-    let shown = show(&cache, "theirs", &second);
+    let shown = show_output(&cache, "theirs", &second);
     assert_eq!(shown["summary"]["scaling"], "rora");
     assert_eq!(shown["summary"]["rank"], 4);
     assert_eq!(shown["summary"]["modules"], 6, "3 targets x 2 layers");

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{rora, text};
+use crate::support::{output_dir, rora, show_output, text};
 
 /// The Python with torch + transformers + peft, or why there is none.
 pub fn peft_python() -> Result<PathBuf, String> {
@@ -58,14 +58,56 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 
 const TOKENS: &str = "3,17,42,7,99,128,5,64,250,11";
 
-#[test]
-fn adapters_peft_trained_match_peft_logits_in_a_rora_pipeline() {
+/// The Python env with `modules` importable, or `None` after saying why the test is skipped.
+fn python_with(modules: &str) -> Option<PathBuf> {
     let py = match peft_python() {
         Ok(p) => p,
         Err(why) => {
             eprintln!("skipped: {why}");
-            return;
+            return None;
         }
+    };
+    let ok = Command::new(&py)
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("skipped: no `{modules}` in {}", py.display());
+        return None;
+    }
+    Some(py)
+}
+
+/// Run one of `tests/interop/*.py` (one thread); its last stdout line parsed as JSON.
+fn python_json(py: &Path, script: &str, args: &[&str]) -> serde_json::Value {
+    let o = Command::new(py)
+        .arg(crate::root().join("tests/interop").join(script))
+        .args(args)
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{script} {args:?}: {}", text(&o));
+    let last = o.stdout.split(|b| *b == b'\n').rfind(|l| !l.is_empty());
+    last.and_then(|l| serde_json::from_slice(l).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// `rora model logits MODEL_DIR [--adapter DIR] --tokens TOKENS --out OUT`, read back.
+fn rora_logits(cache: &Path, model_dir: &Path, adapter: Option<&Path>, out: &Path) -> Vec<f32> {
+    let mut args = vec!["model", "logits", model_dir.to_str().unwrap()];
+    if let Some(a) = adapter {
+        args.extend(["--adapter", a.to_str().unwrap()]);
+    }
+    args.extend(["--tokens", TOKENS, "--out", out.to_str().unwrap()]);
+    let o = rora(&args, cache);
+    assert!(o.status.success(), "{}", text(&o));
+    read_logits(out, "logits")
+}
+
+#[test]
+fn adapters_peft_trained_match_peft_logits_in_a_rora_pipeline() {
+    let Some(py) = python_with("torch, transformers, peft") else {
+        return;
     };
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
@@ -76,104 +118,50 @@ fn adapters_peft_trained_match_peft_logits_in_a_rora_pipeline() {
     std::fs::write(&base_p, model).unwrap();
     let o = rora(&["run", base_p.to_str().unwrap()], &cache);
     assert!(o.status.success(), "{}", text(&o));
-    let o = rora(
-        &[
-            "--format",
-            "json",
-            "show-output",
-            "tiny",
-            base_p.to_str().unwrap(),
-        ],
-        &cache,
-    );
-    let shown: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let model_dir = PathBuf::from(shown["output"].as_str().unwrap()).join("model");
+    let model_dir = output_dir(&cache, "tiny", &base_p).join("model");
+    let m = model_dir.to_str().unwrap();
 
     // transformers loads the folder without a warning, with rora's logits.
     let theirs = dir.path().join("transformers-logits.safetensors");
-    let o = Command::new(&py)
-        .arg(crate::root().join("tests/interop/load_folder.py"))
-        .args([
-            model_dir.to_str().unwrap(),
-            TOKENS,
-            theirs.to_str().unwrap(),
-        ])
-        .env("OMP_NUM_THREADS", "1")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o));
-    let report: serde_json::Value = serde_json::from_slice(
-        o.stdout
-            .split(|b| *b == b'\n')
-            .rfind(|l| !l.is_empty())
-            .unwrap(),
-    )
-    .unwrap();
+    let report = python_json(
+        &py,
+        "load_folder.py",
+        &[m, TOKENS, theirs.to_str().unwrap()],
+    );
     assert_eq!(report["warnings"], serde_json::json!([]), "{report}");
     assert_eq!(report["dtype"], "torch.float32");
     assert!(
         report["bos"].is_string() && report["eos"].is_string(),
         "{report}"
     );
-    let ours = dir.path().join("rora-logits.safetensors");
-    let o = rora(
-        &[
-            "model",
-            "logits",
-            model_dir.to_str().unwrap(),
-            "--tokens",
-            TOKENS,
-            "--out",
-            ours.to_str().unwrap(),
-        ],
+    let ours = rora_logits(
         &cache,
+        &model_dir,
+        None,
+        &dir.path().join("rora.safetensors"),
     );
-    assert!(o.status.success(), "{}", text(&o));
-    let d = max_diff(
-        &read_logits(&ours, "logits"),
-        &read_logits(&theirs, "logits"),
-    );
+    let d = max_diff(&ours, &read_logits(&theirs, "logits"));
     assert!(d < 1e-4, "base logits differ from transformers' by {d}");
     eprintln!("base: rora = transformers within {d:.1e}; no load warnings");
 
-    let script = crate::root().join("tests/interop/peft_adapter.py");
     for kind in ["lora", "rslora", "dora", "patterns", "regex"] {
         let out = dir.path().join(kind);
-        let o = Command::new(&py)
-            .arg(&script)
-            .args([
-                model_dir.to_str().unwrap(),
-                out.to_str().unwrap(),
-                kind,
-                TOKENS,
-            ])
-            .env("OMP_NUM_THREADS", "1")
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{kind}: {}", text(&o));
+        python_json(
+            &py,
+            "peft_adapter.py",
+            &[m, out.to_str().unwrap(), kind, TOKENS],
+        );
         let peft_logits = out.join("logits.safetensors");
 
         // Unmerged: the folder installed on the base.
-        let ours = out.join("rora-unmerged.safetensors");
-        let o = rora(
-            &[
-                "model",
-                "logits",
-                model_dir.to_str().unwrap(),
-                "--adapter",
-                out.join("adapter").to_str().unwrap(),
-                "--tokens",
-                TOKENS,
-                "--out",
-                ours.to_str().unwrap(),
-            ],
+        let adapter = out.join("adapter");
+        let ours = rora_logits(
             &cache,
+            &model_dir,
+            Some(&adapter),
+            &out.join("u.safetensors"),
         );
-        assert!(o.status.success(), "{kind}: {}", text(&o));
-        let du = max_diff(
-            &read_logits(&ours, "logits"),
-            &read_logits(&peft_logits, "unmerged"),
-        );
+        let du = max_diff(&ours, &read_logits(&peft_logits, "unmerged"));
         assert!(
             du < 1e-4,
             "{kind}: unmerged logits differ from PEFT's by {du}"
@@ -191,30 +179,9 @@ fn adapters_peft_trained_match_peft_logits_in_a_rora_pipeline() {
         .unwrap();
         let o = rora(&["run", p.to_str().unwrap()], &cache);
         assert!(o.status.success(), "{kind}: {}", text(&o));
-        let o = rora(
-            &["--format", "json", "show-output", "m", p.to_str().unwrap()],
-            &cache,
-        );
-        let shown: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        let merged_dir = PathBuf::from(shown["output"].as_str().unwrap()).join("model");
-        let merged = out.join("rora-merged.safetensors");
-        let o = rora(
-            &[
-                "model",
-                "logits",
-                merged_dir.to_str().unwrap(),
-                "--tokens",
-                TOKENS,
-                "--out",
-                merged.to_str().unwrap(),
-            ],
-            &cache,
-        );
-        assert!(o.status.success(), "{kind}: {}", text(&o));
-        let d = max_diff(
-            &read_logits(&merged, "logits"),
-            &read_logits(&peft_logits, "merged"),
-        );
+        let merged_dir = output_dir(&cache, "m", &p).join("model");
+        let merged = rora_logits(&cache, &merged_dir, None, &out.join("m.safetensors"));
+        let d = max_diff(&merged, &read_logits(&peft_logits, "merged"));
         assert!(d < 1e-4, "{kind}: merged logits differ from PEFT's by {d}");
         eprintln!("{kind}: rora = PEFT within {du:.1e} unmerged, {d:.1e} merged");
     }
@@ -224,12 +191,8 @@ fn adapters_peft_trained_match_peft_logits_in_a_rora_pipeline() {
 // (`PeftModel.from_pretrained`) with rora's logits.
 #[test]
 fn adapters_rora_trained_load_in_peft_with_rora_logits() {
-    let py = match peft_python() {
-        Ok(p) => p,
-        Err(why) => {
-            eprintln!("skipped: {why}");
-            return;
-        }
+    let Some(py) = python_with("torch, transformers, peft") else {
+        return;
     };
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
@@ -248,40 +211,23 @@ fn adapters_rora_trained_load_in_peft_with_rora_logits() {
     .unwrap();
     let o = rora(&["run", p.to_str().unwrap()], &cache);
     assert!(o.status.success(), "{}", text(&o));
-    let out = |job: &str| {
-        let o = rora(
-            &["--format", "json", "show-output", job, p.to_str().unwrap()],
-            &cache,
-        );
-        assert!(o.status.success(), "{}", text(&o));
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        PathBuf::from(v["output"].as_str().unwrap())
-    };
+    let out = |job: &str| output_dir(&cache, job, &p);
     let model_dir = out("tiny").join("model");
     for method in ["lora", "dora"] {
         let adapter = out(&format!("ft@method={method}")).join("adapter");
         let card = std::fs::read_to_string(adapter.join("README.md")).unwrap();
         assert!(card.starts_with("---\nlibrary_name: peft\n"), "{card}");
         let theirs = dir.path().join(format!("{method}-peft.safetensors"));
-        let o = Command::new(&py)
-            .arg(crate::root().join("tests/interop/peft_load.py"))
-            .args([
+        let report = python_json(
+            &py,
+            "peft_load.py",
+            &[
                 model_dir.to_str().unwrap(),
                 adapter.to_str().unwrap(),
                 TOKENS,
                 theirs.to_str().unwrap(),
-            ])
-            .env("OMP_NUM_THREADS", "1")
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{method}: {}", text(&o));
-        let report: serde_json::Value = serde_json::from_slice(
-            o.stdout
-                .split(|b| *b == b'\n')
-                .rfind(|l| !l.is_empty())
-                .unwrap(),
-        )
-        .unwrap();
+            ],
+        );
         // The one warning PEFT 0.21.2 raises on every load with transformers 5.24 is about
         // its own API; none may be about this folder (keys not applied, unknown fields, ...).
         for w in report["warnings"].as_array().unwrap() {
@@ -296,26 +242,13 @@ fn adapters_rora_trained_load_in_peft_with_rora_logits() {
             (report["r"].as_u64(), report["lora_alpha"].as_f64()),
             (Some(4), Some(6.0))
         );
-        let ours = dir.path().join(format!("{method}-rora.safetensors"));
-        let o = rora(
-            &[
-                "model",
-                "logits",
-                model_dir.to_str().unwrap(),
-                "--adapter",
-                adapter.to_str().unwrap(),
-                "--tokens",
-                TOKENS,
-                "--out",
-                ours.to_str().unwrap(),
-            ],
+        let ours = rora_logits(
             &cache,
+            &model_dir,
+            Some(&adapter),
+            &dir.path().join(format!("{method}-rora.safetensors")),
         );
-        assert!(o.status.success(), "{method}: {}", text(&o));
-        let d = max_diff(
-            &read_logits(&ours, "logits"),
-            &read_logits(&theirs, "logits"),
-        );
+        let d = max_diff(&ours, &read_logits(&theirs, "logits"));
         assert!(
             d < 1e-4,
             "{method}: PEFT's logits differ from rora's by {d}"
@@ -332,21 +265,9 @@ fn adapters_rora_trained_load_in_peft_with_rora_logits() {
 // (`pip install tensorboard` into the env); skipped without it.
 #[test]
 fn tensorboard_reads_the_train_stage_events() {
-    let py = match peft_python() {
-        Ok(p) => p,
-        Err(why) => {
-            eprintln!("skipped: {why}");
-            return;
-        }
-    };
-    let has_tb = Command::new(&py)
-        .args(["-c", "import tensorboard"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_tb {
-        eprintln!("skipped: no `tensorboard` package in {}", py.display());
+    let Some(py) = python_with("tensorboard") else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let p = dir.path().join("p.kdl");
@@ -363,19 +284,9 @@ fn tensorboard_reads_the_train_stage_events() {
     .unwrap();
     let o = rora(&["run", p.to_str().unwrap()], &cache);
     assert!(o.status.success(), "{}", text(&o));
-    let o = rora(
-        &["--format", "json", "show-output", "ft", p.to_str().unwrap()],
-        &cache,
-    );
-    let shown: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let out = PathBuf::from(shown["output"].as_str().unwrap());
-    let o = Command::new(&py)
-        .arg(crate::root().join("tests/interop/read_events.py"))
-        .arg(out.join("runs"))
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o));
-    let tb: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let out = output_dir(&cache, "ft", &p);
+    let runs = out.join("runs");
+    let tb = python_json(&py, "read_events.py", &[runs.to_str().unwrap()]);
     let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     let rows: Vec<serde_json::Value> = metrics
         .lines()
@@ -413,21 +324,9 @@ fn tensorboard_reads_the_train_stage_events() {
 // none), feed a data stage the same rows; needs pyarrow in the env, skipped without it.
 #[test]
 fn parquet_from_pyarrow_in_every_codec_feeds_the_data_stage() {
-    let py = match peft_python() {
-        Ok(p) => p,
-        Err(why) => {
-            eprintln!("skipped: {why}");
-            return;
-        }
-    };
-    if !Command::new(&py)
-        .args(["-c", "import pyarrow"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        eprintln!("skipped: no `pyarrow` package in {}", py.display());
+    let Some(py) = python_with("pyarrow") else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let rows = dir.path().join("rows.jsonl");
@@ -439,16 +338,15 @@ fn parquet_from_pyarrow_in_every_codec_feeds_the_data_stage() {
             .map(|l| format!("{l}\n"))
             .collect();
     std::fs::write(&rows, lines).unwrap();
-    let o = Command::new(&py)
-        .arg(crate::root().join("tests/interop/write_parquet.py"))
-        .args([
+    python_json(
+        &py,
+        "write_parquet.py",
+        &[
             rows.to_str().unwrap(),
             dir.path().to_str().unwrap(),
             "boolq",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", text(&o));
+        ],
+    );
     let mut tokens_keys = std::collections::BTreeSet::new();
     for codec in ["snappy", "gzip", "zstd", "lz4", "brotli", "none"] {
         let p = dir.path().join(format!("{codec}.kdl"));
@@ -464,20 +362,12 @@ fn parquet_from_pyarrow_in_every_codec_feeds_the_data_stage() {
         .unwrap();
         let o = rora(&["run", p.to_str().unwrap()], &cache);
         assert!(o.status.success(), "{codec}: {}", text(&o));
-        let o = rora(
-            &["--format", "json", "show-output", "cs", p.to_str().unwrap()],
-            &cache,
-        );
-        let shown: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let shown = show_output(&cache, "cs", &p);
         assert_eq!(
             shown["summary"]["rows_per_task"]["boolq"], 20,
             "{codec}: {shown}"
         );
-        let o = rora(
-            &["--format", "json", "show-output", "ft", p.to_str().unwrap()],
-            &cache,
-        );
-        let shown: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let shown = show_output(&cache, "ft", &p);
         tokens_keys.insert(shown["summary"]["final_loss"].to_string());
     }
     assert_eq!(

@@ -106,3 +106,29 @@ pub fn some_train_resumed(cache: &Path) -> bool {
         .filter(|m| m.contains("\"kind\": \"train\""))
         .any(|m| m.contains("\"resumed_from\": ") && !m.contains("\"resumed_from\": null"))
 }
+
+/// `rora --format json show-output JOB PIPELINE`, parsed (the test fails when the job is not
+/// in the cache).
+pub fn show_output(cache: &Path, job: &str, pipeline: &Path) -> serde_json::Value {
+    let o = rora(
+        &[
+            "--format",
+            "json",
+            "show-output",
+            job,
+            pipeline.to_str().unwrap(),
+        ],
+        cache,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)))
+}
+
+/// The `out/` folder of a job's cache entry.
+pub fn output_dir(cache: &Path, job: &str, pipeline: &Path) -> PathBuf {
+    PathBuf::from(
+        show_output(cache, job, pipeline)["output"]
+            .as_str()
+            .unwrap(),
+    )
+}
