@@ -8,33 +8,18 @@ Warnings are python `warnings` and log records at WARNING or above from any logg
 logs its load reports there), caught while the model, its generation config and its tokenizer load.
 """
 import json
-import logging
 import sys
-import warnings
 
 import torch
-import transformers
+from caught import Caught
 from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 model_dir, tokens, out = sys.argv[1:4]
-records = []
-
-
-class Keep(logging.Handler):
-    def emit(self, record):
-        if record.levelno >= logging.WARNING:
-            records.append(f"{record.name}: {record.getMessage()}")
-
-
-logging.getLogger().addHandler(Keep())
-transformers.logging.set_verbosity_warning()
-transformers.logging.get_logger().addHandler(Keep())
-with warnings.catch_warnings(record=True) as caught:
-    warnings.simplefilter("always")
+with Caught() as caught:
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     tok = AutoTokenizer.from_pretrained(model_dir)
-records += [f"{w.category.__name__}: {w.message}" for w in caught]
+records = caught.messages
 ids = torch.tensor([[int(t) for t in tokens.split(",")]])
 with torch.no_grad():
     logits = model(input_ids=ids).logits[0].float().contiguous()

@@ -6,31 +6,19 @@ Writes OUT (safetensors, `logits` [seq, vocab] f32) and prints one JSON line wit
 PEFT raised (python warnings and log records at WARNING or above) and the PEFT config it read.
 """
 import json
-import logging
 import sys
-import warnings
 
 import torch
+from caught import Caught
 from peft import PeftModel
 from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM
 
 model_dir, adapter_dir, tokens, out = sys.argv[1:5]
-records = []
-
-
-class Keep(logging.Handler):
-    def emit(self, record):
-        if record.levelno >= logging.WARNING:
-            records.append(f"{record.name}: {record.getMessage()}")
-
-
-logging.getLogger().addHandler(Keep())
 base = AutoModelForCausalLM.from_pretrained(model_dir)
-with warnings.catch_warnings(record=True) as caught:
-    warnings.simplefilter("always")
+with Caught() as caught:
     model = PeftModel.from_pretrained(base, adapter_dir)
-records += [f"{w.category.__name__}: {w.message}" for w in caught]
+records = caught.messages
 model.eval()
 ids = torch.tensor([[int(t) for t in tokens.split(",")]])
 with torch.no_grad():
