@@ -243,11 +243,7 @@ pub fn save_hf_dir_sharded(
     cfg["dtype"] = json!(dtype_name(model.dtype()));
     cfg["torch_dtype"] = json!(dtype_name(model.dtype()));
     cfg["bos_token_id"] = json!(special.bos);
-    match special.eos.as_slice() {
-        [] => {}
-        [e] => cfg["eos_token_id"] = json!(e),
-        many => cfg["eos_token_id"] = json!(many),
-    }
+    super::hf_config::set_eos_token_id(&mut cfg, &special.eos);
     let cfg_path = dir.join("config.json");
     let text =
         serde_json::to_string_pretty(&cfg).map_err(|e| ModelError::InvalidInput(e.to_string()))?;
@@ -327,11 +323,7 @@ fn generation_config(special: &SpecialTokens) -> Value {
     if let Some(b) = special.bos {
         g["bos_token_id"] = json!(b);
     }
-    match special.eos.as_slice() {
-        [] => {}
-        [e] => g["eos_token_id"] = json!(e),
-        many => g["eos_token_id"] = json!(many),
-    }
+    super::hf_config::set_eos_token_id(&mut g, &special.eos);
     if let Some(p) = special.pad {
         g["pad_token_id"] = json!(p);
     }

@@ -18,6 +18,16 @@ use serde_json::{Map, Value, json};
 use super::config::{LayerDims, Llama3RopeScaling, LlamaConfig};
 use super::error::{ModelError, Result};
 
+/// `eos_token_id` as HF files write it: absent for none, one id, or a list for several
+/// (config.json, generation_config.json).
+pub fn set_eos_token_id(v: &mut Value, ids: &[u32]) {
+    match ids {
+        [] => {}
+        [e] => v["eos_token_id"] = json!(e),
+        many => v["eos_token_id"] = json!(many),
+    }
+}
+
 fn field<'a>(obj: &'a Map<String, Value>, path: &Path, name: &str) -> Result<&'a Value> {
     obj.get(name).ok_or_else(|| ModelError::MissingField {
         path: path.into(),
@@ -252,11 +262,7 @@ impl LlamaConfig {
         if let Some(b) = self.bos_token_id {
             v["bos_token_id"] = json!(b);
         }
-        match self.eos_token_ids.as_slice() {
-            [] => {}
-            [e] => v["eos_token_id"] = json!(e),
-            many => v["eos_token_id"] = json!(many),
-        }
+        set_eos_token_id(&mut v, &self.eos_token_ids);
         if !self.is_uniform() {
             v["rora_layer_dims"] = json!(self.layers);
         }
