@@ -140,14 +140,10 @@ impl ChatTemplate {
         let tmpl = self.env.get_template("chat").map_err(bad)?;
         let mut ctx: std::collections::BTreeMap<String, minijinja::Value> =
             input.vars.iter().cloned().collect();
-        ctx.insert(
-            "tools".into(),
-            ctx.get("tools").cloned().unwrap_or(().into()),
-        );
-        ctx.insert(
-            "documents".into(),
-            ctx.get("documents").cloned().unwrap_or(().into()),
-        );
+        // transformers passes both, as None when not given
+        for name in ["tools", "documents"] {
+            ctx.entry(name.into()).or_insert(().into());
+        }
         ctx.insert("messages".into(), minijinja::Value::from(messages));
         ctx.insert(
             "add_generation_prompt".into(),
@@ -177,41 +173,40 @@ pub struct RenderInput {
     pub vars: Vec<(String, minijinja::Value)>,
 }
 
+/// The `(key, value)` pairs of a map in its order (empty for anything else).
+fn entries(m: &minijinja::Value) -> Vec<(minijinja::Value, minijinja::Value)> {
+    if m.kind() != minijinja::value::ValueKind::Map {
+        return Vec::new();
+    }
+    m.try_iter()
+        .map(|keys| {
+            keys.map(|k| {
+                let v = m.get_item(&k).unwrap_or_default();
+                (k, v)
+            })
+            .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// A message map without its `none` values (transformers drops them before rendering).
 fn without_none(m: &minijinja::Value) -> minijinja::Value {
     if m.kind() != minijinja::value::ValueKind::Map {
         return m.clone();
     }
-    let pairs: Vec<(minijinja::Value, minijinja::Value)> = m
-        .try_iter()
-        .map(|keys| {
-            keys.filter_map(|k| {
-                let v = m.get_item(&k).ok()?;
-                (!v.is_none()).then_some((k, v))
-            })
-            .collect()
-        })
-        .unwrap_or_default();
-    minijinja::Value::from_iter(pairs)
+    minijinja::Value::from_iter(entries(m).into_iter().filter(|(_, v)| !v.is_none()))
 }
 
 /// `m` with `key` set to `value` (order kept).
 fn with_key(m: &minijinja::Value, key: &str, value: minijinja::Value) -> minijinja::Value {
-    let pairs: Vec<(minijinja::Value, minijinja::Value)> = m
-        .try_iter()
-        .map(|keys| {
-            keys.map(|k| {
-                let v = if k.as_str() == Some(key) {
-                    value.clone()
-                } else {
-                    m.get_item(&k).unwrap_or_default()
-                };
-                (k, v)
-            })
-            .collect()
-        })
-        .unwrap_or_default();
-    minijinja::Value::from_iter(pairs)
+    minijinja::Value::from_iter(entries(m).into_iter().map(|(k, v)| {
+        let v = if k.as_str() == Some(key) {
+            value.clone()
+        } else {
+            v
+        };
+        (k, v)
+    }))
 }
 
 fn bad(e: minijinja::Error) -> ModelError {
@@ -294,16 +289,10 @@ fn py_repr(v: &minijinja::Value) -> String {
             format!("[{}]", items.join(", "))
         }
         ValueKind::Map => {
-            let items: Vec<String> = v
-                .try_iter()
-                .map(|keys| {
-                    keys.map(|k| {
-                        let val = v.get_item(&k).unwrap_or_default();
-                        format!("{}: {}", py_repr(&k), py_repr(&val))
-                    })
-                    .collect()
-                })
-                .unwrap_or_default();
+            let items: Vec<String> = entries(v)
+                .iter()
+                .map(|(k, val)| format!("{}: {}", py_repr(k), py_repr(val)))
+                .collect();
             format!("{{{}}}", items.join(", "))
         }
         _ => v.to_string(),
@@ -386,23 +375,23 @@ impl JsonFormat {
                 self.string(v.as_str().unwrap_or_default(), out)
             }
             ValueKind::Map => {
-                let mut keys: Vec<minijinja::Value> = v.try_iter()?.collect();
-                if keys.is_empty() {
+                let mut pairs = entries(v);
+                if pairs.is_empty() {
                     out.push_str("{}");
                     return Ok(());
                 }
                 if self.sort {
-                    keys.sort_by_key(|k| k.to_string());
+                    pairs.sort_by_key(|(k, _)| k.to_string());
                 }
                 out.push('{');
-                for (i, k) in keys.iter().enumerate() {
+                for (i, (k, val)) in pairs.iter().enumerate() {
                     if i > 0 {
                         out.push_str(&self.item_sep);
                     }
                     self.newline(level + 1, out);
                     self.string(&k.to_string(), out);
                     out.push_str(&self.key_sep);
-                    self.write(&v.get_item(k)?, level + 1, out)?;
+                    self.write(val, level + 1, out)?;
                 }
                 self.newline(level, out);
                 out.push('}');
