@@ -67,11 +67,16 @@ pub fn default_tol(dtype: DType) -> f64 {
 }
 
 pub fn run(a: &LogitsArgs) -> Result<()> {
+    // The adapter, unmerged, on each model this command computes with.
+    let install = |m: &mut crate::model::LoadedModel| -> Result<()> {
+        if let Some(dir) = &a.adapter {
+            crate::adapter::load_peft(&mut m.model, dir)
+                .map_err(|e| miette!(code = "rora::model::adapter", "{e}"))?;
+        }
+        Ok(())
+    };
     let (source, mut m, _) = load_src(&a.src, &a.load)?;
-    if let Some(dir) = &a.adapter {
-        crate::adapter::load_peft(&mut m.model, dir)
-            .map_err(|e| miette!(code = "rora::model::adapter", "{e}"))?;
-    }
+    install(&mut m)?;
     let vocab = m.model.vocab_size() as u32;
     let ids: Vec<u32> = if a.tokens.is_empty() {
         (1..=16).map(|i| i % vocab).collect()
@@ -101,10 +106,7 @@ pub fn run(a: &LogitsArgs) -> Result<()> {
         };
         let mut reference =
             load(&ModelSource::parse(&a.src).into_diagnostic()?, &opts).into_diagnostic()?;
-        if let Some(dir) = &a.adapter {
-            crate::adapter::load_peft(&mut reference.model, dir)
-                .map_err(|e| miette!(code = "rora::model::adapter", "{e}"))?;
-        }
+        install(&mut reference)?;
         let r = logits(&reference.model, &ids).into_diagnostic()?;
         let (d, scale) = max_diff(&l, &r).into_diagnostic()?;
         let tol = a.tol.unwrap_or_else(|| default_tol(a.load.dtype()));

@@ -125,9 +125,11 @@ pub fn run(
         &inputs.save,
     )?;
     write_json(&out.join(ADAPTER_CONFIG), &adapter_cfg)?;
-    std::fs::copy(&summary.metrics, out.join(METRICS)).map_err(io(&summary.metrics))?;
-    // The same records for TensorBoard (`tensorboard --logdir <out>`), HF Trainer's tags.
+    // Read once: copied as metrics.jsonl, and the same records for TensorBoard
+    // (`tensorboard --logdir <out>`, HF Trainer's tags).
     let text = std::fs::read_to_string(&summary.metrics).map_err(io(&summary.metrics))?;
+    let metrics = out.join(METRICS);
+    std::fs::write(&metrics, &text).map_err(io(&metrics))?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
