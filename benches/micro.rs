@@ -27,7 +27,7 @@ use rora::sys::{cpu_seconds, peak_rss_mb};
 use rora::train::data::read::read_records;
 use rora::train::data::schema::{RowSchema, parse_row};
 use rora::train::data::task::Task;
-use rora::train::data::template::{Template, render};
+use rora::train::data::template::{Rendered, Template, render};
 use rora::train::data::tokenize::{TokenizeOptions, tokenize_batch};
 use rora::train::data::{DataConfig, build_dataset};
 use rora::train::loss::{loss_sum, loss_sum_composed, shifted_targets};
@@ -192,7 +192,7 @@ fn data_profile() {
             for (loc, v) in read_records(f).expect("records") {
                 let task = Task::from_file_name(f);
                 let row = parse_row(v, RowSchema::Auto, task, f, loc).expect("row");
-                rendered.push(render(&Template::LlmAdapters, &row, task).expect("render"));
+                rendered.push(render(&Template::LlmAdapters, &row, task, None).expect("render"));
             }
         }
     }
@@ -206,7 +206,10 @@ fn data_profile() {
     let t2 = cpu_seconds();
     let bytes: usize = rendered
         .iter()
-        .map(|r| r.prompt.len() + r.completion.len())
+        .map(|r| match r {
+            Rendered::Pair(p) => p.prompt.len() + p.completion.len(),
+            Rendered::Chat { text, .. } => text.len(),
+        })
         .sum();
     println!(
         "data-profile: {} rows, {bytes} bytes: read+parse+render {:.3} s CPU, tokenize {:.3} s CPU ({:.0} rows/s, {:.2} MB/s)",
@@ -228,7 +231,7 @@ fn data_full() {
     cfg.tokenize.eos_id = Some(258);
     cfg.val_rows = 120;
     let t = Instant::now();
-    let ds = build_dataset(&cfg, &dir, &byte_tokenizer().expect("tokenizer")).expect("build");
+    let ds = build_dataset(&cfg, &dir, &byte_tokenizer().expect("tokenizer"), None).expect("build");
     let secs = t.elapsed().as_secs_f64();
     let rows = ds.meta.rows_read;
     println!(

@@ -43,7 +43,7 @@ fn default_field(d: Default) -> BoundField {
     }
 }
 
-fn default_value(d: Default) -> Option<Value> {
+pub(crate) fn default_value(d: Default) -> Option<Value> {
     default_field(d).args.into_iter().next()
 }
 

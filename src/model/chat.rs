@@ -48,7 +48,21 @@ pub fn render_chat(
 /// `tests/fixtures/chat/golden.json` (renderings by transformers itself).
 pub struct ChatTemplate {
     env: Environment<'static>,
+    /// The template has `{% generation %}` blocks (their output is marked while rendering).
+    generation: bool,
 }
+
+/// A conversation rendered for training: the text and the byte ranges of the assistant's turns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedChat {
+    pub text: String,
+    pub assistant: Vec<std::ops::Range<usize>>,
+}
+
+/// Where `{% generation %}` output starts and ends while rendering: Unicode noncharacters, which
+/// are reserved for a program's internal use and never stand for text.
+const GEN_START: char = '\u{FDD0}';
+const GEN_END: char = '\u{FDD1}';
 
 impl ChatTemplate {
     pub fn new(template: &str) -> Result<Self> {
@@ -78,9 +92,9 @@ impl ChatTemplate {
                 })
             },
         );
-        let source = generation_as_plain_blocks(template);
+        let (source, generation) = generation_as_marked_blocks(template);
         env.add_template_owned("chat", source).map_err(bad)?;
-        Ok(Self { env })
+        Ok(Self { env, generation })
     }
 
     /// Render `messages` (anything that serializes to a list of role/content maps) with the
@@ -110,6 +124,62 @@ impl ChatTemplate {
     /// (trailing whitespace trimmed where the template trimmed the message), as transformers'
     /// `CONTINUE_FINAL_MESSAGE_TAG` does.
     pub fn render_with(&self, input: &RenderInput) -> Result<String> {
+        let (text, _) = self.render_marked(input)?;
+        Ok(text)
+    }
+
+    /// Whether the template marks assistant output with `{% generation %}` blocks.
+    pub fn has_generation(&self) -> bool {
+        self.generation
+    }
+
+    /// `messages` rendered whole, with the byte ranges the assistant's turns take in the text.
+    ///
+    /// - A template with `{% generation %}` blocks: the ranges are what those blocks rendered, as
+    ///   transformers' `return_assistant_tokens_mask` takes them.
+    /// - Any other template: for each assistant message `i`, messages `..i` rendered with the
+    ///   generation prompt (`P`) and messages `..=i` without it (`Q`) must be prefixes of the
+    ///   whole, `P` of `Q`; the turn is `Q` minus `P`: the reply and whatever the template closes
+    ///   it with (`<|im_end|>\n`, `<|eot_id|>`). A template that renders earlier turns
+    ///   differently once later ones follow is an error naming the message.
+    pub fn render_conversation(
+        &self,
+        messages: &[minijinja::Value],
+        vars: &[(String, minijinja::Value)],
+    ) -> Result<RenderedChat> {
+        let input = |n: usize, agp: bool| RenderInput {
+            messages: minijinja::Value::from(messages[..n].to_vec()),
+            add_generation_prompt: agp,
+            continue_final_message: false,
+            vars: vars.to_vec(),
+        };
+        let (text, marked) = self.render_marked(&input(messages.len(), false))?;
+        if self.generation {
+            return Ok(RenderedChat {
+                text,
+                assistant: marked,
+            });
+        }
+        let mut assistant = vec![];
+        for (i, m) in messages.iter().enumerate() {
+            let role = m.get_attr("role").unwrap_or_default();
+            if role.as_str() != Some("assistant") {
+                continue;
+            }
+            let (before, _) = self.render_marked(&input(i, true))?;
+            let (through, _) = self.render_marked(&input(i + 1, false))?;
+            if !(through.starts_with(&before) && text.starts_with(&through)) {
+                return Err(ModelError::InvalidInput(format!(
+                    "chat template: message {i} (assistant) cannot be located: the rendering of the messages before it with the generation prompt, then with it, are not prefixes of the whole conversation (the template renders earlier turns differently once later ones follow)"
+                )));
+            }
+            assistant.push(before.len()..through.len());
+        }
+        Ok(RenderedChat { text, assistant })
+    }
+
+    /// The rendering and the byte ranges of its `{% generation %}` output.
+    fn render_marked(&self, input: &RenderInput) -> Result<(String, Vec<std::ops::Range<usize>>)> {
         const TAG: &str = "CONTINUE_FINAL_MESSAGE_TAG ";
         if input.continue_final_message && input.add_generation_prompt {
             return Err(ModelError::InvalidInput(
@@ -149,18 +219,31 @@ impl ChatTemplate {
             "add_generation_prompt".into(),
             input.add_generation_prompt.into(),
         );
-        let rendered = tmpl.render(ctx).map_err(bad)?;
+        let raw = tmpl.render(ctx).map_err(bad)?;
+        let (rendered, spans) = if self.generation {
+            strip_marks(&raw)?
+        } else {
+            (raw, vec![])
+        };
         if !input.continue_final_message {
-            return Ok(rendered);
+            return Ok((rendered, spans));
         }
         let tag = TAG.trim_end();
-        match rendered.rfind(tag) {
-            Some(at) if rendered[at..].starts_with(TAG) => Ok(rendered[..at].to_string()),
-            Some(at) => Ok(rendered[..at].trim_end().to_string()),
-            None => Err(ModelError::InvalidInput(
-                "chat template: continue_final_message: the template does not render the final message's content".into(),
-            )),
-        }
+        let text = match rendered.rfind(tag) {
+            Some(at) if rendered[at..].starts_with(TAG) => rendered[..at].to_string(),
+            Some(at) => rendered[..at].trim_end().to_string(),
+            None => {
+                return Err(ModelError::InvalidInput(
+                    "chat template: continue_final_message: the template does not render the final message's content".into(),
+                ));
+            }
+        };
+        let spans = spans
+            .into_iter()
+            .filter(|r| r.start < text.len())
+            .map(|r| r.start..r.end.min(text.len()))
+            .collect();
+        Ok((text, spans))
     }
 }
 
@@ -213,23 +296,56 @@ fn bad(e: minijinja::Error) -> ModelError {
     ModelError::InvalidInput(format!("chat template: {e:#}"))
 }
 
-/// transformers' `{% generation %}...{% endgeneration %}` (its AssistantTracker extension) marks
-/// the assistant's tokens and renders its body unchanged; as an always-true `if` block the body
-/// renders the same, with the same whitespace control (`-`, trim_blocks, lstrip_blocks).
-fn generation_as_plain_blocks(template: &str) -> String {
+/// transformers' `{% generation %}...{% endgeneration %}` (its AssistantTracker extension) records
+/// where the assistant's output is and renders its body unchanged. Each tag becomes two
+/// always-true `if` tags around a marker (`{% if true %}{{ START }}{% if true %}` ...
+/// `{% endif %}{{ END }}{% endif %}`): the outer tag keeps the original's left whitespace control
+/// (`-`, lstrip_blocks), the inner one its right (`-`, trim_blocks), so the text renders exactly
+/// as before, with markers where the block's output starts and ends. Also says whether there
+/// was any such block.
+fn generation_as_marked_blocks(template: &str) -> (String, bool) {
     static TAGS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
         regex::Regex::new(r"\{%(-|\+)?\s*(end)?generation\s*(-|\+)?%\}").expect("a valid regex")
     });
-    TAGS.replace_all(template, |c: &regex::Captures| {
+    let found = TAGS.is_match(template);
+    let source = TAGS.replace_all(template, |c: &regex::Captures| {
         let open = c.get(1).map_or("", |m| m.as_str());
         let close = c.get(3).map_or("", |m| m.as_str());
         if c.get(2).is_some() {
-            format!("{{%{open} endif {close}%}}")
+            format!("{{%{open} endif %}}{{{{ '{GEN_END}' }}}}{{% endif {close}%}}")
         } else {
-            format!("{{%{open} if true {close}%}}")
+            format!("{{%{open} if true %}}{{{{ '{GEN_START}' }}}}{{% if true {close}%}}")
         }
-    })
-    .into_owned()
+    });
+    (source.into_owned(), found)
+}
+
+/// The text without its generation markers, and the byte ranges between each start and end.
+fn strip_marks(raw: &str) -> Result<(String, Vec<std::ops::Range<usize>>)> {
+    let mut text = String::with_capacity(raw.len());
+    let mut spans = vec![];
+    let mut open: Option<usize> = None;
+    for c in raw.chars() {
+        match (c, open) {
+            (GEN_START, None) => open = Some(text.len()),
+            (GEN_END, Some(start)) => {
+                spans.push(start..text.len());
+                open = None;
+            }
+            (GEN_START | GEN_END, _) => {
+                return Err(ModelError::InvalidInput(
+                    "chat template: `{% generation %}` blocks are nested or unbalanced, or the messages contain U+FDD0 / U+FDD1".into(),
+                ));
+            }
+            (c, _) => text.push(c),
+        }
+    }
+    if open.is_some() {
+        return Err(ModelError::InvalidInput(
+            "chat template: a `{% generation %}` block is not closed".into(),
+        ));
+    }
+    Ok((text, spans))
 }
 
 /// Values printed as Python's `str()` prints them, as jinja2 does: `True`/`False`, `None`, and
@@ -508,5 +624,130 @@ mod tests {
             cases.len(),
             failed.join("\n")
         );
+    }
+
+    fn golden(prefix: &str) -> Vec<serde_json::Value> {
+        let cases: Vec<serde_json::Value> = serde_json::from_str(&fixture("golden.json")).unwrap();
+        cases
+            .into_iter()
+            .filter(|c| c["name"].as_str().unwrap().starts_with(prefix))
+            .collect()
+    }
+
+    fn messages(c: &serde_json::Value) -> Vec<minijinja::Value> {
+        c["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(minijinja::Value::from_serialize)
+            .collect()
+    }
+
+    fn tokens(c: &serde_json::Value) -> Vec<(String, minijinja::Value)> {
+        ["bos_token", "eos_token"]
+            .iter()
+            .map(|k| (k.to_string(), c[*k].as_str().unwrap().into()))
+            .collect()
+    }
+
+    // The byte ranges of `{% generation %}` output equal transformers' own spans
+    // (`generation_spans_bytes` in golden.json, recorded from `apply_chat_template(...,
+    // return_assistant_tokens_mask=True)`), with and without the generation prompt, and the
+    // text is unchanged by the markers.
+    #[test]
+    fn generation_blocks_give_transformers_spans() {
+        let cases = golden("generation/");
+        assert_eq!(cases.len(), 6);
+        let t = ChatTemplate::new(&fixture("generation.jinja")).unwrap();
+        assert!(t.has_generation());
+        for c in &cases {
+            let (text, spans) = t
+                .render_marked(&RenderInput {
+                    messages: minijinja::Value::from(messages(c)),
+                    add_generation_prompt: c["add_generation_prompt"].as_bool().unwrap(),
+                    continue_final_message: false,
+                    vars: tokens(c),
+                })
+                .unwrap();
+            assert_eq!(text, c["rendered"].as_str().unwrap(), "{}", c["name"]);
+            let want: Vec<std::ops::Range<usize>> = c["generation_spans_bytes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s[0].as_u64().unwrap() as usize..s[1].as_u64().unwrap() as usize)
+                .collect();
+            assert_eq!(spans, want, "{}", c["name"]);
+        }
+    }
+
+    // Templates without `{% generation %}` (SmolLM2's from its GGUF, Llama 3's): each assistant
+    // turn is the rendering through it minus the rendering before it with the generation prompt.
+    // Expected texts read off the golden renderings by hand.
+    #[test]
+    fn assistant_turns_of_templates_without_generation_blocks() {
+        for (file, want) in [
+            (
+                "smollm2.jinja",
+                ["Hello! How can I help?<|im_end|>\n", "7<|im_end|>\n"],
+            ),
+            (
+                "llama3.jinja",
+                ["Hello! How can I help?<|eot_id|>", "7<|eot_id|>"],
+            ),
+        ] {
+            let c = &golden(&format!("{}/multi_turn/agp=false", &file[..file.len() - 6]))[0];
+            let t = ChatTemplate::new(&fixture(file)).unwrap();
+            assert!(!t.has_generation());
+            let r = t.render_conversation(&messages(c), &tokens(c)).unwrap();
+            assert_eq!(r.text, c["rendered"].as_str().unwrap());
+            let got: Vec<&str> = r.assistant.iter().map(|s| &r.text[s.clone()]).collect();
+            assert_eq!(got, want, "{file}");
+        }
+        // generation.jinja through the same call: its own blocks win
+        let c = &golden("generation/multi_turn/agp=false")[0];
+        let t = ChatTemplate::new(&fixture("generation.jinja")).unwrap();
+        let r = t.render_conversation(&messages(c), &tokens(c)).unwrap();
+        let got: Vec<&str> = r.assistant.iter().map(|s| &r.text[s.clone()]).collect();
+        assert_eq!(got, ["Hello! How can I help?<|im_end|>", "7<|im_end|>"]);
+    }
+
+    // A template that renders a turn differently once later turns follow (here: only the last
+    // assistant reply keeps its text, as reasoning templates drop earlier thoughts) cannot be
+    // split into turns; the error names the message.
+    #[test]
+    fn a_template_that_rewrites_earlier_turns_is_refused() {
+        let t = ChatTemplate::new(
+            "{% for m in messages %}<{{ m.role }}>{% if m.role == 'assistant' and not loop.last %}...{% else %}{{ m.content }}{% endif %}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}",
+        )
+        .unwrap();
+        let msgs: Vec<minijinja::Value> = ["user", "assistant", "user", "assistant"]
+            .iter()
+            .map(|r| {
+                minijinja::Value::from_serialize(serde_json::json!({"role": r, "content": "x"}))
+            })
+            .collect();
+        let e = t.render_conversation(&msgs, &[]).unwrap_err().to_string();
+        assert!(e.contains("message 1 (assistant) cannot be located"), "{e}");
+        let one = t.render_conversation(&msgs[..2], &[]).unwrap();
+        assert_eq!(one.text, "<user>x<assistant>x");
+        assert_eq!(one.assistant, vec![18..19]);
+    }
+
+    #[test]
+    fn unbalanced_generation_markers_are_an_error() {
+        let t = ChatTemplate::new("{% generation %}{{ messages[0].content }}{% endgeneration %}")
+            .unwrap();
+        let bad = minijinja::Value::from_serialize(
+            serde_json::json!([{"role": "user", "content": "a\u{FDD1}b"}]),
+        );
+        let e = t
+            .render_with(&RenderInput {
+                messages: bad,
+                add_generation_prompt: false,
+                continue_final_message: false,
+                vars: vec![],
+            })
+            .unwrap_err();
+        assert!(e.to_string().contains("U+FDD0"), "{e}");
     }
 }

@@ -146,7 +146,21 @@ pub struct HfText {
     pub tokenizer: Tokenizer,
     pub special: SpecialTokens,
     pub chat_template: Option<String>,
+    /// The named special tokens a chat template sees (`bos_token`, `eos_token`, ...), as
+    /// transformers passes them: tokenizer_config.json's names, else the ids' tokens.
+    pub template_tokens: Vec<(String, String)>,
 }
+
+/// transformers' `SPECIAL_TOKENS_ATTRIBUTES`: the special tokens passed to chat templates by name.
+const NAMED_TOKENS: [&str; 7] = [
+    "bos_token",
+    "eos_token",
+    "unk_token",
+    "sep_token",
+    "pad_token",
+    "cls_token",
+    "mask_token",
+];
 
 /// The tokenizer side of an HF directory without reading its weights (tokenization jobs), exactly
 /// as [`load_hf_dir`] reads it.
@@ -195,10 +209,25 @@ fn load_hf_text_parts(dir: &Path) -> Result<(LlamaConfig, HfText)> {
         .and_then(|t| t.get("chat_template"))
         .and_then(Value::as_str)
         .map(str::to_string);
+    let template_tokens = NAMED_TOKENS
+        .iter()
+        .filter_map(|key| {
+            let by_id = match *key {
+                "bos_token" => special.bos,
+                "eos_token" => special.eos.first().copied(),
+                "pad_token" => special.pad,
+                _ => None,
+            };
+            let name = token_name(tc.as_ref().and_then(|t| t.get(*key)))
+                .or_else(|| by_id.and_then(|i| tokenizer.id_to_token(i)))?;
+            Some((key.to_string(), name))
+        })
+        .collect();
     let text = HfText {
         tokenizer,
         special,
         chat_template,
+        template_tokens,
     };
     Ok((config, text))
 }

@@ -121,7 +121,20 @@ pub fn key_params(spec: &KindSpec, b: &BoundStage) -> BTreeMap<String, Canon> {
             continue;
         };
         let local = |i: usize| matches!(c.args.ty(i), Some(Ty::Path | Ty::Glob));
+        // props added later are not keyed at their defaults (`registry::added_later`)
+        let keyed_prop = |name: &str, v: &crate::ir::Value| {
+            c.props.iter().find(|p| p.name == name).is_none_or(|p| {
+                p.keyed_at_default
+                    || p.default
+                        .and_then(crate::ir::bind::default_value)
+                        .map(|d| crate::ir::bind::coerce(d, Some(p.ty)))
+                        .as_ref()
+                        != Some(v)
+            })
+        };
         let encode = |f: &crate::ir::bind::BoundField| -> Option<Canon> {
+            let props: BTreeMap<&String, &crate::ir::Value> =
+                f.props.iter().filter(|(k, v)| keyed_prop(k, v)).collect();
             let args: Vec<Canon> = f
                 .args
                 .iter()
@@ -129,17 +142,19 @@ pub fn key_params(spec: &KindSpec, b: &BoundStage) -> BTreeMap<String, Canon> {
                 .filter(|(i, _)| !local(*i))
                 .map(|(_, v)| v.into())
                 .collect();
-            if args.is_empty() && !f.args.is_empty() && f.props.is_empty() {
+            if args.is_empty() && !f.args.is_empty() && props.is_empty() {
                 return None; // only a local path: represented by its digest in `inputs`
             }
-            if f.props.is_empty()
+            if props.is_empty()
                 && args.len() == 1
                 && !matches!(c.args, crate::schema::Args::Many { .. })
             {
                 return args.into_iter().next();
             }
-            let mut m: BTreeMap<String, Canon> =
-                f.props.iter().map(|(k, v)| (k.clone(), v.into())).collect();
+            let mut m: BTreeMap<String, Canon> = props
+                .into_iter()
+                .map(|(k, v)| (k.clone(), v.into()))
+                .collect();
             m.insert("args".into(), Canon::List(args));
             Some(Canon::Map(m))
         };

@@ -70,6 +70,7 @@ pub const fn prop(name: &'static str, ty: Ty, doc: &'static str) -> PropSpec {
         doc,
         required: false,
         default: None,
+        keyed_at_default: true,
     }
 }
 
@@ -80,6 +81,7 @@ pub const fn req_prop(name: &'static str, ty: Ty, doc: &'static str) -> PropSpec
         doc,
         required: true,
         default: None,
+        keyed_at_default: true,
     }
 }
 
@@ -90,7 +92,16 @@ pub const fn def_prop(name: &'static str, ty: Ty, doc: &'static str, d: Default)
         doc,
         required: false,
         default: Some(d),
+        keyed_at_default: true,
     }
+}
+
+/// A prop added to a kind whose keys were already published, with a default that does what the
+/// stage did before it existed: at that default it is left out of the key (written or omitted
+/// alike), so cached entries stay valid; any other value is keyed.
+pub const fn added_later(mut p: PropSpec) -> PropSpec {
+    p.keyed_at_default = false;
+    p
 }
 
 pub const fn one(name: &'static str, doc: &'static str, ty: Ty) -> ChildSpec {

@@ -270,6 +270,9 @@ pub struct PropSpec {
     pub doc: &'static str,
     pub required: bool,
     pub default: Option<Default>,
+    /// `false` for a prop added after keys were published ([`super::registry::added_later`]): at
+    /// its default it is left out of the key, so adding it moved no existing key.
+    pub keyed_at_default: bool,
 }
 
 /// A child node (an option of a stage).

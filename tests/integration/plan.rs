@@ -168,6 +168,26 @@ fn a_changed_option_changes_its_job_and_everything_downstream_only() {
     }
 }
 
+// A prop added after keys were published (`train-on=` of the data `template`) moves no key at its
+// default, written or omitted; another value is keyed.
+#[test]
+fn a_later_prop_at_its_default_keeps_the_keys() {
+    let key = |src: &str| planned(src).find("d").unwrap().key.short().to_string();
+    let base = key(SWEEP);
+    assert_eq!(base, GOLDEN[1].1);
+    let with = |t: &str| {
+        SWEEP.replace(
+            "    max-len 128",
+            &format!("    max-len 128\n    template {t}"),
+        )
+    };
+    assert_eq!(key(&with("\"llm-adapters\"")), base);
+    let model = key(&with("\"model\""));
+    assert_ne!(model, base);
+    assert_eq!(key(&with("\"model\" train-on=\"assistant\"")), model);
+    assert_ne!(key(&with("\"model\" train-on=\"all\"")), model);
+}
+
 /// Golden keys pin the derivation. They were recorded from this implementation; if one changes,
 /// the derivation changed: bump rora::plan::KEY_FORMAT_VERSION and update them together. (When a
 /// job's fingerprint gains content instead, e.g. the train job's `tokens` input, keys of that job

@@ -24,14 +24,15 @@ use crate::ir::bound::BoundStage;
 use crate::plan::digest::{DigestError, DigestMemo};
 use crate::run::context::JobCx;
 use crate::run::error::RunError;
-use crate::schema::registry::{child, def, def_prop, one, prop, props};
+use crate::schema::registry::{added_later, child, def, def_prop, one, prop, props};
 use crate::schema::{Args, Default, Kind, KindSpec, TASKS, Ty};
 use crate::source::SourceFile;
+use crate::train::data::template::{TemplateChoice, TrainOn};
 use crate::train::data::{FileFormat, Task, Template};
 
 pub static SPEC: KindSpec = KindSpec {
     kind: Kind::Data,
-    doc: "Training rows: multiple-choice commonsense rows (id, question, choices, label) or instruction rows, from files or the hub.",
+    doc: "Training rows: multiple-choice commonsense rows (id, question, choices, label), instruction rows, or conversations (messages, ShareGPT conversations), from files or the hub.",
     version: 1,
     props: &[],
     children: &[
@@ -64,9 +65,21 @@ pub static SPEC: KindSpec = KindSpec {
             ),
             Default::Str("auto"),
         ),
-        def(
-            one("template", "Prompt template.", Ty::Choice(&Template::NAMES)),
-            Default::Str("llm-adapters"),
+        props(
+            def(
+                one(
+                    "template",
+                    "Prompt template: llm-adapters, alpaca, chatml and raw are built in; model renders with the model's own chat template (chat rows: messages or ShareGPT conversations).",
+                    Ty::Choice(TemplateChoice::NAMES),
+                ),
+                Default::Str("llm-adapters"),
+            ),
+            &[added_later(def_prop(
+                "train-on",
+                Ty::Choice(TrainOn::NAMES),
+                "With template \"model\": the tokens that carry the loss, the assistant's turns or all.",
+                Default::Str("assistant"),
+            ))],
         ),
         one(
             "task",
@@ -80,7 +93,7 @@ pub static SPEC: KindSpec = KindSpec {
         def(
             one(
                 "train-on-inputs",
-                "Compute the loss over the prompt too (LLM-Adapters default), not only the response.",
+                "Compute the loss over the prompt too (LLM-Adapters default), not only the response. For template \"model\", use its train-on= instead.",
                 Ty::Bool,
             ),
             Default::Bool(true),
@@ -196,7 +209,11 @@ impl Stage for Data {
             DataParams {
                 source,
                 format: b.need_choice("format", FormatChoice::from_name)?,
-                template: b.need_choice("template", Template::parse)?,
+                template: Template::new(
+                    b.need_choice("template", TemplateChoice::from_name)?,
+                    TrainOn::from_name(b.need_prop_str("template", "train-on")?)
+                        .ok_or_else(|| b.missing("template train-on="))?,
+                ),
                 task,
                 max_len: b.need_usize("max-len")?,
                 train_on_inputs: b.need_bool("train-on-inputs")?,
@@ -212,6 +229,7 @@ impl Stage for Data {
     }
 
     fn check_decl(&self, cx: &mut CheckCx, stage: &StageDecl) {
+        check_loss_options(cx, stage);
         if !["files", "hub"]
             .iter()
             .any(|n| stage.fields.contains_key(*n))
@@ -270,6 +288,47 @@ impl Stage for Data {
         progress: &dyn Progress,
     ) -> Result<serde_json::Value, RunError> {
         run::run(cx.params::<DataParams>()?, out, progress)
+    }
+}
+
+/// `train-on=` is the `model` template's loss option and `train-on-inputs` the other templates':
+/// each written where the other belongs is an error, not silently ignored.
+fn check_loss_options(cx: &mut CheckCx, stage: &StageDecl) {
+    let Some(field) = stage.field("template") else {
+        return;
+    };
+    let Some(chosen) = field
+        .args
+        .first()
+        .and_then(|a| a.lit())
+        .and_then(|v| v.as_str())
+    else {
+        return;
+    };
+    let conflict = match (chosen, field.props.get("train-on")) {
+        ("model", _) if stage.fields.contains_key("train-on-inputs") => Some((
+            cx.span_of(stage, "train-on-inputs"),
+            "template \"model\" puts the loss on the assistant's turns; for every token write template \"model\" train-on=\"all\"",
+        )),
+        (t, Some(prop)) if t != "model" => Some((
+            prop.span(),
+            "train-on= is for template \"model\"; the other templates use train-on-inputs",
+        )),
+        _ => None,
+    };
+    if let Some((span, help)) = conflict {
+        cx.push(
+            Diagnostic::error(
+                Code::ConflictingOptions,
+                format!(
+                    "data `{}`: this loss option does not apply to template `{chosen}`",
+                    stage.name
+                ),
+            )
+            .label(span, "not for this template")
+            .label(cx.arg_span(stage, "template", 0), "the template")
+            .help(help),
+        );
     }
 }
 

@@ -11,7 +11,10 @@ use crate::hub::Hub;
 use crate::run::artifacts::{DATA_CONFIG, write_json};
 use crate::run::error::Result;
 use crate::train::data::{
-    DataConfig, RowSchema, Task, TokenizeOptions, read::for_each_record, schema::parse_row,
+    DataConfig, DataError, RowSchema, Task, Template, TokenizeOptions,
+    read::for_each_record,
+    schema::{Row, parse_row},
+    template::TrainOn,
 };
 
 use super::{DataParams, DataSource};
@@ -31,7 +34,10 @@ fn config(p: &DataParams, files: Vec<String>) -> DataConfig {
     c.task = p.task;
     c.tokenize = TokenizeOptions {
         max_len: p.max_len,
-        train_on_inputs: p.train_on_inputs,
+        train_on_inputs: match p.template {
+            Template::Model { train_on } => train_on == TrainOn::All,
+            _ => p.train_on_inputs,
+        },
         ..TokenizeOptions::default()
     };
     c.val_rows = p.validation;
@@ -66,8 +72,21 @@ pub fn run(p: &DataParams, out: &Path, progress: &dyn Progress) -> Result<serde_
         let task = cfg.task.or_else(|| Task::from_file_name(path));
         progress.message(&format!("reading {}", path.display()));
         for_each_record(path, cfg.format, &mut |location, value| {
-            let _row = parse_row(value, cfg.schema, task, path, location)?;
-            let name = task.map_or("instruction", |t| t.name());
+            let row = parse_row(value, cfg.schema, task, path, location)?;
+            cfg.template
+                .accepts(&row)
+                .map_err(|message| DataError::Template {
+                    path: path.clone(),
+                    location,
+                    template: cfg.template.name().to_string(),
+                    message,
+                })?;
+            let name = match (&row, task) {
+                (Row::Chat(_), _) => "chat",
+                (Row::Text(_), _) => "text",
+                (_, Some(t)) => t.name(),
+                (_, None) => "instruction",
+            };
             *rows_per_task.entry(name.to_string()).or_default() += 1;
             Ok(())
         })?;

@@ -8,7 +8,8 @@ use serde_json::json;
 use crate::cache::Entry;
 use crate::exec::progress::Progress;
 use crate::model::hf::load_hf_text;
-use crate::train::data::{TokenizedDataset, build_from_files};
+use crate::train::data::template::ModelChat;
+use crate::train::data::{DataError, Template, TokenizedDataset, build_from_files};
 
 use crate::run::artifacts::{DATA_CONFIG, DATASET_DIR, MODEL_DIR, read_json};
 use crate::run::error::Result;
@@ -25,8 +26,15 @@ pub fn run(
     let mut cfg = record.config.clone();
     cfg.tokenize.eos_id = text.special.eos.first().copied();
     cfg.tokenize.bos_id = text.special.bos;
+    let chat = match (&cfg.template, &text.chat_template) {
+        (Template::Model { .. }, Some(source)) => Some(
+            ModelChat::new(source, &text.template_tokens)
+                .map_err(|e| DataError::Config(format!("the model's chat template: {e}")))?,
+        ),
+        _ => None,
+    };
     progress.message(&format!("tokenizing {} files", record.files.len()));
-    let ds = build_from_files(&cfg, &record.files, &text.tokenizer)?;
+    let ds = build_from_files(&cfg, &record.files, &text.tokenizer, chat.as_ref())?;
     ds.save(&out.join(DATASET_DIR))?;
     Ok(json!({ "data": data.key(), "model": model.key(), "meta": ds.meta }))
 }

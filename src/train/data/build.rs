@@ -17,7 +17,7 @@ use super::schema::{Row, RowSchema, parse_row};
 use super::shuffle::{STREAM_LIMIT, sample_sorted, split_indices};
 use super::store::{DatasetMeta, TokenizedDataset};
 use super::task::Task;
-use super::template::{Rendered, Template, render};
+use super::template::{ModelChat, Rendered, Template, render};
 use super::tokenize::{TokenizeOptions, Tokenized, plain_tokenizer, tokenize_batch};
 
 /// Rows tokenized per call into the tokenizer (which parallelises within a call).
@@ -65,16 +65,24 @@ pub fn build_dataset(
     cfg: &DataConfig,
     base_dir: &Path,
     tokenizer: &Tokenizer,
+    chat: Option<&ModelChat>,
 ) -> Result<TokenizedDataset, DataError> {
     let files = resolve_files(&cfg.files, base_dir)?;
-    build_from_files(cfg, &files, tokenizer)
+    build_from_files(cfg, &files, tokenizer, chat)
 }
 
+/// `chat`: the model's chat template, which `template "model"` renders with.
 pub fn build_from_files(
     cfg: &DataConfig,
     files: &[PathBuf],
     tokenizer: &Tokenizer,
+    chat: Option<&ModelChat>,
 ) -> Result<TokenizedDataset, DataError> {
+    if let (Template::Model { .. }, None) = (&cfg.template, chat) {
+        return Err(DataError::Config(
+            "template \"model\": the model has no chat template (tokenizer_config.json `chat_template`, GGUF `tokenizer.chat_template`); name a built-in template such as \"chatml\"".into(),
+        ));
+    }
     let tok = plain_tokenizer(tokenizer)?;
     let mut examples: Vec<Example> = Vec::new();
     let mut truncated = 0usize;
@@ -110,10 +118,11 @@ pub fn build_from_files(
                 }
                 (Row::Instruction(_), _) => "instruction",
                 (Row::Text(_), _) => "text",
+                (Row::Chat(_), _) => "chat",
             };
             *rows_per_task.entry(key.to_string()).or_default() += 1;
             let rendered =
-                render(&cfg.template, &row, task).map_err(|message| DataError::Template {
+                render(&cfg.template, &row, task, chat).map_err(|message| DataError::Template {
                     path: path.clone(),
                     location,
                     template: cfg.template.name().to_string(),

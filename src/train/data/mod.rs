@@ -1,10 +1,12 @@
 //! Data for training: readers (JSONL, JSON arrays, Parquet; `.gz`; files and globs), row schemas
-//! (multiple choice, instruction, text), templates (`llm-adapters`, `alpaca`, `chatml`, `raw`),
-//! tokenization with truncation, EOS/BOS and prompt masking, seeded limit / validation split,
-//! packing, a serialisable [`TokenizedDataset`], and a resumable [`BatchPlan`].
+//! (multiple choice, instruction, text, chat), templates (`llm-adapters`, `alpaca`, `chatml`,
+//! `raw`, and `model`: the model's own chat template), tokenization with truncation, EOS/BOS and
+//! prompt or non-assistant masking, seeded limit / validation split, packing, a serialisable
+//! [`TokenizedDataset`], and a resumable [`BatchPlan`].
 //!
 //! ```text
 //! files --read--> JSON records --schema--> Row --template--> Rendered {prompt, completion}
+//!                                                            | Rendered::Chat {text, loss ranges}
 //!   --tokenize--> Example {input_ids, labels} --limit, split, pack--> TokenizedDataset
 //!   --BatchPlan(seed, epoch, cursor)--> indices --TokenizedDataset::collate--> Batch
 //! ```

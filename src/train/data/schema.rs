@@ -5,7 +5,13 @@
 //!   (0-based index), as in the shipped commonsense files;
 //! - instruction: `instruction`, `input` (optional, default empty), `output`, `answer` (optional),
 //!   as LLM-Adapters' `commonsense_170k.json`;
-//! - text: `text`, for the `raw` template.
+//! - text: `text`, for the `raw` template;
+//! - chat: `messages` (a list of `role` / `content` maps, as transformers' `apply_chat_template`
+//!   takes them) or ShareGPT's `conversations` (`from` / `value`); roles `human`/`user` -> `user`,
+//!   `gpt`/`assistant` -> `assistant`, `system`, `tool` (the mapping of axolotl, torchtune and
+//!   Unsloth; any other role is an error). A row-level `system` string becomes a first system turn
+//!   when the conversation has none. Contents stay byte for byte; a message's other keys
+//!   (`tool_calls`, `reasoning_content`, ...) are passed on to the template.
 
 use std::path::Path;
 
@@ -33,15 +39,26 @@ pub struct InstructionRow {
     pub answer: Option<String>,
 }
 
+/// One message of a conversation: its role (`system`, `user`, `assistant` or `tool`), its
+/// content, and any other keys it had (without ShareGPT's `from` / `value`), in key order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub role: String,
+    pub content: String,
+    pub extra: Map<String, Value>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Row {
     MultipleChoice(McRow),
     Instruction(InstructionRow),
     Text(String),
+    Chat(Vec<Message>),
 }
 
 /// Which schema rows must follow; `Auto` decides per row from its fields (`choices` ->
-/// multiple choice, `instruction` -> instruction, `text` -> text).
+/// multiple choice, `instruction` -> instruction, `text` -> text, `messages` or `conversations`
+/// -> chat).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RowSchema {
@@ -50,6 +67,7 @@ pub enum RowSchema {
     MultipleChoice,
     Instruction,
     Text,
+    Chat,
 }
 
 /// Parses one record. `task` (for multiple-choice rows) checks the number of choices and the label.
@@ -76,10 +94,13 @@ pub fn parse_row(
         RowSchema::Auto if obj.contains_key("choices") => RowSchema::MultipleChoice,
         RowSchema::Auto if obj.contains_key("instruction") => RowSchema::Instruction,
         RowSchema::Auto if obj.contains_key("text") => RowSchema::Text,
+        RowSchema::Auto if obj.contains_key("messages") || obj.contains_key("conversations") => {
+            RowSchema::Chat
+        }
         RowSchema::Auto => {
             return Err(err(
                 "<row>",
-                "no `choices` (multiple choice), `instruction` (instruction) or `text` field"
+                "no `choices` (multiple choice), `instruction` (instruction), `text` (text) or `messages` / `conversations` (chat) field"
                     .into(),
             ));
         }
@@ -127,10 +148,104 @@ pub fn parse_row(
             output: string_field(&obj, "output").map_err(|m| err("output", m))?,
             answer: optional_string(&obj, "answer").map_err(|m| err("answer", m))?,
         })),
+        RowSchema::Chat => chat_row(&obj).map(Row::Chat).map_err(|(f, m)| err(&f, m)),
         RowSchema::Text | RowSchema::Auto => Ok(Row::Text(
             string_field(&obj, "text").map_err(|m| err("text", m))?,
         )),
     }
+}
+
+/// The conversation of a chat row; errors name the field (`messages[2].role`).
+fn chat_row(obj: &Map<String, Value>) -> Result<Vec<Message>, (String, String)> {
+    let (field, list) = match (obj.get("messages"), obj.get("conversations")) {
+        (Some(_), Some(_)) => {
+            return Err((
+                "messages".into(),
+                "a row has either `messages` or `conversations`, not both".into(),
+            ));
+        }
+        (Some(v), None) => ("messages", v),
+        (None, Some(v)) => ("conversations", v),
+        (None, None) => return Err(("messages".into(), "missing".into())),
+    };
+    let Value::Array(items) = list else {
+        return Err((
+            field.into(),
+            format!("expected a list of messages, found {}", json_type(list)),
+        ));
+    };
+    if items.is_empty() {
+        return Err((field.into(), "the conversation is empty".into()));
+    }
+    let mut out = Vec::with_capacity(items.len() + 1);
+    if let Some(system) = optional_string(obj, "system").map_err(|m| ("system".to_string(), m))?
+        && !items.first().is_some_and(|m| {
+            ["role", "from"]
+                .iter()
+                .any(|k| m.get(k).and_then(Value::as_str) == Some("system"))
+        })
+    {
+        out.push(Message {
+            role: "system".into(),
+            content: system,
+            extra: Map::new(),
+        });
+    }
+    for (i, item) in items.iter().enumerate() {
+        let at = |key: &str| format!("{field}[{i}].{key}");
+        let Value::Object(m) = item else {
+            return Err((
+                format!("{field}[{i}]"),
+                format!("expected a message map, found {}", json_type(item)),
+            ));
+        };
+        let role_key = if m.contains_key("role") {
+            "role"
+        } else {
+            "from"
+        };
+        let content_key = if m.contains_key("content") {
+            "content"
+        } else {
+            "value"
+        };
+        let role = string_field(m, role_key).map_err(|e| (at(role_key), e))?;
+        let role = match role.as_str() {
+            "user" | "human" => "user",
+            "assistant" | "gpt" => "assistant",
+            "system" => "system",
+            "tool" => "tool",
+            other => {
+                return Err((
+                    at(role_key),
+                    format!(
+                        "unknown role {other:?} (user or human, assistant or gpt, system, tool)"
+                    ),
+                ));
+            }
+        };
+        let content = match m.get(content_key) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Array(_)) => {
+                return Err((
+                    at(content_key),
+                    "list (multimodal) content is not supported: expected a string".into(),
+                ));
+            }
+            _ => string_field(m, content_key).map_err(|e| (at(content_key), e))?,
+        };
+        let extra = m
+            .iter()
+            .filter(|(k, _)| !["role", "from", "content", "value"].contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        out.push(Message {
+            role: role.into(),
+            content,
+            extra,
+        });
+    }
+    Ok(out)
 }
 
 fn string_field(obj: &Map<String, Value>, name: &str) -> Result<String, String> {
@@ -297,5 +412,57 @@ mod tests {
                 .contains("expected a JSON object, found an array"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn chat_rows_and_their_errors() {
+        let r = parse(
+            json!({"system": "S", "conversations": [
+                {"from": "human", "value": " a "}, {"from": "gpt", "value": "b", "weight": 0}]}),
+            None,
+        )
+        .unwrap();
+        let Row::Chat(m) = r else { panic!("{r:?}") };
+        let roles: Vec<&str> = m.iter().map(|m| m.role.as_str()).collect();
+        assert_eq!(roles, ["system", "user", "assistant"]);
+        assert_eq!(m[1].content, " a ");
+        assert_eq!(m[2].extra.get("weight"), Some(&json!(0)));
+        // a row-level system field does not double a system turn
+        let r = parse(
+            json!({"system": "S", "messages": [
+                {"role": "system", "content": "T"}, {"role": "user", "content": "u"}]}),
+            None,
+        )
+        .unwrap();
+        let Row::Chat(m) = r else { panic!("{r:?}") };
+        assert_eq!((m.len(), m[0].content.as_str()), (2, "T"));
+        for (row, want) in [
+            (
+                json!({"messages": [{"role": "bot", "content": "x"}]}),
+                "field `messages[0].role`: unknown role \"bot\"",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": [{"type": "text"}]}]}),
+                "field `messages[0].content`: list (multimodal) content",
+            ),
+            (
+                json!({"conversations": [{"from": "human"}]}),
+                "field `conversations[0].value`: missing",
+            ),
+            (json!({"messages": []}), "the conversation is empty"),
+            (
+                json!({"messages": [], "conversations": []}),
+                "either `messages` or `conversations`",
+            ),
+            (json!({"messages": "hi"}), "expected a list of messages"),
+            (
+                json!({"messages": [3]}),
+                "field `messages[0]`: expected a message map",
+            ),
+        ] {
+            let e = parse(row, None).unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+            assert!(e.starts_with("f.jsonl: line 7: "), "{e}");
+        }
     }
 }

@@ -6,6 +6,12 @@
 //! 3. `labels = ids`; with `train_on_inputs` off, the first `len(encode(prompt))` labels (same BOS
 //!    rule, no EOS) become `IGNORE_INDEX`. The prompt is tokenized on its own so the boundary is
 //!    the one the reference implementation uses, even where a merge would straddle it.
+//!
+//! A conversation rendered by a chat template ([`Rendered::Chat`]) is encoded as transformers'
+//! `apply_chat_template(tokenize=True)` encodes it: without adding special tokens (BOS and EOS
+//! are the template's), then truncated to `max_len`. A token carries the loss when its byte
+//! offsets overlap one of the loss ranges (`token_end > start && token_start < end`, the rule of
+//! transformers' `return_assistant_tokens_mask`), or always when there are none.
 
 use serde::{Deserialize, Serialize};
 use tokenizers::Tokenizer;
@@ -13,7 +19,7 @@ use tokenizers::Tokenizer;
 use crate::train::batch::{Example, IGNORE_INDEX};
 
 use super::error::DataError;
-use super::template::Rendered;
+use super::template::{Pair, Rendered};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenizeOptions {
@@ -58,8 +64,8 @@ pub fn plain_tokenizer(tokenizer: &Tokenizer) -> Result<Tokenizer, DataError> {
     Ok(t)
 }
 
-/// Tokenizes a batch of rendered rows (the tokenizer parallelises over rows). `tokenizer` should
-/// come from [`plain_tokenizer`].
+/// Tokenizes a batch of rendered rows (the tokenizer parallelises over rows), in their order.
+/// `tokenizer` should come from [`plain_tokenizer`].
 pub fn tokenize_batch(
     tokenizer: &Tokenizer,
     rows: &[Rendered],
@@ -67,6 +73,74 @@ pub fn tokenize_batch(
 ) -> Result<Vec<Tokenized>, DataError> {
     if opts.max_len == 0 {
         return Err(DataError::Config("max-len must be at least 1".into()));
+    }
+    let mut pairs = vec![];
+    let mut chats = vec![];
+    for r in rows {
+        match r {
+            Rendered::Pair(p) => pairs.push(p),
+            Rendered::Chat { text, loss } => chats.push((text.clone(), loss.as_deref())),
+        }
+    }
+    let mut pairs = tokenize_pairs(tokenizer, &pairs, opts)?.into_iter();
+    let mut chats = tokenize_chats(tokenizer, chats, opts.max_len)?.into_iter();
+    rows.iter()
+        .map(|r| match r {
+            Rendered::Pair(_) => pairs.next(),
+            Rendered::Chat { .. } => chats.next(),
+        })
+        .map(|t| t.ok_or_else(|| DataError::Tokenizer("the tokenizer dropped a row".into())))
+        .collect()
+}
+
+fn tokenize_chats(
+    tokenizer: &Tokenizer,
+    rows: Vec<(String, Option<&[std::ops::Range<usize>]>)>,
+    max_len: usize,
+) -> Result<Vec<Tokenized>, DataError> {
+    if rows.is_empty() {
+        return Ok(vec![]);
+    }
+    let (texts, losses): (Vec<String>, Vec<_>) = rows.into_iter().unzip();
+    let encs = tokenizer
+        .encode_batch(texts, false)
+        .map_err(|e| DataError::Tokenizer(e.to_string()))?;
+    Ok(encs
+        .iter()
+        .zip(losses)
+        .map(|(enc, loss)| {
+            let mut ids = enc.get_ids().to_vec();
+            let mut labels: Vec<i64> = ids
+                .iter()
+                .zip(enc.get_offsets())
+                .map(|(&id, &(start, end))| match loss {
+                    Some(spans) if !spans.iter().any(|s| end > s.start && start < s.end) => {
+                        IGNORE_INDEX
+                    }
+                    _ => id as i64,
+                })
+                .collect();
+            let truncated = ids.len() > max_len;
+            ids.truncate(max_len);
+            labels.truncate(max_len);
+            Tokenized {
+                example: Example {
+                    input_ids: ids,
+                    labels,
+                },
+                truncated,
+            }
+        })
+        .collect())
+}
+
+fn tokenize_pairs(
+    tokenizer: &Tokenizer,
+    rows: &[&Pair],
+    opts: &TokenizeOptions,
+) -> Result<Vec<Tokenized>, DataError> {
+    if rows.is_empty() {
+        return Ok(vec![]);
     }
     let encode = |texts: Vec<String>| -> Result<Vec<Vec<u32>>, DataError> {
         let encs = tokenizer
@@ -85,7 +159,7 @@ pub fn tokenize_batch(
             })
             .collect())
     };
-    let full = encode(rows.iter().map(Rendered::full).collect())?;
+    let full = encode(rows.iter().map(|p| p.full()).collect())?;
     let prompt_lens: Vec<usize> = if opts.train_on_inputs {
         vec![0; rows.len()]
     } else {
@@ -144,10 +218,7 @@ mod tests {
     #[test]
     fn masks_exactly_the_prompt_tokens_and_appends_eos() {
         let tok = byte_tokenizer();
-        let r = Rendered {
-            prompt: "ab  ".into(),
-            completion: "c".into(),
-        };
+        let r = Rendered::pair("ab  ", "c");
         let out = tokenize_batch(&tok, std::slice::from_ref(&r), &opts(16, false)).unwrap();
         let e = &out[0].example;
         assert_eq!(e.input_ids, vec![257, 97, 98, 32, 32, 99, 258]);
@@ -162,10 +233,7 @@ mod tests {
     #[test]
     fn truncation_drops_eos_when_it_does_not_fit() {
         let tok = byte_tokenizer();
-        let r = Rendered {
-            prompt: "abc".into(),
-            completion: "defg".into(),
-        };
+        let r = Rendered::pair("abc", "defg");
         let out = tokenize_batch(&tok, std::slice::from_ref(&r), &opts(5, false)).unwrap();
         assert_eq!(out[0].example.input_ids, vec![257, 97, 98, 99, 100]);
         assert_eq!(out[0].example.labels, vec![-100, -100, -100, -100, 100]);
@@ -187,10 +255,7 @@ mod tests {
     #[test]
     fn prompt_longer_than_max_len_masks_everything() {
         let tok = byte_tokenizer();
-        let r = Rendered {
-            prompt: "abcdef".into(),
-            completion: "g".into(),
-        };
+        let r = Rendered::pair("abcdef", "g");
         let out = tokenize_batch(&tok, &[r], &opts(4, false)).unwrap();
         assert!(out[0].example.labels.iter().all(|&l| l == IGNORE_INDEX));
         assert_eq!(out[0].example.loss_tokens(), 0);
