@@ -16,7 +16,7 @@ use super::config::{LayerDims, LlamaConfig};
 use super::error::{ModelError, Result};
 use super::gguf_file::{GgufFile, MetaValue};
 use super::tokenizer::SpecialTokens;
-use super::tokenizer::{BpeSpec, byte_level_bpe};
+use super::tokenizer::{BpeSpec, SpmSpec, byte_level_bpe, sentencepiece_bpe};
 use super::weights::NamedTensors;
 
 /// What the GGUF holds besides weights.
@@ -205,11 +205,11 @@ fn tokenizer(f: &GgufFile, tokens: &[String]) -> Result<tokenizers::Tokenizer> {
         .meta("tokenizer.ggml.model")
         .and_then(MetaValue::as_str)
         .unwrap_or("(none)");
-    if model != "gpt2" {
+    if !matches!(model, "gpt2" | "llama") {
         return Err(ModelError::Tokenizer {
             path: f.path.clone(),
             reason: format!(
-                "tokenizer.ggml.model `{model}` is not supported (byte-level BPE `gpt2` only)"
+                "tokenizer.ggml.model `{model}` is not supported (byte-level BPE `gpt2`, SentencePiece `llama`)"
             ),
         });
     }
@@ -224,23 +224,56 @@ fn tokenizer(f: &GgufFile, tokens: &[String]) -> Result<tokenizers::Tokenizer> {
             }),
         })
         .collect::<Result<Vec<_>>>()?;
-    let special_ids = match f
+    let types: Vec<u64> = match f
         .meta("tokenizer.ggml.token_type")
         .and_then(MetaValue::as_array)
     {
-        Some(types) => types
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| matches!(t.as_u64(), Some(3 | 4)))
-            .map(|(i, _)| i as u32)
-            .collect(),
+        Some(types) => types.iter().map(|t| t.as_u64().unwrap_or(1)).collect(),
         None => vec![],
     };
     let u32_meta = |k: &str| f.meta(k).and_then(MetaValue::as_u64).map(|x| x as u32);
-    let add_bos = f
-        .meta("tokenizer.ggml.add_bos_token")
-        .and_then(MetaValue::as_bool)
-        .unwrap_or(false);
+    let unk = u32_meta("tokenizer.ggml.unknown_token_id")
+        .or_else(|| u32_meta("tokenizer.ggml.unk_token_id"));
+    let flag = |k: &str| f.meta(k).and_then(MetaValue::as_bool);
+    let bad = |reason: String| ModelError::Tokenizer {
+        path: f.path.clone(),
+        reason,
+    };
+    if model == "llama" {
+        let scores = match f.meta("tokenizer.ggml.scores") {
+            Some(v) => v
+                .as_array()
+                .and_then(|a| a.iter().map(MetaValue::as_f64).collect::<Option<Vec<_>>>())
+                .ok_or_else(|| bad("tokenizer.ggml.scores: expected an array of numbers".into()))?,
+            None => vec![0.0; tokens.len()],
+        };
+        // llama.cpp and transformers: a SentencePiece vocabulary adds BOS unless told not to
+        let when = |on: bool, k: &str| if on { u32_meta(k) } else { None };
+        let spec = SpmSpec {
+            tokens,
+            scores: &scores,
+            types: &types,
+            merges: (!merges.is_empty()).then_some(merges),
+            add_bos: when(
+                flag("tokenizer.ggml.add_bos_token").unwrap_or(true),
+                "tokenizer.ggml.bos_token_id",
+            ),
+            add_eos: when(
+                flag("tokenizer.ggml.add_eos_token").unwrap_or(false),
+                "tokenizer.ggml.eos_token_id",
+            ),
+            unk,
+            add_space_prefix: flag("tokenizer.ggml.add_space_prefix").unwrap_or(true),
+        };
+        return sentencepiece_bpe(spec).map_err(bad);
+    }
+    let special_ids = types
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| matches!(t, 3 | 4))
+        .map(|(i, _)| i as u32)
+        .collect();
+    let add_bos = flag("tokenizer.ggml.add_bos_token").unwrap_or(false);
     let spec = BpeSpec {
         tokens,
         merges,
@@ -254,13 +287,9 @@ fn tokenizer(f: &GgufFile, tokens: &[String]) -> Result<tokenizers::Tokenizer> {
         } else {
             None
         },
-        unk: u32_meta("tokenizer.ggml.unknown_token_id")
-            .or_else(|| u32_meta("tokenizer.ggml.unk_token_id")),
+        unk,
     };
-    byte_level_bpe(spec).map_err(|reason| ModelError::Tokenizer {
-        path: f.path.clone(),
-        reason,
-    })
+    byte_level_bpe(spec).map_err(bad)
 }
 
 /// Read a GGUF file: config, dequantized tensors (in `dtype`) under HF names, tokenizer.

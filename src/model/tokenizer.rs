@@ -1,12 +1,14 @@
-//! Byte-level BPE tokenizers built in memory: from GGUF vocabulary metadata, and the built-in
-//! 259-token byte tokenizer of random models.
+//! Tokenizers built in memory from GGUF vocabulary metadata (byte-level BPE, `gpt2`, and
+//! SentencePiece BPE, `llama`: [`sentencepiece_bpe`]), and the built-in 259-token byte tokenizer
+//! of random models.
 //!
-//! The pre-tokenizer follows the name llama.cpp stores in `tokenizer.ggml.pre`:
+//! The byte-level pre-tokenizer follows the name llama.cpp stores in `tokenizer.ggml.pre`:
 //! `default`/`gpt2` (the GPT-2 regex, no prefix space), `smollm` (digits one by one, then the
 //! GPT-2 regex, as SmolLM2's tokenizer.json), `llama-bpe`/`llama3`/`smaug-bpe` (the LLaMA-3
 //! split regex), `qwen2`. Any other name is an error rather than a silently different split.
-//! Control and user-defined tokens (GGUF token types 3 and 4) become special tokens, so they are
-//! matched whole in text and skipped when decoding with `skip_special_tokens`.
+//! In byte-level vocabularies control and user-defined tokens (GGUF token types 3 and 4) become
+//! special tokens, so they are matched whole in text and skipped when decoding with
+//! `skip_special_tokens`.
 
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::models::bpe::BPE;
@@ -181,4 +183,168 @@ pub fn byte_tokenizer() -> Result<Tokenizer, String> {
         add_bos: None,
         unk: None,
     })
+}
+
+/// What a SentencePiece vocabulary (`tokenizer.ggml.model = llama`) needs.
+pub struct SpmSpec<'a> {
+    pub tokens: &'a [String],
+    /// One per token (`tokenizer.ggml.scores`); merges are derived from them.
+    pub scores: &'a [f64],
+    /// GGUF token types: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte.
+    pub types: &'a [u64],
+    /// `tokenizer.ggml.merges` when the file has them.
+    pub merges: Option<Vec<(String, String)>>,
+    pub add_bos: Option<u32>,
+    pub add_eos: Option<u32>,
+    pub unk: Option<u32>,
+    /// `tokenizer.ggml.add_space_prefix`: a `▁` before the text (SentencePiece's default).
+    pub add_space_prefix: bool,
+}
+
+/// The BPE merges a SentencePiece vocabulary implies, as transformers derives them when it loads
+/// a GGUF without merges (`generate_merges` in `tokenization_utils_base.py`, 5.24): every split
+/// of every token into two tokens, ordered by the whole token's score (highest first), then the
+/// longer left part, then the longer right part, then vocabulary order. A token that occurs
+/// twice has its last id and its last score, at its first position.
+pub fn spm_merges(tokens: &[String], scores: &[f64]) -> Vec<(String, String)> {
+    let mut last: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, t) in tokens.iter().enumerate() {
+        last.insert(t, i);
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut merges: Vec<(&str, &str, f64)> = vec![];
+    for t in tokens {
+        if !seen.insert(t.as_str()) {
+            continue;
+        }
+        let score = scores.get(last[t.as_str()]).copied().unwrap_or(0.0);
+        let mut local: Vec<(&str, &str, f64)> = t
+            .char_indices()
+            .skip(1)
+            .map(|(at, _)| t.split_at(at))
+            .filter(|(l, r)| last.contains_key(l) && last.contains_key(r))
+            .map(|(l, r)| (l, r, score))
+            .collect();
+        local.sort_by_key(|(l, r, _)| (last[l], last[r]));
+        merges.extend(local);
+    }
+    let chars = |s: &str| s.chars().count();
+    // stable: equal keys keep their order, as Python's sorted(reverse=True) keeps it
+    merges.sort_by(|a, b| {
+        b.2.total_cmp(&a.2)
+            .then_with(|| chars(b.0).cmp(&chars(a.0)))
+            .then_with(|| chars(b.1).cmp(&chars(a.1)))
+    });
+    merges
+        .into_iter()
+        .map(|(l, r, _)| (l.to_string(), r.to_string()))
+        .collect()
+}
+
+/// A SentencePiece BPE tokenizer laid out as the LLaMA-2 family's `tokenizer.json` (what
+/// transformers' `LlamaConverter` wrote for it, and how sentencepiece and llama.cpp encode):
+/// normalizer `Prepend("▁")` (when `add_space_prefix`) then `Replace(" ", "▁")`, no
+/// pre-tokenizer; BPE with byte fallback (`<0x41>`), `fuse_unk`, the unknown token; decoder
+/// `Replace("▁", " ")`, `ByteFallback`, `Fuse`, `Strip(" ", 1, 0)` (the strip only with the
+/// prefix); BOS / EOS added by a template post-processor as the file's `add_bos_token` /
+/// `add_eos_token` say. Unknown and control tokens are special added tokens, user-defined ones
+/// added tokens that decoding keeps; all are matched in the raw text before normalization.
+pub fn sentencepiece_bpe(spec: SpmSpec<'_>) -> Result<Tokenizer, String> {
+    use tokenizers::decoders::DecoderWrapper;
+    use tokenizers::decoders::byte_fallback::ByteFallback;
+    use tokenizers::decoders::fuse::Fuse;
+    use tokenizers::decoders::sequence::Sequence as DecoderSequence;
+    use tokenizers::decoders::strip::Strip;
+    use tokenizers::normalizers::{NormalizerWrapper, Prepend, Replace, Sequence as NormSequence};
+
+    const SPACE: &str = "\u{2581}";
+    if spec.scores.len() != spec.tokens.len() && spec.merges.is_none() {
+        return Err(format!(
+            "tokenizer.ggml.scores has {} entries for {} tokens",
+            spec.scores.len(),
+            spec.tokens.len()
+        ));
+    }
+    let vocab: tokenizers::models::bpe::Vocab = spec
+        .tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), i as u32))
+        .collect();
+    let merges = match spec.merges {
+        Some(m) => m,
+        None => spm_merges(spec.tokens, spec.scores),
+    };
+    let mut builder = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .byte_fallback(true)
+        .fuse_unk(true);
+    if let Some(u) = spec.unk.and_then(|u| spec.tokens.get(u as usize)) {
+        builder = builder.unk_token(u.clone());
+    }
+    let mut tok = Tokenizer::new(builder.build().map_err(|e| e.to_string())?);
+    let replace = Replace::new(" ", SPACE).map_err(|e| e.to_string())?;
+    let mut norm: Vec<NormalizerWrapper> = vec![];
+    if spec.add_space_prefix {
+        norm.push(Prepend::new(SPACE.into()).into());
+    }
+    norm.push(replace.into());
+    tok.with_normalizer(Some(NormSequence::new(norm)))
+        .map_err(|e| e.to_string())?;
+    let mut dec: Vec<DecoderWrapper> = vec![
+        DecoderWrapper::Replace(Replace::new(SPACE, " ").map_err(|e| e.to_string())?),
+        ByteFallback::new().into(),
+        Fuse::new().into(),
+    ];
+    if spec.add_space_prefix {
+        dec.push(Strip::new(' ', 1, 0).into());
+    }
+    tok.with_decoder(Some(DecoderSequence::new(dec)));
+    let name = |id: u32| {
+        spec.tokens
+            .get(id as usize)
+            .cloned()
+            .ok_or_else(|| format!("special token id {id} is outside the vocabulary"))
+    };
+    if spec.add_bos.is_some() || spec.add_eos.is_some() {
+        let mut ends: Vec<(String, u32)> = vec![];
+        for id in [spec.add_bos, spec.add_eos].into_iter().flatten() {
+            ends.push((name(id)?, id));
+        }
+        let bos = spec.add_bos.map(name).transpose()?;
+        let eos = spec.add_eos.map(name).transpose()?;
+        let seq = |s: &str, type_id: u32| {
+            let mut parts = vec![];
+            if let Some(b) = &bos {
+                parts.push(format!("{b}:{type_id}"));
+            }
+            parts.push(format!("${s}:{type_id}"));
+            if let Some(e) = &eos {
+                parts.push(format!("{e}:{type_id}"));
+            }
+            parts.join(" ")
+        };
+        let tp = TemplateProcessing::builder()
+            .try_single(seq("A", 0))
+            .map_err(|e| e.to_string())?
+            .try_pair(format!("{} {}", seq("A", 0), seq("B", 1)))
+            .map_err(|e| e.to_string())?
+            .special_tokens(ends)
+            .build()
+            .map_err(|e| e.to_string())?;
+        tok.with_post_processor(Some(tp));
+    }
+    let mut special = vec![];
+    let mut added = vec![];
+    for (i, ty) in spec.types.iter().enumerate() {
+        let t = || name(i as u32);
+        match ty {
+            2 | 3 => special.push(AddedToken::from(t()?, true).normalized(false)),
+            4 => added.push(AddedToken::from(t()?, false).normalized(false)),
+            _ => {}
+        }
+    }
+    tok.add_special_tokens(special).map_err(|e| e.to_string())?;
+    tok.add_tokens(added).map_err(|e| e.to_string())?;
+    Ok(tok)
 }

@@ -19,6 +19,7 @@ mod plan;
 mod prune_recovery;
 mod run;
 mod slurm;
+mod spm_gguf;
 mod sparse_merge;
 mod support;
 mod tasks;

@@ -376,3 +376,22 @@ fn parquet_from_pyarrow_in_every_codec_feeds_the_data_stage() {
         "every codec trains on the same rows: {tokens_keys:?}"
     );
 }
+
+// The SentencePiece reference tokenizer.json (tests/fixtures/spm/) is what transformers' own GGUF
+// reader derives for the tiny vocabulary, in LLaMA-2's layout: regenerated here, it is equal.
+#[test]
+fn spm_reference_is_what_transformers_derives() {
+    let Some(py) = python_with("transformers, tokenizers") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tokenizer.json");
+    python_json(&py, "spm_reference.py", &[out.to_str().unwrap()]);
+    let read = |p: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    assert_eq!(
+        read(&out),
+        read(&crate::root().join("tests/fixtures/spm/tokenizer.json"))
+    );
+}

@@ -13,6 +13,7 @@ mod packed;
 mod quant;
 mod reference;
 mod roundtrip;
+mod spm;
 
 use candle_core::{DType, Device, Tensor};
 

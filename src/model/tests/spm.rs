@@ -1,0 +1,190 @@
+//! GGUF files with SentencePiece vocabularies (`tokenizer.ggml.model = llama`): a tiny GGUF written
+//! here (candle's writer; the vocabulary of `tests/interop/write_spm_gguf.py`: `<unk>`, `<s>`,
+//! `</s>`, 256 byte tokens, scored pieces, one user-defined token) loads to a tokenizer that
+//! encodes and decodes exactly as `tests/fixtures/spm/tokenizer.json`: the LLaMA-2-style
+//! tokenizer.json for the same vocabulary, its merges derived by transformers 5.24's GGUF reader
+//! (`tests/interop/spm_reference.py` says how it was made).
+
+use candle_core::quantized::GgmlDType;
+use candle_core::quantized::gguf_file::Value;
+use tokenizers::Tokenizer;
+
+use super::quant::write_gguf;
+use crate::model::tokenizer::spm_merges;
+use crate::model::{LoadOptions, ModelSource, RandomSpec, load};
+
+/// write_spm_gguf.py's pieces and scores.
+const PIECES: [(&str, f32); 29] = [
+    ("▁t", -1.0),
+    ("he", -2.0),
+    ("▁a", -3.0),
+    ("at", -4.0),
+    ("or", -4.0),
+    ("▁th", -5.0),
+    ("▁the", -6.0),
+    ("▁c", -7.0),
+    ("▁cat", -8.0),
+    ("▁h", -9.0),
+    ("el", -10.0),
+    ("ell", -11.0),
+    ("▁w", -11.5),
+    ("▁wor", -11.0),
+    ("ello", -12.0),
+    ("▁hello", -13.0),
+    ("ld", -14.0),
+    ("▁world", -15.0),
+    ("▁", -100.0),
+    ("e", -101.0),
+    ("t", -102.0),
+    ("o", -103.0),
+    ("l", -104.0),
+    ("h", -105.0),
+    ("a", -106.0),
+    ("r", -107.0),
+    ("c", -108.0),
+    ("w", -109.0),
+    ("d", -110.0),
+];
+
+fn vocab() -> (Vec<String>, Vec<f32>, Vec<i32>) {
+    let mut tokens: Vec<String> = ["<unk>", "<s>", "</s>"].map(String::from).to_vec();
+    let mut scores = vec![0.0f32; 3];
+    let mut types = vec![2, 3, 3];
+    for b in 0..=255u8 {
+        tokens.push(format!("<0x{b:02X}>"));
+        scores.push(0.0);
+        types.push(6);
+    }
+    for (p, s) in PIECES {
+        tokens.push(p.into());
+        scores.push(s);
+        types.push(1);
+    }
+    tokens.push("<|im_start|>".into());
+    scores.push(0.0);
+    types.push(4);
+    (tokens, scores, types)
+}
+
+/// A one-layer random model with the SentencePiece vocabulary, written as GGUF with `flags`
+/// (`add_bos_token`, `add_eos_token`, `add_space_prefix`) and loaded back: its tokenizer.
+fn gguf_tokenizer(dir: &std::path::Path, flags: &[(&str, bool)]) -> Tokenizer {
+    let (tokens, scores, types) = vocab();
+    let mut spec = RandomSpec::uniform(32, 1, 2, 2, 64, 5);
+    spec.config.vocab_size = tokens.len();
+    let m = load(&ModelSource::Random(spec), &LoadOptions::default()).unwrap();
+    let mut extra: Vec<(String, Value)> = vec![
+        ("tokenizer.ggml.model".into(), Value::String("llama".into())),
+        (
+            "tokenizer.ggml.tokens".into(),
+            Value::Array(tokens.into_iter().map(Value::String).collect()),
+        ),
+        (
+            "tokenizer.ggml.scores".into(),
+            Value::Array(scores.into_iter().map(Value::F32).collect()),
+        ),
+        (
+            "tokenizer.ggml.token_type".into(),
+            Value::Array(types.into_iter().map(Value::I32).collect()),
+        ),
+        ("tokenizer.ggml.unknown_token_id".into(), Value::U32(0)),
+    ];
+    for (k, v) in flags {
+        extra.push((format!("tokenizer.ggml.{k}"), Value::Bool(*v)));
+    }
+    let extra: Vec<(&str, Value)> = extra.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let name = flags
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let path = dir.join(format!("spm{name}.gguf"));
+    write_gguf(&m, GgmlDType::F32, &path, &extra);
+    load(&ModelSource::Gguf(path), &LoadOptions::default())
+        .unwrap()
+        .tokenizer
+}
+
+fn reference() -> Tokenizer {
+    let p =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/spm/tokenizer.json");
+    Tokenizer::from_file(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+const TEXTS: [&str; 14] = [
+    "Hello world",
+    " the cat",
+    "hello  world",
+    "über 日本",
+    "<|im_start|>the",
+    "<s>the</s> a cat",
+    "",
+    "\n",
+    " ",
+    "the\tcat\r\n",
+    "ǅ😀",
+    "at or at",
+    "The cat sat on the mat.",
+    "world hello the",
+];
+
+#[test]
+fn sentencepiece_gguf_encodes_and_decodes_as_its_tokenizer_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let got = gguf_tokenizer(dir.path(), &[]);
+    let want = reference();
+    for text in TEXTS {
+        for special in [true, false] {
+            let g = got.encode(text, special).unwrap();
+            let w = want.encode(text, special).unwrap();
+            assert_eq!(g.get_ids(), w.get_ids(), "{text:?} special={special}");
+            assert_eq!(g.get_offsets(), w.get_offsets(), "{text:?}");
+            for skip in [true, false] {
+                assert_eq!(
+                    got.decode(g.get_ids(), skip).unwrap(),
+                    want.decode(w.get_ids(), skip).unwrap(),
+                    "{text:?} skip={skip}"
+                );
+            }
+        }
+    }
+    // by hand: BOS; `▁` alone (no `▁H`), byte fallback for `H` (0x48 -> id 3 + 0x48), `ello`,
+    // `▁world`; decoding drops the prefix space again
+    let e = got.encode("Hello world", true).unwrap();
+    assert_eq!(e.get_ids(), &[1, 277, 75, 273, 276]);
+    assert_eq!(got.decode(e.get_ids(), true).unwrap(), "Hello world");
+    assert_eq!(got.decode(e.get_ids(), false).unwrap(), "<s> Hello world");
+    // the merges are transformers' (score, then longer left, then longer right, then file order)
+    let (tokens, scores, _) = vocab();
+    let scores: Vec<f64> = scores.into_iter().map(f64::from).collect();
+    let fixture: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/spm/tokenizer.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let want_merges: Vec<(String, String)> =
+        serde_json::from_value(fixture["model"]["merges"].clone()).unwrap();
+    assert_eq!(spm_merges(&tokens, &scores), want_merges);
+}
+
+#[test]
+fn sentencepiece_gguf_flags_bos_eos_and_space_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = gguf_tokenizer(
+        dir.path(),
+        &[("add_bos_token", false), ("add_eos_token", true)],
+    );
+    // `▁the` (265) then EOS (2), no BOS
+    assert_eq!(t.encode("the", true).unwrap().get_ids(), &[265, 2]);
+    let t = gguf_tokenizer(dir.path(), &[("add_space_prefix", false)]);
+    // no `▁` in front: `t` + `he`; a space inside still becomes `▁`
+    assert_eq!(t.encode("the", false).unwrap().get_ids(), &[279, 260]);
+    assert_eq!(
+        t.encode("the cat", false).unwrap().get_ids(),
+        &[279, 260, 267]
+    );
+    assert_eq!(t.decode(&[279, 260, 267], true).unwrap(), "the cat");
+}
