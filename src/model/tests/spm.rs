@@ -105,6 +105,76 @@ fn gguf_tokenizer(dir: &std::path::Path, flags: &[(&str, bool)]) -> Tokenizer {
         .tokenizer
 }
 
+/// The error of loading the SentencePiece GGUF with `extra` metadata replaced.
+fn gguf_error(dir: &std::path::Path, name: &str, extra: &[(&str, Value)]) -> String {
+    let (tokens, scores, types) = vocab();
+    let mut spec = RandomSpec::uniform(32, 1, 2, 2, 64, 5);
+    spec.config.vocab_size = tokens.len();
+    let m = load(&ModelSource::Random(spec), &LoadOptions::default()).unwrap();
+    let mut meta: Vec<(&str, Value)> = vec![
+        ("tokenizer.ggml.model", Value::String("llama".into())),
+        (
+            "tokenizer.ggml.tokens",
+            Value::Array(tokens.into_iter().map(Value::String).collect()),
+        ),
+        (
+            "tokenizer.ggml.scores",
+            Value::Array(scores.into_iter().map(Value::F32).collect()),
+        ),
+        (
+            "tokenizer.ggml.token_type",
+            Value::Array(types.into_iter().map(Value::I32).collect()),
+        ),
+    ];
+    for (k, v) in extra {
+        meta.retain(|(m, _)| m != k);
+        meta.push((k, v.clone()));
+    }
+    let path = dir.join(name);
+    write_gguf(&m, GgmlDType::F32, &path, &meta);
+    match load(&ModelSource::Gguf(path), &LoadOptions::default()) {
+        Ok(_) => panic!("{name} loaded"),
+        Err(e) => e.to_string(),
+    }
+}
+
+// Refusals name the file and the field.
+#[test]
+fn bad_sentencepiece_metadata_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = gguf_error(
+        dir.path(),
+        "short.gguf",
+        &[("tokenizer.ggml.scores", Value::Array(vec![Value::F32(0.0)]))],
+    );
+    assert!(
+        short.contains("short.gguf")
+            && short.contains("tokenizer.ggml.scores has 1 entries for 289 tokens"),
+        "{short}"
+    );
+    let text = gguf_error(
+        dir.path(),
+        "text.gguf",
+        &[(
+            "tokenizer.ggml.scores",
+            Value::Array(vec![Value::String("x".into())]),
+        )],
+    );
+    assert!(
+        text.contains("tokenizer.ggml.scores: expected an array of numbers"),
+        "{text}"
+    );
+    let other = gguf_error(
+        dir.path(),
+        "bert.gguf",
+        &[("tokenizer.ggml.model", Value::String("bert".into()))],
+    );
+    assert!(
+        other.contains("tokenizer.ggml.model `bert` is not supported (byte-level BPE `gpt2`, SentencePiece `llama`)"),
+        "{other}"
+    );
+}
+
 fn reference() -> Tokenizer {
     let p =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/spm/tokenizer.json");
