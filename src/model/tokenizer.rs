@@ -108,16 +108,19 @@ fn pre_tokenizer(pre: &str) -> Result<PreTokenizerWrapper, String> {
     })
 }
 
-/// A byte-level BPE tokenizer (`tokenizer.ggml.model = gpt2`). Errors are plain messages; the
-/// caller adds the file.
-pub fn byte_level_bpe(spec: BpeSpec<'_>) -> Result<Tokenizer, String> {
-    let vocab: tokenizers::models::bpe::Vocab = spec
-        .tokens
+/// Token -> id, ids in file order (a token that occurs twice keeps its last id).
+fn vocab_of(tokens: &[String]) -> tokenizers::models::bpe::Vocab {
+    tokens
         .iter()
         .enumerate()
         .map(|(i, t)| (t.clone(), i as u32))
-        .collect();
-    let mut builder = BPE::builder().vocab_and_merges(vocab, spec.merges);
+        .collect()
+}
+
+/// A byte-level BPE tokenizer (`tokenizer.ggml.model = gpt2`). Errors are plain messages; the
+/// caller adds the file.
+pub fn byte_level_bpe(spec: BpeSpec<'_>) -> Result<Tokenizer, String> {
+    let mut builder = BPE::builder().vocab_and_merges(vocab_of(spec.tokens), spec.merges);
     if let Some(u) = spec.unk.and_then(|u| spec.tokens.get(u as usize)) {
         builder = builder.unk_token(u.clone());
     }
@@ -265,12 +268,7 @@ pub fn sentencepiece_bpe(spec: SpmSpec<'_>) -> Result<Tokenizer, String> {
             spec.tokens.len()
         ));
     }
-    let vocab: tokenizers::models::bpe::Vocab = spec
-        .tokens
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.clone(), i as u32))
-        .collect();
+    let vocab = vocab_of(spec.tokens);
     let merges = match spec.merges {
         Some(m) => m,
         None => spm_merges(spec.tokens, spec.scores),

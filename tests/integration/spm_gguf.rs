@@ -12,30 +12,27 @@ use candle_core::{Device, Tensor};
 
 use crate::support::{output_dir, rora, text};
 
-/// `tests/interop/write_spm_gguf.py`'s vocabulary: `<unk>`, `<s>`, `</s>`, the 256 byte tokens,
-/// scored pieces, then the user-defined `<|im_start|>`.
+/// `tests/fixtures/spm/vocab.json` (`tests/interop/write_spm_gguf.py`'s vocabulary): `<unk>`,
+/// `<s>`, `</s>`, the 256 byte tokens, scored pieces, then the user-defined `<|im_start|>`.
 fn vocab() -> (Vec<String>, Vec<f32>, Vec<i32>) {
-    let pieces = [
-        "▁t", "he", "▁a", "at", "or", "▁th", "▁the", "▁c", "▁cat", "▁h", "el", "ell", "▁w", "▁wor",
-        "ello", "▁hello", "ld", "▁world", "▁", "e", "t", "o", "l", "h", "a", "r", "c", "w", "d",
-    ];
-    let scores = [
-        -1.0, -2.0, -3.0, -4.0, -4.0, -5.0, -6.0, -7.0, -8.0, -9.0, -10.0, -11.0, -11.5, -11.0,
-        -12.0, -13.0, -14.0, -15.0, -100.0, -101.0, -102.0, -103.0, -104.0, -105.0, -106.0, -107.0,
-        -108.0, -109.0, -110.0,
-    ];
-    let mut tokens: Vec<String> = ["<unk>", "<s>", "</s>"].map(String::from).to_vec();
-    tokens.extend((0..=255u8).map(|b| format!("<0x{b:02X}>")));
-    tokens.extend(pieces.iter().map(|p| p.to_string()));
-    tokens.push("<|im_start|>".into());
-    let mut s = vec![0.0f32; 259];
-    s.extend(scores);
-    s.push(0.0);
-    let mut types = vec![2, 3, 3];
-    types.extend([6; 256]);
-    types.extend([1; 29]);
-    types.push(4);
-    (tokens, s, types)
+    let path = crate::root().join("tests/fixtures/spm/vocab.json");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let list = |k: &str| v[k].as_array().unwrap().clone();
+    (
+        list("tokens")
+            .iter()
+            .map(|t| t.as_str().unwrap().to_string())
+            .collect(),
+        list("scores")
+            .iter()
+            .map(|s| s.as_f64().unwrap() as f32)
+            .collect(),
+        list("types")
+            .iter()
+            .map(|t| t.as_i64().unwrap() as i32)
+            .collect(),
+    )
 }
 
 fn weights(shape: (usize, usize), seed: usize) -> QTensor {

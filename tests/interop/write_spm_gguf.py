@@ -2,31 +2,25 @@
 
     python write_spm_gguf.py OUT.gguf
 
-Vocabulary: `<unk>` (type 2), `<s>` and `</s>` (type 3), the 256 byte tokens `<0x00>`..`<0xFF>`
-(type 6), then scored pieces (type 1), then `<|im_start|>` (type 4). No merges are
+Vocabulary (tests/fixtures/spm/vocab.json): `<unk>` (type 2), `<s>` and `</s>` (type 3), the 256 byte
+tokens `<0x00>`..`<0xFF>` (type 6), then scored pieces (type 1; every merged piece is two others joined, as
+in a real SentencePiece BPE vocabulary; `at`/`or` and `ell`/`▁wor` tie on score, and `▁wor` outscores its
+own part `▁w`, so a merge order taken from anything but the scores shows), then `<|im_start|>` (type 4). No merges are
 stored, so a loader has to derive them from the scores, as it must for every real SentencePiece
 GGUF. The llama.* keys describe a one-layer model, for loaders that want a config; prints one JSON
 line with the vocabulary size.
 """
 import json
+import os
 import struct
 import sys
 
 UINT32, INT32, FLOAT32, BOOL, STRING, ARRAY = 4, 5, 6, 7, 8, 9  # GGUF metadata value types
 
-# (piece, score): merged pieces best-first, then the single characters. Every merged piece is two
-# others joined, as in a real SentencePiece BPE vocabulary. `at`/`or` and `ell`/`▁wor` tie on score,
-# and `▁wor` outscores its own part `▁w`, so a merge order taken from anything but the scores shows.
-PIECES = [
-    ("▁t", -1.0), ("he", -2.0), ("▁a", -3.0), ("at", -4.0), ("or", -4.0), ("▁th", -5.0), ("▁the", -6.0),
-    ("▁c", -7.0), ("▁cat", -8.0), ("▁h", -9.0), ("el", -10.0), ("ell", -11.0), ("▁w", -11.5),
-    ("▁wor", -11.0), ("ello", -12.0), ("▁hello", -13.0), ("ld", -14.0), ("▁world", -15.0),
-    ("▁", -100.0), ("e", -101.0), ("t", -102.0), ("o", -103.0), ("l", -104.0), ("h", -105.0),
-    ("a", -106.0), ("r", -107.0), ("c", -108.0), ("w", -109.0), ("d", -110.0),
-]  # fmt: skip
-TOKENS = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + [p for p, _ in PIECES] + ["<|im_start|>"]
-TYPES = [2, 3, 3] + [6] * 256 + [1] * len(PIECES) + [4]
-SCORES = [0.0] * 259 + [s for _, s in PIECES] + [0.0]
+# The vocabulary: tokens, scores and token types, shared with the Rust tests that write the same file.
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "spm", "vocab.json"), encoding="utf-8") as f:
+    VOCAB = json.load(f)
+TOKENS, SCORES, TYPES = VOCAB["tokens"], VOCAB["scores"], VOCAB["types"]
 
 
 def string(text):

@@ -1,6 +1,7 @@
 //! GGUF files with SentencePiece vocabularies (`tokenizer.ggml.model = llama`): a tiny GGUF written
-//! here (candle's writer; the vocabulary of `tests/interop/write_spm_gguf.py`: `<unk>`, `<s>`,
-//! `</s>`, 256 byte tokens, scored pieces, one user-defined token) loads to a tokenizer that
+//! here (candle's writer; the vocabulary of `tests/interop/write_spm_gguf.py`,
+//! `tests/fixtures/spm/vocab.json`: `<unk>`, `<s>`, `</s>`, 256 byte tokens, scored pieces, one
+//! user-defined token) loads to a tokenizer that
 //! encodes and decodes exactly as `tests/fixtures/spm/tokenizer.json`: the LLaMA-2-style
 //! tokenizer.json for the same vocabulary, its merges derived by transformers 5.24's GGUF reader
 //! (`tests/interop/spm_reference.py` says how it was made).
@@ -13,57 +14,17 @@ use super::quant::write_gguf;
 use crate::model::tokenizer::spm_merges;
 use crate::model::{LoadOptions, ModelSource, RandomSpec, load};
 
-/// write_spm_gguf.py's pieces and scores.
-const PIECES: [(&str, f32); 29] = [
-    ("▁t", -1.0),
-    ("he", -2.0),
-    ("▁a", -3.0),
-    ("at", -4.0),
-    ("or", -4.0),
-    ("▁th", -5.0),
-    ("▁the", -6.0),
-    ("▁c", -7.0),
-    ("▁cat", -8.0),
-    ("▁h", -9.0),
-    ("el", -10.0),
-    ("ell", -11.0),
-    ("▁w", -11.5),
-    ("▁wor", -11.0),
-    ("ello", -12.0),
-    ("▁hello", -13.0),
-    ("ld", -14.0),
-    ("▁world", -15.0),
-    ("▁", -100.0),
-    ("e", -101.0),
-    ("t", -102.0),
-    ("o", -103.0),
-    ("l", -104.0),
-    ("h", -105.0),
-    ("a", -106.0),
-    ("r", -107.0),
-    ("c", -108.0),
-    ("w", -109.0),
-    ("d", -110.0),
-];
-
+/// The vocabulary `tests/interop/write_spm_gguf.py` writes: tokens, scores, token types.
 fn vocab() -> (Vec<String>, Vec<f32>, Vec<i32>) {
-    let mut tokens: Vec<String> = ["<unk>", "<s>", "</s>"].map(String::from).to_vec();
-    let mut scores = vec![0.0f32; 3];
-    let mut types = vec![2, 3, 3];
-    for b in 0..=255u8 {
-        tokens.push(format!("<0x{b:02X}>"));
-        scores.push(0.0);
-        types.push(6);
+    #[derive(serde::Deserialize)]
+    struct Vocab {
+        tokens: Vec<String>,
+        scores: Vec<f32>,
+        types: Vec<i32>,
     }
-    for (p, s) in PIECES {
-        tokens.push(p.into());
-        scores.push(s);
-        types.push(1);
-    }
-    tokens.push("<|im_start|>".into());
-    scores.push(0.0);
-    types.push(4);
-    (tokens, scores, types)
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/spm/vocab.json");
+    let v: Vocab = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+    (v.tokens, v.scores, v.types)
 }
 
 /// A one-layer random model with the SentencePiece vocabulary, written as GGUF with `flags`
