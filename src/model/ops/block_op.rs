@@ -79,7 +79,8 @@ pub enum Unfused {
     NotCpuF32,
     /// A projection has a bias.
     ProjectionBias,
-    /// An adapter has no fused form (e.g. DoRA with dropout).
+    /// An adapter has no fused form here: it is in eval mode (validation forwards), or it is DoRA
+    /// with dropout.
     AdapterNotFusable,
     /// An adapter's or the layer's shapes are not the ones the op handles.
     Shapes,
@@ -118,7 +119,9 @@ impl Unfused {
             Unfused::Asked => "the composed path was asked for",
             Unfused::NotCpuF32 => "the fused layer runs only f32 on the CPU",
             Unfused::ProjectionBias => "a projection has a bias",
-            Unfused::AdapterNotFusable => "an adapter has no fused form (DoRA with dropout)",
+            Unfused::AdapterNotFusable => {
+                "an adapter has no fused form here (in eval mode, as in validation forwards, or DoRA with dropout)"
+            }
             Unfused::Shapes => "the layer's shapes are not ones the fused op handles",
             Unfused::NoTrainingAdapter => "no adapter of the layer is training",
         }
