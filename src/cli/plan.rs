@@ -93,6 +93,40 @@ pub fn render_memory(jobs: &[JobMemory], device: &str, limit: Option<u64>) -> St
     out
 }
 
+/// Each train job's trainable parameters as PEFT's `print_trainable_parameters` and the papers'
+/// `# Params (%)` give them: of all parameters, base + adapter.
+pub fn render_trainable(jobs: &[JobMemory]) -> String {
+    if jobs.is_empty() {
+        return String::new();
+    }
+    let mut out =
+        String::from("trainable parameters per train job (% of base + adapter, as PEFT prints):\n");
+    for j in jobs {
+        out.push_str(&format!(
+            "{:>4}  {}: {} of {} ({:.2}%)\n",
+            j.job,
+            j.label,
+            thousands(j.trainable_params),
+            thousands(j.base_params + j.trainable_params),
+            j.trainable_percent()
+        ));
+    }
+    out
+}
+
+/// `56,098,816`.
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Where the file-digest memo lives: beside the entries, and only once the cache exists.
 pub fn memo_path(root: &Path) -> PathBuf {
     root.join(crate::cache::layout::LAYOUT_VERSION)
@@ -244,6 +278,7 @@ pub fn run(args: PlanArgs, g: &Global) -> miette::Result<ExitCode> {
     }
     print!("{}", render_text(&plan, &root));
     print!("{}", render_memory(&memory, &label, limit));
+    print!("{}", render_trainable(&memory));
     let settings =
         if args.slurm.executor == super::slurm::ExecutorKind::Slurm || args.slurm.rate.is_some() {
             Some(args.slurm.settings()?)

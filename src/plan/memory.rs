@@ -111,17 +111,26 @@ pub fn select_projections(
         .collect()
 }
 
-pub fn estimate(m: &MemoryInput) -> MemoryEstimate {
-    let c = m.config;
-    let b = m.dtype_bytes;
-    let adapter_params: u64 = m
-        .adapted
+/// Trainable parameters of low-rank adapters on the `adapted` projections: `r (out + in)` each,
+/// plus DoRA's magnitude vector (`out`).
+pub fn adapter_params(
+    c: &LlamaConfig,
+    adapted: &[(usize, &'static str, usize)],
+    dora: bool,
+) -> u64 {
+    adapted
         .iter()
         .filter_map(|&(i, p, r)| {
             let (o, n) = c.proj_shape(i, p)?;
-            Some((r * (o + n) + if m.dora { o } else { 0 }) as u64)
+            Some((r * (o + n) + if dora { o } else { 0 }) as u64)
         })
-        .sum();
+        .sum()
+}
+
+pub fn estimate(m: &MemoryInput) -> MemoryEstimate {
+    let c = m.config;
+    let b = m.dtype_bytes;
+    let adapter_params = adapter_params(c, &m.adapted, m.dora);
     let tokens = (m.micro_batch * m.seq) as u64;
     let h = c.hidden_size as u64;
     let per_layer: u64 = c
@@ -215,6 +224,16 @@ pub struct JobMemory {
     pub label: String,
     pub estimate: MemoryEstimate,
     pub total: u64,
+    /// The adapter's trainable parameters and the base's parameters.
+    pub trainable_params: u64,
+    pub base_params: u64,
+}
+
+impl JobMemory {
+    /// PEFT's `trainable%`: trainable parameters over all of them (base + adapter), in percent.
+    pub fn trainable_percent(&self) -> f64 {
+        100.0 * self.trainable_params as f64 / (self.base_params + self.trainable_params) as f64
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@
 use crate::model::config::LlamaConfig;
 use crate::plan::job::{Job, Plan};
 use crate::plan::memory::{
-    JobMemory, MemoryInput, estimate, select_projections, train_flops_per_token,
+    JobMemory, MemoryInput, adapter_params, base_params, estimate, select_projections,
+    train_flops_per_token,
 };
 use crate::plan::shapes;
 use crate::schema::Kind;
@@ -63,11 +64,13 @@ pub fn train_job_memory(plan: &Plan, job: &Job) -> Option<JobMemory> {
         Targets::Regex(r) => (None, Some(regex::Regex::new(r).ok()?)),
     };
     let adapted = select_projections(&config, a.rank, names, regex.as_ref(), a.layers.as_deref());
+    let dora = a.method == AdapterMethod::Dora;
+    let trainable_params = adapter_params(&config, &adapted, dora);
     let e = estimate(&MemoryInput {
         config: &config,
         dtype_bytes: base_dtype_bytes(plan, adapter_job),
         adapted,
-        dora: a.method == AdapterMethod::Dora,
+        dora,
         micro_batch: t.micro_batch.max(1),
         seq,
     });
@@ -76,6 +79,8 @@ pub fn train_job_memory(plan: &Plan, job: &Job) -> Option<JobMemory> {
         label: job.label.clone(),
         estimate: e,
         total: e.total(),
+        trainable_params,
+        base_params: base_params(&config),
     })
 }
 
@@ -146,5 +151,50 @@ train "t" adapter="a" data="d" {{
         assert_eq!(weights("f16", false) * 2, f32);
         // a prune stage saves f32, whatever the model's dtype
         assert_eq!(weights("bf16", true), f32);
+    }
+
+    /// The train job's estimate for LLaMA-7B (hub id, shape known offline) with `method` at
+    /// rank 32 on q, k, v, up, down (the paper's Table I setting).
+    fn llama_7b(method: &str) -> JobMemory {
+        let src = format!(
+            r#"
+model "m" {{
+    hub "huggyllama/llama-7b"
+}}
+data "d" {{
+    hub "org/commonsense"
+}}
+adapter "a" model="m" {{
+    method "{method}"
+    rank 32
+    alpha 64
+    targets "q_proj" "k_proj" "v_proj" "up_proj" "down_proj"
+}}
+train "t" adapter="a" data="d" {{
+    steps 10
+}}
+"#
+        );
+        let r = check_bytes("p.kdl", src.as_bytes());
+        assert!(!r.has_errors(), "{:?}", r.diagnostics);
+        let p = plan(&r.pipeline.expect("checked"), &mut DigestMemo::new()).expect("plan");
+        let train = p.stage_jobs("t").next().expect("train job");
+        train_job_memory(&p, train).expect("estimate")
+    }
+
+    // Table I of the RoRA paper (from LLM-Adapters' / DoRA's tables): LoRA r32 on LLaMA-7B is
+    // 0.83% of the parameters, DoRA 0.84%. By hand: per layer r (in + out) for q, k, v
+    // (4096 + 4096), up (4096 + 11008) and down (11008 + 4096) = 32 x 54,784 = 1,753,088, x 32
+    // layers = 56,098,816; DoRA adds out per projection (3 x 4096 + 11008 + 4096 = 27,392 per
+    // layer, 876,544 in all). LLaMA-7B has 6,738,415,616 parameters (PEFT's count).
+    #[test]
+    fn trainable_parameters_match_table_one() {
+        let lora = llama_7b("lora");
+        assert_eq!(lora.base_params, 6_738_415_616);
+        assert_eq!(lora.trainable_params, 56_098_816);
+        assert_eq!(format!("{:.2}", lora.trainable_percent()), "0.83");
+        let dora = llama_7b("dora");
+        assert_eq!(dora.trainable_params, 56_098_816 + 876_544);
+        assert_eq!(format!("{:.2}", dora.trainable_percent()), "0.84");
     }
 }
