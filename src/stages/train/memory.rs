@@ -105,6 +105,15 @@ mod tests {
     use crate::check::check_bytes;
     use crate::plan::{DigestMemo, plan};
 
+    /// The estimate of train stage `t` of the pipeline `src`.
+    fn train_memory(src: &str) -> JobMemory {
+        let r = check_bytes("p.kdl", src.as_bytes());
+        assert!(!r.has_errors(), "{:?}", r.diagnostics);
+        let p = plan(&r.pipeline.expect("checked"), &mut DigestMemo::new()).expect("plan");
+        let train = p.stage_jobs("t").next().expect("train job");
+        train_job_memory(&p, train).expect("estimate")
+    }
+
     /// The weights' share of the estimate of a train job on a model saved as `model_dtype`,
     /// directly or through an unstructured prune.
     fn weights(model_dtype: &str, pruned: bool) -> u64 {
@@ -133,14 +142,7 @@ train "t" adapter="a" data="d" {{
 }}
 "#
         );
-        let r = check_bytes("p.kdl", src.as_bytes());
-        assert!(!r.has_errors(), "{:?}", r.diagnostics);
-        let p = plan(&r.pipeline.expect("checked"), &mut DigestMemo::new()).expect("plan");
-        let train = p.stage_jobs("t").next().expect("train job");
-        train_job_memory(&p, train)
-            .expect("estimate")
-            .estimate
-            .weights
+        train_memory(&src).estimate.weights
     }
 
     #[test]
@@ -175,11 +177,7 @@ train "t" adapter="a" data="d" {{
 }}
 "#
         );
-        let r = check_bytes("p.kdl", src.as_bytes());
-        assert!(!r.has_errors(), "{:?}", r.diagnostics);
-        let p = plan(&r.pipeline.expect("checked"), &mut DigestMemo::new()).expect("plan");
-        let train = p.stage_jobs("t").next().expect("train job");
-        train_job_memory(&p, train).expect("estimate")
+        train_memory(&src)
     }
 
     // Table I of the RoRA paper (from LLM-Adapters' / DoRA's tables): LoRA r32 on LLaMA-7B is
