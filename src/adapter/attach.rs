@@ -8,6 +8,7 @@
 
 use candle_core::Var;
 
+use super::bottleneck::{Bottleneck, Placement};
 use super::config::AdapterConfig;
 use super::dora::Dora;
 use super::error::AdapterError;
@@ -45,7 +46,10 @@ pub struct ModulePlan {
 
 impl ModulePlan {
     pub fn trainable_params(&self) -> usize {
-        self.spec.trainable_params(self.shape)
+        // `plan` admits only modules the method has a place on
+        self.spec
+            .trainable_params(&self.path, self.shape)
+            .unwrap_or(0)
     }
 }
 
@@ -86,7 +90,11 @@ impl std::fmt::Display for AttachReport {
             first.spec.rule.name()
         )?;
         for (r, a, s) in self.scales() {
-            write!(f, "; r={r} alpha={a} scale={s:.6}")?;
+            if first.spec.method.is_bottleneck() {
+                write!(f, "; bottleneck={r} scale={s:.6}")?;
+            } else {
+                write!(f, "; r={r} alpha={a} scale={s:.6}")?;
+            }
         }
         Ok(())
     }
@@ -105,7 +113,14 @@ pub fn plan(
         }
         let spec = matcher.spec(path);
         let max = shape.0.min(shape.1);
-        if spec.rank > max {
+        if spec.method.is_bottleneck() {
+            if Placement::of(spec.method, path).is_none() {
+                return Err(AdapterError::NoPlacement {
+                    module: path.clone(),
+                    method: spec.method.name(),
+                });
+            }
+        } else if spec.rank > max {
             return Err(AdapterError::RankTooLarge {
                 module: path.clone(),
                 rank: spec.rank,
@@ -171,6 +186,20 @@ fn build(
     cfg: &AdapterConfig,
 ) -> candle_core::Result<Box<dyn LinearAdapter>> {
     let w = lin.weight();
+    if let Some(placement) = Placement::of(m.spec.method, &m.path) {
+        return Ok(Box::new(Bottleneck::init(
+            m.spec,
+            placement,
+            cfg.activation,
+            m.shape,
+            cfg.init,
+            cfg.dropout,
+            cfg.seed,
+            &m.path,
+            adapter_dtype(w.dtype()),
+            w.device(),
+        )?));
+    }
     let low = LowRank::init(
         m.spec,
         m.shape,
@@ -184,6 +213,13 @@ fn build(
     Ok(match m.spec.method {
         Method::Lora => Box::new(Lora::new(low)),
         Method::Dora => Box::new(Dora::init(low, w)?),
+        Method::Series | Method::Parallel => {
+            candle_core::bail!(
+                "{}: no place for a {} adapter",
+                m.path,
+                m.spec.method.name()
+            )
+        }
     })
 }
 

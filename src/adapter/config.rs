@@ -16,6 +16,7 @@
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+use super::bottleneck::Activation;
 use super::error::AdapterError;
 use super::init::LoraInit;
 use super::scaling::ScalingRule;
@@ -47,6 +48,9 @@ pub struct AdapterConfig {
     pub rank_pattern: Vec<(String, usize)>,
     /// `(regex, alpha)`, first match wins (PEFT's `alpha_pattern`).
     pub alpha_pattern: Vec<(String, f64)>,
+    /// The non-linearity of a bottleneck adapter (unused by LoRA/DoRA).
+    #[serde(default)]
+    pub activation: Activation,
 }
 
 impl AdapterConfig {
@@ -70,7 +74,17 @@ impl AdapterConfig {
             seed: 0,
             rank_pattern: Vec::new(),
             alpha_pattern: Vec::new(),
+            activation: Activation::default(),
         }
+    }
+
+    /// A bottleneck adapter (`Method::Series` / `Method::Parallel`) of width `size` with
+    /// LLM-Adapters' defaults: tanh, `bert` init, no dropout. `rule` is `Fixed(s)` or
+    /// `Learned(s0)`; `alpha` records the scale.
+    pub fn bottleneck(method: Method, size: usize, rule: ScalingRule, targets: Targets) -> Self {
+        let mut c = Self::new(method, rule, size, rule.scale(1.0, size), targets);
+        c.init = LoraInit::Bert;
+        c
     }
 
     /// Check ranges and compile the patterns.
@@ -91,12 +105,45 @@ impl AdapterConfig {
                 format!("must lie in [0, 1), got {}", self.dropout),
             ));
         }
-        if let ScalingRule::Fixed(s) = self.rule
+        if let ScalingRule::Fixed(s) | ScalingRule::Learned(s) = self.rule
             && !s.is_finite()
         {
             return Err(invalid(
                 "rule",
                 format!("fixed scale must be finite, got {s}"),
+            ));
+        }
+        let bottleneck = self.method.is_bottleneck();
+        if bottleneck && !matches!(self.rule, ScalingRule::Fixed(_) | ScalingRule::Learned(_)) {
+            return Err(invalid(
+                "rule",
+                format!(
+                    "a {} adapter scales by a fixed or learned number, not the {} rule",
+                    self.method.name(),
+                    self.rule.name()
+                ),
+            ));
+        }
+        if !bottleneck && matches!(self.rule, ScalingRule::Learned(_)) {
+            return Err(invalid(
+                "rule",
+                "a learned scale is for bottleneck adapters (series, parallel)".into(),
+            ));
+        }
+        if bottleneck != self.init.is_bottleneck() {
+            return Err(invalid(
+                "init",
+                format!(
+                    "{:?} does not initialise a {} adapter",
+                    self.init,
+                    self.method.name()
+                ),
+            ));
+        }
+        if bottleneck && !(self.rank_pattern.is_empty() && self.alpha_pattern.is_empty()) {
+            return Err(invalid(
+                "rank_pattern",
+                "bottleneck adapters have one size and scale for every module".into(),
             ));
         }
         match &self.targets {

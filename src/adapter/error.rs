@@ -27,6 +27,14 @@ pub enum AdapterError {
         inp: usize,
     },
 
+    #[error(
+        "{module}: a {method} adapter has no place here: series adapters sit before gate_proj / up_proj or after down_proj (LLM-Adapters' placements for LLaMA)"
+    )]
+    NoPlacement {
+        module: String,
+        method: &'static str,
+    },
+
     #[error("{module}: the model has no module with this path")]
     UnknownModule { module: String },
 

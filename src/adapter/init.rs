@@ -14,13 +14,18 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-/// How the `A` matrix is initialised (`B` is always zero).
+/// How an adapter's matrices are initialised: `A` of a LoRA pair (`B` is always zero), or both
+/// matrices of a bottleneck adapter (`super::bottleneck`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LoraInit {
     #[default]
     Kaiming,
     Gaussian,
+    /// Bottleneck: both matrices N(0, 0.02^2) (LLM-Adapters' `init_weights="bert"`).
+    Bert,
+    /// Bottleneck: `down` kaiming-uniform, `up = 0` (LLM-Adapters' `init_weights="mam_adapter"`).
+    Mam,
 }
 
 impl LoraInit {
@@ -29,7 +34,14 @@ impl LoraInit {
         match self {
             LoraInit::Kaiming => serde_json::Value::Bool(true),
             LoraInit::Gaussian => serde_json::Value::String("gaussian".into()),
+            LoraInit::Bert => serde_json::Value::String("bert".into()),
+            LoraInit::Mam => serde_json::Value::String("mam_adapter".into()),
         }
+    }
+
+    /// Whether this scheme initialises bottleneck adapters (else LoRA pairs).
+    pub fn is_bottleneck(self) -> bool {
+        matches!(self, LoraInit::Bert | LoraInit::Mam)
     }
 }
 
@@ -102,6 +114,9 @@ pub fn init_a(
         }
         LoraInit::Gaussian => {
             normal_tensor(&[rank, in_features], 1.0 / rank as f64, seed, dtype, device)
+        }
+        LoraInit::Bert | LoraInit::Mam => {
+            candle_core::bail!("{init:?} initialises bottleneck adapters, not LoRA")
         }
     }
 }

@@ -44,6 +44,10 @@ pub trait LinearAdapter: Send + Sync {
     }
     /// Method, rank, alpha and scaling rule of this adapter.
     fn spec(&self) -> AdapterSpec;
+    /// Whether [`LinearAdapter::merged_weight`] exists (false for bottleneck adapters).
+    fn mergeable(&self) -> bool {
+        true
+    }
     /// The trainable variables with their PEFT suffixes (`lora_A.weight`, `lora_B.weight`,
     /// `lora_magnitude_vector`), in that order.
     fn vars(&self) -> Vec<(&'static str, Var)>;
@@ -129,10 +133,17 @@ impl Linear {
         self.merged
     }
 
-    /// Fold the adapter into the weight. Returns false when there is nothing to merge.
+    /// Fold the adapter into the weight. Returns false when there is nothing to merge; an error
+    /// for an adapter that cannot be merged (the layer is left as it was).
     pub fn merge(&mut self) -> Result<bool> {
         match &self.adapter {
             Some(a) if !self.merged => {
+                if !a.mergeable() {
+                    candle_core::bail!(
+                        "a {} adapter cannot be merged into the weight: evaluate it unmerged",
+                        a.spec().method.name()
+                    );
+                }
                 self.weight = a.merged_weight(&self.weight)?;
                 self.merged = true;
                 Ok(true)

@@ -1,5 +1,6 @@
-//! Low-rank adapters on the model's frozen projections: LoRA (`alpha/r`), RoRA (`alpha/sqrt(r)`,
-//! PEFT's `use_rslora`), fixed scale, and DoRA with the same scaling choices.
+//! Adapters on the model's frozen projections: LoRA (`alpha/r`), RoRA (`alpha/sqrt(r)`,
+//! PEFT's `use_rslora`), fixed scale, and DoRA with the same scaling choices; and LLM-Adapters'
+//! bottleneck adapters (series, parallel; [`bottleneck`]), saved in LLM-Adapters' layout.
 //!
 //! ```text
 //! AdapterConfig --validate--> Matcher --plan(model shapes)--> AttachReport --attach--> adapters on Linears
@@ -9,11 +10,15 @@
 //! Guarantees:
 //! - only adapter parameters are `Var`s (f32, f64 on an f64 base); base weights stay plain tensors,
 //!   are never copied per adapter, and get no gradient (the base matmul is [`frozen::frozen_linear`]);
-//! - a fresh adapter (`B = 0`) leaves every output unchanged; the scale multiplies only the delta;
-//! - merged forward equals unmerged forward (LoRA `W + sBA`, DoRA `(m/n)(W + sBA)`);
+//! - a fresh low-rank adapter (`B = 0`) leaves every output unchanged; the scale multiplies only
+//!   the delta (a bottleneck with `bert` init does change it, as in LLM-Adapters);
+//! - merged forward equals unmerged forward (LoRA `W + sBA`, DoRA `(m/n)(W + sBA)`); a bottleneck
+//!   adapter refuses to merge;
 //! - names, shapes and config fields on disk are PEFT's, so adapters move both ways;
 //! - `attach` either adapts every targeted module or changes nothing.
 pub mod attach;
+pub mod bottleneck;
+pub mod bottleneck_io;
 pub mod config;
 pub mod dora;
 pub mod dropout;
@@ -30,6 +35,7 @@ pub mod peft_convert;
 pub mod peft_io;
 pub mod scaling;
 pub mod spec;
+pub mod torch_bin;
 
 #[cfg(test)]
 mod tests;
@@ -44,6 +50,9 @@ pub use init::LoraInit;
 pub use linear::{Linear, LinearAdapter};
 pub use merge::{merge_all, merge_and_unload, unmerge_all};
 pub use params::{ParamCount, llama_base_params};
-pub use peft_io::{LoadedPeft, SaveOptions, ScaleExport, load_peft, read_peft_config, save_peft};
+pub use peft_io::{
+    LoadedPeft, SaveOptions, ScaleExport, load_peft, read_adapter_config, read_peft_config,
+    save_peft,
+};
 pub use scaling::ScalingRule;
 pub use spec::{AdapterSpec, Method};

@@ -275,6 +275,7 @@ pub fn adapter_config_from_peft(
         _ => LoraInit::Kaiming,
     };
     Ok(AdapterConfig {
+        activation: Default::default(),
         method: if peft.use_dora {
             Method::Dora
         } else {

@@ -49,14 +49,18 @@ fn format_err(path: &Path, msg: impl Into<String>) -> AdapterError {
     }
 }
 
-/// Write `adapter_config.json` and `adapter_model.safetensors` into `dir` (created if needed).
-/// Each file is written to a temporary name and renamed, so a crash never leaves half a file.
+/// Write `adapter_config.json` and `adapter_model.safetensors` into `dir` (created if needed);
+/// bottleneck adapters in LLM-Adapters' layout ([`super::bottleneck_io`]). Each file is written
+/// to a temporary name and renamed, so a crash never leaves half a file.
 pub fn save_peft<M: AdaptableModel + ?Sized>(
     model: &M,
     cfg: &AdapterConfig,
     dir: &Path,
     opts: &SaveOptions,
-) -> Result<PeftLoraConfig, AdapterError> {
+) -> Result<(), AdapterError> {
+    if cfg.method.is_bottleneck() {
+        return super::bottleneck_io::save(model, cfg, dir, opts);
+    }
     let config = peft_config(model, cfg, opts)?;
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let mut tensors: BTreeMap<String, Tensor> = BTreeMap::new();
@@ -84,7 +88,7 @@ pub fn save_peft<M: AdaptableModel + ?Sized>(
     })?;
     write_atomic(&dir.join(CONFIG_FILE), &json)?;
     write_atomic(&dir.join(CARD_FILE), model_card(&config, cfg).as_bytes())?;
-    Ok(config)
+    Ok(())
 }
 
 /// The model card PEFT's `save_pretrained` writes beside an adapter, with the same YAML front
@@ -106,6 +110,8 @@ pub fn model_card(config: &PeftLoraConfig, cfg: &AdapterConfig) -> String {
         (Method::Dora, _) => "DoRA (weight-decomposed low-rank adaptation)",
         (Method::Lora, super::scaling::ScalingRule::Rora) => "RoRA / rsLoRA (scale alpha/sqrt(r))",
         (Method::Lora, _) => "LoRA",
+        (Method::Series, _) => "Series bottleneck",
+        (Method::Parallel, _) => "Parallel bottleneck",
     };
     let base = match (&config.base_model_name_or_path, &config.revision) {
         (Some(b), Some(r)) => format!("`{b}` at revision `{r}`"),
@@ -137,8 +143,43 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AdapterError> {
 #[derive(Debug, Clone)]
 pub struct LoadedPeft {
     pub config: AdapterConfig,
-    pub peft: PeftLoraConfig,
+    /// PEFT's LoRA config (`None` for an LLM-Adapters bottleneck folder).
+    pub peft: Option<PeftLoraConfig>,
     pub report: AttachReport,
+}
+
+/// The `peft_type` of the adapter folder `dir`.
+fn peft_type(dir: &Path) -> Result<Option<String>, AdapterError> {
+    let config_path = dir.join(CONFIG_FILE);
+    let text = std::fs::read(&config_path).map_err(io(&config_path))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|source| AdapterError::Json {
+            path: config_path.clone(),
+            source,
+        })?;
+    Ok(v.get("peft_type")
+        .and_then(|t| t.as_str())
+        .map(str::to_string))
+}
+
+/// rora's config of the adapter folder `dir`: a PEFT LoRA/DoRA folder ([`read_peft_config`]) or
+/// an LLM-Adapters bottleneck folder; what rora does not implement is refused naming the field.
+pub fn read_adapter_config(dir: &Path) -> Result<AdapterConfig, AdapterError> {
+    if peft_type(dir)?.as_deref() == Some(super::bottleneck_io::PEFT_TYPE) {
+        return read_bottleneck_config(dir);
+    }
+    Ok(read_peft_config(dir)?.1)
+}
+
+fn read_bottleneck_config(dir: &Path) -> Result<AdapterConfig, AdapterError> {
+    let config_path = dir.join(CONFIG_FILE);
+    let text = std::fs::read(&config_path).map_err(io(&config_path))?;
+    let file: super::bottleneck_io::BottleneckFile =
+        serde_json::from_slice(&text).map_err(|source| AdapterError::Json {
+            path: config_path.clone(),
+            source,
+        })?;
+    super::bottleneck_io::adapter_config(&file, &config_path)
 }
 
 /// Read and convert the `adapter_config.json` of a PEFT adapter directory, refusing what rora does
@@ -163,6 +204,15 @@ pub fn load_peft<M: AdaptableModel + ?Sized>(
     model: &mut M,
     dir: &Path,
 ) -> Result<LoadedPeft, AdapterError> {
+    if peft_type(dir)?.as_deref() == Some(super::bottleneck_io::PEFT_TYPE) {
+        let config = read_bottleneck_config(dir)?;
+        let report = super::bottleneck_io::load(model, dir, &config)?;
+        return Ok(LoadedPeft {
+            config,
+            peft: None,
+            report,
+        });
+    }
     let (peft, config) = read_peft_config(dir)?;
     let shapes: Vec<(String, (usize, usize))> = model
         .linears()
@@ -242,6 +292,12 @@ pub fn load_peft<M: AdaptableModel + ?Sized>(
                     })?;
                     Box::new(d)
                 }
+                Method::Series | Method::Parallel => {
+                    return Err(format_err(
+                        &weights,
+                        "a PEFT LoRA config describes a bottleneck adapter",
+                    ));
+                }
             };
             adapters.push((m.path.clone(), adapter));
         }
@@ -255,7 +311,7 @@ pub fn load_peft<M: AdaptableModel + ?Sized>(
     install(model, adapters)?;
     Ok(LoadedPeft {
         config,
-        peft,
+        peft: Some(peft),
         report,
     })
 }

@@ -4,6 +4,8 @@
 //! - `lora`: `s = alpha / r` (Hu et al., PEFT default)
 //! - `rora`: `s = alpha / sqrt(r)` (RoRA; identical to PEFT's `use_rslora=True`)
 //! - `fixed`: `s` given directly, independent of rank and alpha
+//! - `learned`: a trainable scalar starting at the given value (bottleneck adapters only,
+//!   LLM-Adapters' `scaling="learned"`, which starts at 1.0)
 
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +15,7 @@ pub enum ScalingRule {
     Lora,
     Rora,
     Fixed(f64),
+    Learned(f64),
 }
 
 impl ScalingRule {
@@ -21,7 +24,7 @@ impl ScalingRule {
         match self {
             ScalingRule::Lora => alpha / r as f64,
             ScalingRule::Rora => alpha / (r as f64).sqrt(),
-            ScalingRule::Fixed(s) => s,
+            ScalingRule::Fixed(s) | ScalingRule::Learned(s) => s,
         }
     }
 
@@ -30,6 +33,7 @@ impl ScalingRule {
             ScalingRule::Lora => "lora",
             ScalingRule::Rora => "rora",
             ScalingRule::Fixed(_) => "fixed",
+            ScalingRule::Learned(_) => "learned",
         }
     }
 }

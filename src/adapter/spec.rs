@@ -2,9 +2,12 @@
 //!
 //! One [`AdapterSpec`] is resolved per adapted module (global rank/alpha, overridden by the
 //! config's rank/alpha patterns); its [`AdapterSpec::scale`] is the single source of the scale `s`.
+//! For the bottleneck methods (series, parallel) the rank is the bottleneck size (the adapter's
+//! inner width, LLM-Adapters' `bottleneck_size`) and the rule is `fixed` or `learned`.
 
 use serde::{Deserialize, Serialize};
 
+use super::bottleneck::Placement;
 use super::scaling::ScalingRule;
 
 /// Which low-rank update is learned.
@@ -16,6 +19,11 @@ pub enum Method {
     Lora,
     /// Weight-decomposed: `m * (W + s B A) / ||W + s B A||_row` (Liu et al. 2024; PEFT `use_dora`).
     Dora,
+    /// Series (Houlsby) bottleneck adapter, LLM-Adapters' `bottleneck`: `h + s up(act(down(h)))`
+    /// on `down_proj`'s output, or `W (x + s up(act(down(x))))` before `gate_proj` / `up_proj`.
+    Series,
+    /// Parallel bottleneck adapter (LLM-Adapters' `use_parallel_adapter`): `W x + s up(act(down(x)))`.
+    Parallel,
 }
 
 impl Method {
@@ -23,7 +31,19 @@ impl Method {
         match self {
             Method::Lora => "lora",
             Method::Dora => "dora",
+            Method::Series => "series",
+            Method::Parallel => "parallel",
         }
+    }
+
+    /// A bottleneck adapter (series or parallel), not a low-rank update of the weight.
+    pub fn is_bottleneck(self) -> bool {
+        matches!(self, Method::Series | Method::Parallel)
+    }
+
+    /// Whether the adapter can be folded into the weight (a bottleneck's non-linearity cannot).
+    pub fn mergeable(self) -> bool {
+        !self.is_bottleneck()
     }
 }
 
@@ -41,14 +61,22 @@ impl AdapterSpec {
         self.rule.scale(self.alpha, self.rank)
     }
 
-    /// Trainable parameters for a module of shape `(out, in)`: `r (in + out)`, plus `out` for DoRA's
-    /// magnitude (the count PEFT's `print_trainable_parameters` reports).
-    pub fn trainable_params(&self, (out, inp): (usize, usize)) -> usize {
+    /// Trainable parameters for the module `proj` (its last path component, e.g. `down_proj`) of
+    /// shape `(out, in)`, as PEFT's `print_trainable_parameters` counts them: `r (in + out)`, plus
+    /// `out` for DoRA's magnitude; a bottleneck `b (d_in + d_out)` with its placement's widths,
+    /// plus 1 for a learned scale. `None` where a series adapter has no place (see
+    /// [`super::bottleneck::Placement::of`]).
+    pub fn trainable_params(&self, proj: &str, (out, inp): (usize, usize)) -> Option<usize> {
         let lora = self.rank * (inp + out);
-        match self.method {
+        Some(match self.method {
             Method::Lora => lora,
             Method::Dora => lora + out,
-        }
+            Method::Series | Method::Parallel => {
+                let (d_in, d_out) = Placement::of(self.method, proj)?.widths((out, inp));
+                let learned = matches!(self.rule, ScalingRule::Learned(_));
+                self.rank * (d_in + d_out) + usize::from(learned)
+            }
+        })
     }
 }
 
@@ -65,12 +93,38 @@ mod tests {
             rule: ScalingRule::Rora,
         };
         // r (in + out) + out = 8 * (64 + 32) + 32
-        assert_eq!(s.trainable_params((32, 64)), 800);
+        assert_eq!(s.trainable_params("q_proj", (32, 64)), Some(800));
         assert!((s.scale() - 16.0 / 8f64.sqrt()).abs() < 1e-12);
         let l = AdapterSpec {
             method: Method::Lora,
             ..s
         };
-        assert_eq!(l.trainable_params((32, 64)), 768);
+        assert_eq!(l.trainable_params("q_proj", (32, 64)), Some(768));
+    }
+
+    // Reference: LLM-Adapters bottleneck.py (adapter_down [b, d_in], adapter_up [d_out, b], no
+    // biases; mh_adapter in->in, output_adapter out->out, parallel in->out; adapter_scaling [1]).
+    #[test]
+    fn bottleneck_params_follow_the_placement() {
+        let s = AdapterSpec {
+            method: Method::Series,
+            rank: 4,
+            alpha: 1.0,
+            rule: ScalingRule::Fixed(1.0),
+        };
+        // down_proj [out 16, in 40]: after the module, 16 -> 4 -> 16
+        assert_eq!(s.trainable_params("down_proj", (16, 40)), Some(2 * 4 * 16));
+        // up_proj [40, 16]: before the module, 16 -> 4 -> 16
+        assert_eq!(s.trainable_params("up_proj", (40, 16)), Some(2 * 4 * 16));
+        assert_eq!(s.trainable_params("q_proj", (16, 16)), None);
+        let p = AdapterSpec {
+            method: Method::Parallel,
+            rule: ScalingRule::Learned(1.0),
+            ..s
+        };
+        assert_eq!(
+            p.trainable_params("up_proj", (40, 16)),
+            Some(4 * (16 + 40) + 1)
+        );
     }
 }

@@ -20,6 +20,8 @@ pub struct CheckCx<'a> {
     pub quantized: BTreeMap<String, bool>,
     /// Whether any point of an adapter stage is DoRA.
     pub dora: BTreeMap<String, bool>,
+    /// Adapter stage name -> the method's name, for adapters that cannot be merged.
+    pub unmergeable: BTreeMap<String, &'static str>,
 }
 
 impl<'a> CheckCx<'a> {
@@ -31,6 +33,7 @@ impl<'a> CheckCx<'a> {
             configs: BTreeMap::new(),
             quantized: BTreeMap::new(),
             dora: BTreeMap::new(),
+            unmergeable: BTreeMap::new(),
         }
     }
 

@@ -40,9 +40,36 @@ pub fn semantic(p: &Pipeline, diags: &mut Diagnostics) {
             };
             files(&mut cx, kind, stage, &b);
             resources(&mut cx, stage, &b);
-            // a stage the shape pass let through always binds to params
-            let Ok(params) = kind.params(&b, &p.file) else {
-                continue;
+            // the shape pass lets through only stages that bind to params, except an option
+            // required at some sweep points only (`ChildSpec::optional_when` on a swept option)
+            let params = match kind.params(&b, &p.file) {
+                Ok(params) => params,
+                Err(e) => {
+                    // other params errors follow a diagnostic the shape pass already gave
+                    let Some(spec) = kind
+                        .spec()
+                        .child(&e.option)
+                        .filter(|c| !c.optional_when.is_empty())
+                    else {
+                        continue;
+                    };
+                    let at: Vec<String> = pt.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    cx.push(
+                        Diagnostic::error(
+                            Code::MissingChild,
+                            format!(
+                                "{} `{}` needs the option `{}` at {}",
+                                stage.kind.name(),
+                                stage.name,
+                                e.option,
+                                at.join(", ")
+                            ),
+                        )
+                        .label(stage.name_span, format!("no `{}` in this stage", e.option))
+                        .help(format!("add `{}`: {}", e.option, spec.doc)),
+                    );
+                    continue;
+                }
             };
             kind.check(&mut cx, stage, &b, &params, single);
         }

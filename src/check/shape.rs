@@ -587,6 +587,19 @@ impl Shape<'_> {
             c.required
                 && !present.contains(&c.name)
                 && !c.unless.iter().any(|u| present.contains(u))
+                && !c.optional_when.iter().any(|(opt, values)| {
+                    fields
+                        .get(*opt)
+                        .and_then(|f| f.first())
+                        .and_then(|f| f.args.first())
+                        .is_some_and(|a| match a {
+                            crate::ir::Arg::Lit { value, .. } => {
+                                value.as_str().is_some_and(|v| values.contains(&v))
+                            }
+                            // a swept option: whether it is needed is decided per sweep point
+                            crate::ir::Arg::Var { .. } => true,
+                        })
+                })
         }) {
             let label = if name.is_empty() { head } else { name_span };
             self.err(

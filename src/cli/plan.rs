@@ -187,6 +187,14 @@ pub fn scale_text(j: &Job) -> String {
         AdapterSource::Hub { .. } => "PEFT hub adapter, ",
     };
     match p.settings() {
+        Some(a) if a.method.is_bottleneck() => format!(
+            "s={:.4} ({loaded}{} {} bottleneck={} {})",
+            a.scale(),
+            a.method.name(),
+            a.scaling.name(),
+            a.rank,
+            a.activation.name()
+        ),
         Some(a) => {
             let policy = match a.alpha_policy {
                 AlphaPolicy::Fixed(_) => String::new(),

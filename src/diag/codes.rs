@@ -306,6 +306,18 @@ codes! {
         "model \"base\" { gguf \"m.gguf\" }; adapter \"ad\" model=\"base\" { method \"dora\" }; ...; merge \"m\" from=\"ft\"",
         "Merge into a full-precision base (hub or path), use LoRA/RoRA, or evaluate the unmerged adapter (eval model=\"ft\")."
     }
+    MergeUnmergeable "rora::semantic::merge-unmergeable" {
+        "A merge takes a bottleneck adapter (series or parallel).",
+        "A bottleneck adapter puts a non-linearity between its two matrices, so no weight W' computes what W and the adapter compute together; there is nothing to merge.",
+        "adapter \"ad\" model=\"base\" { method \"series\" }; train \"ft\" adapter=\"ad\" data=\"cs\"; merge \"m\" from=\"ft\"",
+        "Evaluate the train stage instead: eval model=\"ft\" runs the adapter unmerged."
+    }
+    OptionNotForMethod "rora::semantic::option-not-for-method" {
+        "An adapter option that the adapter's method does not take: a rank, alpha, scaling rule or module pattern beside a bottleneck method (series, parallel), a bottleneck beside lora/dora, an init of the other family, or a series adapter on a module it has no place on.",
+        "Each method has its own knobs; an option the method ignores would be silently dropped, and the run would not be what the file says.",
+        "adapter \"ad\" model=\"base\" { method \"series\"; rank 8 }",
+        "Series and parallel adapters take `bottleneck <size> non-linearity=.. scale=..` and init bert or mam; lora and dora take rank, alpha, scaling and init peft or gaussian. Series adapters sit on gate_proj, up_proj or down_proj."
+    }
     BadResource "rora::semantic::bad-resource" {
         "A stage's `resources` gives a memory size or a time limit rora cannot read.",
         "The Slurm executor turns them into `--mem` and `--time`; checking now saves a run that fails at submission.",

@@ -43,6 +43,41 @@ fn default_field(d: Default) -> BoundField {
     }
 }
 
+/// The default of `c` given the options bound before it (`ChildSpec::default_when`).
+pub fn default_of(c: &ChildSpec, bound: &BTreeMap<String, Vec<BoundField>>) -> Option<Default> {
+    c.default_when
+        .iter()
+        .find(|(opt, values, _)| {
+            bound
+                .get(*opt)
+                .and_then(|f| f.first())
+                .and_then(|f| f.args.first())
+                .and_then(|v| v.as_str())
+                .is_some_and(|v| values.contains(&v))
+        })
+        .map(|(_, _, d)| *d)
+        .or(c.default)
+}
+
+/// Whether `field` is `c` exactly as its default binds it (`d`, props at their defaults).
+pub fn is_default_field(c: &ChildSpec, d: Default, field: &BoundField) -> bool {
+    let want = default_field(d);
+    let args: Vec<Value> = want
+        .args
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| coerce(v, c.args.ty(i)))
+        .collect();
+    args == field.args
+        && c.props.iter().all(|p| {
+            let d = p
+                .default
+                .and_then(default_value)
+                .map(|d| coerce(d, Some(p.ty)));
+            field.props.get(p.name) == d.as_ref()
+        })
+}
+
 pub(crate) fn default_value(d: Default) -> Option<Value> {
     default_field(d).args.into_iter().next()
 }
@@ -82,8 +117,7 @@ pub fn bind(
                 .map(|f| bind_field(c, f, &resolve))
                 .collect::<Result<Vec<_>, _>>()?,
             // An omitted option binds exactly like the option written with its defaults.
-            None => c
-                .default
+            None => default_of(c, &fields)
                 .map(|d| {
                     let mut f = default_field(d);
                     f.props = c

@@ -120,6 +120,14 @@ pub fn key_params(spec: &KindSpec, b: &BoundStage) -> BTreeMap<String, Canon> {
         let Some(fields) = b.fields.get(c.name) else {
             continue;
         };
+        // options added later are not keyed at their defaults (`registry::added_later_option`)
+        if !c.keyed_at_default
+            && let Some(d) = c.default
+            && fields.len() == 1
+            && crate::ir::bind::is_default_field(c, d, &fields[0])
+        {
+            continue;
+        }
         let local = |i: usize| matches!(c.args.ty(i), Some(Ty::Path | Ty::Glob));
         // props added later are not keyed at their defaults (`registry::added_later`)
         let keyed_prop = |name: &str, v: &crate::ir::Value| {

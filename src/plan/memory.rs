@@ -20,6 +20,9 @@
 
 use serde::Serialize;
 
+use crate::adapter::scaling::ScalingRule;
+use crate::adapter::spec::{AdapterSpec, Method};
+
 use crate::model::config::{LlamaConfig, PROJECTIONS, module_path};
 
 /// One adapted projection's shape: `(out, in)`.
@@ -33,8 +36,10 @@ pub struct MemoryInput<'a> {
     pub dtype_bytes: u64,
     /// `(layer, projection)` pairs that carry an adapter, with their rank.
     pub adapted: Vec<(usize, &'static str, usize)>,
-    /// DoRA adds a magnitude vector of `out` per adapted projection.
-    pub dora: bool,
+    /// The method and scaling rule (DoRA adds a magnitude vector of `out` per adapted
+    /// projection; a bottleneck's widths depend on where it sits).
+    pub method: Method,
+    pub rule: ScalingRule,
     pub micro_batch: usize,
     pub seq: usize,
 }
@@ -111,26 +116,34 @@ pub fn select_projections(
         .collect()
 }
 
-/// Trainable parameters of low-rank adapters on the `adapted` projections: `r (out + in)` each,
-/// plus DoRA's magnitude vector (`out`).
+/// Trainable parameters of the adapters on the `adapted` projections, as the adapter library
+/// counts them ([`AdapterSpec::trainable_params`]: `r (out + in)` each, plus DoRA's magnitude
+/// vector; a bottleneck's `b (d_in + d_out)`).
 pub fn adapter_params(
     c: &LlamaConfig,
     adapted: &[(usize, &'static str, usize)],
-    dora: bool,
+    method: Method,
+    rule: ScalingRule,
 ) -> u64 {
     adapted
         .iter()
-        .filter_map(|&(i, p, r)| {
-            let (o, n) = c.proj_shape(i, p)?;
-            Some((r * (o + n) + if dora { o } else { 0 }) as u64)
+        .filter_map(|&(i, p, rank)| {
+            let spec = AdapterSpec {
+                method,
+                rank,
+                alpha: 1.0,
+                rule,
+            };
+            spec.trainable_params(p, c.proj_shape(i, p)?)
         })
+        .map(|n| n as u64)
         .sum()
 }
 
 pub fn estimate(m: &MemoryInput) -> MemoryEstimate {
     let c = m.config;
     let b = m.dtype_bytes;
-    let adapter_params = adapter_params(c, &m.adapted, m.dora);
+    let adapter_params = adapter_params(c, &m.adapted, m.method, m.rule);
     let tokens = (m.micro_batch * m.seq) as u64;
     let h = c.hidden_size as u64;
     let per_layer: u64 = c

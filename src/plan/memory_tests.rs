@@ -19,7 +19,8 @@ fn llama3_8b_weights_in_bf16_are_16_06_gb() {
         config: &c,
         dtype_bytes: 2,
         adapted: vec![],
-        dora: false,
+        method: crate::adapter::Method::Lora,
+        rule: crate::adapter::ScalingRule::Lora,
         micro_batch: 1,
         seq: 1,
     });
@@ -36,7 +37,8 @@ fn llama3_8b_lora_r8_all_linear_adapter_and_optimizer_state() {
         config: &c,
         dtype_bytes: 2,
         adapted: all_projections(&c, 8),
-        dora: false,
+        method: crate::adapter::Method::Lora,
+        rule: crate::adapter::ScalingRule::Lora,
         micro_batch: 1,
         seq: 1,
     };
@@ -45,7 +47,7 @@ fn llama3_8b_lora_r8_all_linear_adapter_and_optimizer_state() {
     assert_eq!(e.gradients, 20_971_520 * 4);
     assert_eq!(e.optimizer, 20_971_520 * 8);
     // DoRA adds `out` per projection: 4096+1024+1024+4096+14336+14336+4096 = 43_008 per layer
-    m.dora = true;
+    m.method = crate::adapter::Method::Dora;
     assert_eq!(estimate(&m).adapters, (20_971_520 + 32 * 43_008) * 4);
 }
 
@@ -77,7 +79,8 @@ fn activations_of_a_tiny_shape_by_hand() {
         config: &c,
         dtype_bytes: 4,
         adapted,
-        dora: false,
+        method: crate::adapter::Method::Lora,
+        rule: crate::adapter::ScalingRule::Lora,
         micro_batch: 2,
         seq: 8,
     });

@@ -57,6 +57,20 @@ fn child_json(c: &ChildSpec) -> Value {
     if !c.unless.is_empty() {
         v["required_unless"] = json!(c.unless);
     }
+    if !c.optional_when.is_empty() {
+        v["optional_when"] = c
+            .optional_when
+            .iter()
+            .map(|(o, vals)| json!({"option": o, "values": vals}))
+            .collect();
+    }
+    if !c.default_when.is_empty() {
+        v["default_when"] = c
+            .default_when
+            .iter()
+            .map(|(o, vals, d)| json!({"option": o, "values": vals, "default": d.describe()}))
+            .collect();
+    }
     v
 }
 
@@ -118,8 +132,23 @@ pub fn kind_text(s: &KindSpec) -> String {
         if c.repeat {
             flags.push("repeatable".to_string());
         }
+        for (o, vals) in c.optional_when {
+            flags.push(format!("optional with {o} {}", vals.join(" / ")));
+        }
+        for (o, vals, d) in c.default_when {
+            flags.push(format!(
+                "default {} with {o} {}",
+                d.describe(),
+                vals.join(" / ")
+            ));
+        }
         if let Some(d) = c.default {
-            flags.push(format!("default {}", d.describe()));
+            let other = if c.default_when.is_empty() {
+                ""
+            } else {
+                " otherwise"
+            };
+            flags.push(format!("default{other} {}", d.describe()));
         }
         if !c.keyed {
             flags.push("not part of the cache key".to_string());
@@ -225,7 +254,7 @@ mod tests {
     fn adapter_text_lists_rank_as_required_with_its_range() {
         let t = kind_text(crate::stages::spec(crate::schema::Kind::Adapter));
         assert!(
-            t.contains("rank <integer in 1..=65536>  [required unless path or hub is given]"),
+            t.contains("rank <integer in 1..=65536>  [required unless path or hub is given; optional with method series / parallel]"),
             "{t}"
         );
         assert!(t.contains("alpha-per-rank"));

@@ -59,7 +59,10 @@ pub const fn child(name: &'static str, doc: &'static str, args: Args) -> ChildSp
         unless: &[],
         repeat: false,
         default: None,
+        default_when: &[],
+        optional_when: &[],
         keyed: true,
+        keyed_at_default: true,
     }
 }
 
@@ -110,6 +113,32 @@ pub const fn one(name: &'static str, doc: &'static str, ty: Ty) -> ChildSpec {
 
 pub const fn def(mut c: ChildSpec, d: Default) -> ChildSpec {
     c.default = Some(d);
+    c
+}
+
+/// Defaults by the value of an earlier option: `(option, values, default)`, first match wins;
+/// otherwise the option's `default`.
+pub const fn def_when(
+    mut c: ChildSpec,
+    w: &'static [(&'static str, &'static [&'static str], Default)],
+) -> ChildSpec {
+    c.default_when = w;
+    c
+}
+
+/// A required option that may be left out when `option` is written with one of `values`.
+pub const fn optional_when(
+    mut c: ChildSpec,
+    w: &'static [(&'static str, &'static [&'static str])],
+) -> ChildSpec {
+    c.optional_when = w;
+    c
+}
+
+/// An option added after keys were published: at its default it is left out of the key (see
+/// [`added_later`] for props).
+pub const fn added_later_option(mut c: ChildSpec) -> ChildSpec {
+    c.keyed_at_default = false;
     c
 }
 

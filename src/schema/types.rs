@@ -289,8 +289,18 @@ pub struct ChildSpec {
     /// May appear more than once (`module`, `plot`).
     pub repeat: bool,
     pub default: Option<Default>,
+    /// Defaults that replace `default` when an earlier option has one of the given values
+    /// (`(option, values, default)`, first match wins): an adapter's `targets` for `method
+    /// "series"`.
+    pub default_when: &'static [(&'static str, &'static [&'static str], Default)],
+    /// A required option may be left out when an option has one of these literal values (an
+    /// adapter's `rank` for the bottleneck methods).
+    pub optional_when: &'static [(&'static str, &'static [&'static str])],
     /// Part of the stage key (false for options that do not change outputs, e.g. `device`, eval `batch-size`).
     pub keyed: bool,
+    /// False for an option added after keys were published: at its default (args and props) it
+    /// stays out of the key, so existing keys do not move (`registry::added_later_option`).
+    pub keyed_at_default: bool,
 }
 
 /// One stage kind.

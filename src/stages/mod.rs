@@ -120,6 +120,38 @@ mod tests {
                 if let Some(d) = &c.default {
                     assert!(d.fits(&c.args), "{}.{} default", spec.kind.name(), c.name);
                 }
+                let at = |name: &str| spec.children.iter().position(|x| x.name == name);
+                for (opt, _, d) in c.default_when {
+                    assert!(
+                        d.fits(&c.args),
+                        "{}.{} default_when",
+                        spec.kind.name(),
+                        c.name
+                    );
+                    // bound in order: the option a default depends on comes first
+                    assert!(
+                        at(opt) < at(c.name),
+                        "{}.{} after {opt}",
+                        spec.kind.name(),
+                        c.name
+                    );
+                }
+                for (opt, _) in c.optional_when {
+                    assert!(
+                        at(opt).is_some(),
+                        "{}.{} optional_when {opt}",
+                        spec.kind.name(),
+                        c.name
+                    );
+                }
+                if !c.keyed_at_default {
+                    assert!(
+                        c.default.is_some(),
+                        "{}.{} added later without a default",
+                        spec.kind.name(),
+                        c.name
+                    );
+                }
                 for p in c.props {
                     if let Some(d) = &p.default {
                         assert!(

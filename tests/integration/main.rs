@@ -5,6 +5,7 @@
 //! SmolLM2 asset) pruning recovery.
 
 mod bad_input;
+mod bottleneck;
 mod chat_data;
 mod cli;
 mod device;

@@ -395,3 +395,75 @@ fn spm_reference_is_what_transformers_derives() {
         read(&crate::root().join("tests/fixtures/spm/tokenizer.json"))
     );
 }
+
+// Bottleneck adapters rora trains load as LLM-Adapters loads them (its adapter_model.bin through
+// torch.load with the safe unpickler, its module matching and forward: tests/interop/
+// bottleneck_load.py), with rora's logits: series before gate/up and after down with a learned
+// scale, parallel with gelu and a fixed scale != 1.
+#[test]
+fn bottleneck_adapters_load_as_llm_adapters_loads_them_with_rora_logits() {
+    let Some(py) = python_with("torch, transformers") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let p = dir.path().join("p.kdl");
+    std::fs::write(
+        &p,
+        format!(
+            "model \"tiny\" {{\n    random layers=2 hidden=64 heads=4 kv-heads=2 ffn=128 seed=12\n}}\n\
+             data \"cs\" {{\n    files \"{}/*.train.jsonl\"\n    template \"llm-adapters\"\n    max-len 64\n    limit 16\n}}\n\
+             adapter \"series\" model=\"tiny\" {{\n    method \"series\"\n    bottleneck 8 learn-scale=#true\n    targets \"gate_proj\" \"up_proj\" \"down_proj\"\n}}\n\
+             adapter \"parallel\" model=\"tiny\" {{\n    method \"parallel\"\n    bottleneck 8 non-linearity=\"gelu\" scale=0.5\n}}\n\
+             train \"ft-series\" adapter=\"series\" data=\"cs\" {{\n    steps 3\n    batch 4\n    lr 5e-2\n}}\n\
+             train \"ft-parallel\" adapter=\"parallel\" data=\"cs\" {{\n    steps 3\n    batch 4\n    lr 5e-2\n}}\n",
+            crate::root().join("datasets/commonsense").display()
+        ),
+    )
+    .unwrap();
+    let o = rora(&["run", p.to_str().unwrap()], &cache);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = |job: &str| output_dir(&cache, job, &p);
+    let model_dir = out("tiny").join("model");
+    for (method, modules) in [("series", 6), ("parallel", 4)] {
+        let adapter = out(&format!("ft-{method}")).join("adapter");
+        let theirs = dir.path().join(format!("{method}-la.safetensors"));
+        let report = python_json(
+            &py,
+            "bottleneck_load.py",
+            &[
+                model_dir.to_str().unwrap(),
+                adapter.to_str().unwrap(),
+                TOKENS,
+                theirs.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(
+            report["modules"].as_array().map(Vec::len),
+            Some(modules),
+            "{report}"
+        );
+        let ours = rora_logits(
+            &cache,
+            &model_dir,
+            Some(&adapter),
+            &dir.path().join(format!("{method}-rora.safetensors")),
+        );
+        let base = rora_logits(
+            &cache,
+            &model_dir,
+            None,
+            &dir.path().join(format!("{method}-base.safetensors")),
+        );
+        assert!(
+            max_diff(&ours, &base) > 1e-3,
+            "{method}: the adapter changes nothing"
+        );
+        let d = max_diff(&ours, &read_logits(&theirs, "logits"));
+        assert!(
+            d < 1e-4,
+            "{method}: LLM-Adapters' logits differ from rora's by {d}"
+        );
+        eprintln!("{method} (rora-trained, LLM-Adapters-loaded): within {d:.1e}; {report}");
+    }
+}

@@ -153,3 +153,58 @@ fn dora_norm_equals_the_direct_row_norm() {
     let ours = dora.weight_norm(&w).unwrap();
     assert!(super::fixtures::max_abs_diff(&direct, &ours) < 1e-12);
 }
+
+// Series before/after and parallel bottleneck adapters, fixed and learned scale: every matrix and
+// the learned scale against central differences (the frozen weight gets no gradient).
+#[test]
+fn bottleneck_gradients_match_finite_differences() {
+    use crate::adapter::bottleneck::{Activation, Bottleneck, Placement};
+    // `up_proj`-like [6, 5]: before (5 -> 5), after (6 -> 6), parallel (5 -> 6)
+    for (placement, method) in [
+        (Placement::Before, Method::Series),
+        (Placement::After, Method::Series),
+        (Placement::Parallel, Method::Parallel),
+    ] {
+        for rule in [ScalingRule::Fixed(0.7), ScalingRule::Learned(1.3)] {
+            let w = rand(&[6, 5], 3, DType::F64);
+            let bias = rand(&[6], 4, DType::F64);
+            let x = rand(&[2, 4, 5], 5, DType::F64);
+            let r = rand(&[2, 4, 6], 6, DType::F64);
+            let spec = AdapterSpec {
+                method,
+                rank: 3,
+                alpha: 0.7,
+                rule,
+            };
+            let (d_in, d_out) = placement.widths((6, 5));
+            let down = rand(&[3, d_in], 7, DType::F64);
+            let up = rand(&[d_out, 3], 8, DType::F64);
+            let bn = Bottleneck::new(
+                spec,
+                placement,
+                Activation::Tanh,
+                (6, 5),
+                &down,
+                &up,
+                None,
+                Dropout::new(0.0, 0),
+            )
+            .unwrap();
+            let vars = bn.vars();
+            let mut lin = Linear::new(w, Some(bias));
+            lin.set_adapter(Some(Box::new(bn))).unwrap();
+            let f = || scalar(&loss(&lin.forward(&x).unwrap(), &r));
+            let grads = loss(&lin.forward(&x).unwrap(), &r).backward().unwrap();
+            for (name, var) in &vars {
+                check(
+                    var,
+                    grads.get(var.as_tensor()).unwrap(),
+                    &f,
+                    &format!("{placement:?} {name}"),
+                );
+            }
+            assert_eq!(vars.len(), 2 + usize::from(rule.name() == "learned"));
+            assert!(grads.get(lin.weight()).is_none());
+        }
+    }
+}

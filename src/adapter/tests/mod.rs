@@ -1,5 +1,6 @@
 //! Numeric tests of the adapter module against formulas and independent computations.
 //! All use alpha != r so a scale bug shows.
+mod bottleneck;
 mod fixtures;
 mod gradcheck;
 mod merge;

@@ -23,7 +23,9 @@ use super::params::Need;
 use super::params::{ParamError, StageParams, abs_path};
 use super::stage::{HubSource, Stage};
 use crate::adapter::SaveOptions;
+use crate::adapter::bottleneck::{Activation, Placement};
 use crate::adapter::scaling::ScalingRule;
+use crate::adapter::spec::Method;
 use crate::check::context::{CheckCx, first_line};
 use crate::diag::{Code, Diagnostic, suggest};
 use crate::exec::progress::Progress;
@@ -35,7 +37,8 @@ use crate::plan::digest::{DigestError, DigestMemo};
 use crate::run::context::JobCx;
 use crate::run::error::RunError;
 use crate::schema::registry::{
-    child, def, def_prop, one, prop, props, repeat, req_prop, required_unless,
+    added_later_option, child, def, def_prop, def_when, one, optional_when, prop, props, repeat,
+    req_prop, required_unless,
 };
 use crate::schema::{Args, Default, Kind, KindSpec, MODEL_LIKE, Ty};
 use crate::source::SourceFile;
@@ -43,7 +46,7 @@ use crate::stages::model::{ModelParams, ModelSource};
 
 pub static SPEC: KindSpec = KindSpec {
     kind: Kind::Adapter,
-    doc: "A low-rank adapter on a model: fresh LoRA or DoRA, with the scaling rule lora (alpha/r), rora (alpha/sqrt(r), PEFT use_rslora) or fixed; or a PEFT adapter loaded from a folder or the hub (LoRA, rsLoRA, DoRA, rank/alpha patterns), to evaluate, merge or train further.",
+    doc: "An adapter on a model: fresh LoRA or DoRA, with the scaling rule lora (alpha/r), rora (alpha/sqrt(r), PEFT use_rslora) or fixed, or a Series / Parallel bottleneck adapter (LLM-Adapters); or an adapter loaded from a folder or the hub (PEFT LoRA, rsLoRA, DoRA, rank/alpha patterns; LLM-Adapters BOTTLENECK), to evaluate, merge or train further.",
     version: 1,
     props: &[req_prop(
         "model",
@@ -72,7 +75,7 @@ pub static SPEC: KindSpec = KindSpec {
         def(
             one(
                 "method",
-                "lora, or dora (weight-decomposed: learned magnitude per output row).",
+                "lora; dora (weight-decomposed: learned magnitude per output row); series (a bottleneck adapter after down_proj, or before gate_proj / up_proj) or parallel (a bottleneck beside each target), LLM-Adapters' adapters, which take `bottleneck`, not a rank or scaling rule, and are evaluated unmerged.",
                 Ty::Choice(AdapterMethod::NAMES),
             ),
             Default::Str("lora"),
@@ -92,14 +95,47 @@ pub static SPEC: KindSpec = KindSpec {
                 "The scale, for scaling \"fixed\".",
             )],
         ),
-        required_unless(
-            one(
-                "rank",
-                "Rank r of A [r, in] and B [out, r].",
-                Ty::int(1, 65536),
+        optional_when(
+            required_unless(
+                one(
+                    "rank",
+                    "Rank r of A [r, in] and B [out, r].",
+                    Ty::int(1, 65536),
+                ),
+                &["path", "hub"],
             ),
-            &["path", "hub"],
+            &[("method", BOTTLENECK_METHODS)],
         ),
+        added_later_option(props(
+            def(
+                one(
+                    "bottleneck",
+                    "Bottleneck size b of a series or parallel adapter: down [b, d_in], up [d_out, b] (LLM-Adapters' bottleneck_size).",
+                    Ty::int(1, 65536),
+                ),
+                Default::Int(256),
+            ),
+            &[
+                def_prop(
+                    "non-linearity",
+                    Ty::Choice(NonLinearity::NAMES),
+                    "Between down and up (LLM-Adapters' non_linearity).",
+                    Default::Str("tanh"),
+                ),
+                def_prop(
+                    "scale",
+                    Ty::pos_float(),
+                    "Multiplies the adapter's output (LLM-Adapters' scaling).",
+                    Default::Float(1.0),
+                ),
+                def_prop(
+                    "learn-scale",
+                    Ty::Bool,
+                    "Train the scale, starting at scale= (LLM-Adapters' scaling=\"learned\").",
+                    Default::Bool(false),
+                ),
+            ],
+        )),
         def(
             one(
                 "alpha",
@@ -113,16 +149,27 @@ pub static SPEC: KindSpec = KindSpec {
             "Alpha policy proportional to rank: alpha = k * r (replaces alpha).",
             Ty::pos_float(),
         ),
-        def(
-            child(
-                "targets",
-                "Projection names (q_proj k_proj v_proj o_proj gate_proj up_proj down_proj) or all-linear.",
-                Args::Many {
-                    ty: Ty::Str,
-                    min: 1,
-                },
+        def_when(
+            def(
+                child(
+                    "targets",
+                    "Projection names (q_proj k_proj v_proj o_proj gate_proj up_proj down_proj) or all-linear; series adapters sit on gate_proj, up_proj, down_proj.",
+                    Args::Many {
+                        ty: Ty::Str,
+                        min: 1,
+                    },
+                ),
+                Default::Strs(&["q_proj", "v_proj"]),
             ),
-            Default::Strs(&["q_proj", "v_proj"]),
+            // LLM-Adapters' commonsense runs (its issue #45 and math_running_commands)
+            &[
+                ("method", &["series"], Default::Strs(&["down_proj"])),
+                (
+                    "method",
+                    &["parallel"],
+                    Default::Strs(&["up_proj", "down_proj"]),
+                ),
+            ],
         ),
         one(
             "target-regex",
@@ -146,13 +193,16 @@ pub static SPEC: KindSpec = KindSpec {
             one("dropout", "Dropout on the adapter input.", Ty::fraction()),
             Default::Float(0.0),
         ),
-        def(
-            one(
-                "init",
-                "peft: A kaiming-uniform, B = 0; gaussian: A ~ N(0, 1/r), B = 0.",
-                Ty::Choice(InitChoice::NAMES),
+        def_when(
+            def(
+                one(
+                    "init",
+                    "peft: A kaiming-uniform, B = 0; gaussian: A ~ N(0, 1/r), B = 0. Bottleneck adapters: bert: down, up ~ N(0, 0.02^2) (LLM-Adapters' default; not the identity at step 0); mam: down kaiming-uniform, up = 0.",
+                    Ty::Choice(InitChoice::NAMES),
+                ),
+                Default::Str("peft"),
             ),
-            Default::Str("peft"),
+            &[("method", BOTTLENECK_METHODS, Default::Str("bert"))],
         ),
         repeat(props(
             one(
@@ -177,6 +227,57 @@ crate::choice_enum! {
     pub enum AdapterMethod {
         Lora = "lora",
         Dora = "dora",
+        Series = "series",
+        Parallel = "parallel",
+    }
+}
+
+/// The methods that take a bottleneck size instead of a rank.
+pub const BOTTLENECK_METHODS: &[&str] = &["series", "parallel"];
+
+impl AdapterMethod {
+    /// The adapter library's method.
+    pub fn library(self) -> Method {
+        match self {
+            AdapterMethod::Lora => Method::Lora,
+            AdapterMethod::Dora => Method::Dora,
+            AdapterMethod::Series => Method::Series,
+            AdapterMethod::Parallel => Method::Parallel,
+        }
+    }
+
+    pub fn of(m: Method) -> Self {
+        match m {
+            Method::Lora => AdapterMethod::Lora,
+            Method::Dora => AdapterMethod::Dora,
+            Method::Series => AdapterMethod::Series,
+            Method::Parallel => AdapterMethod::Parallel,
+        }
+    }
+
+    pub fn is_bottleneck(self) -> bool {
+        self.library().is_bottleneck()
+    }
+}
+
+crate::choice_enum! {
+    /// The non-linearity of a bottleneck adapter.
+    pub enum NonLinearity {
+        Tanh = "tanh",
+        Relu = "relu",
+        Silu = "silu",
+        Gelu = "gelu",
+    }
+}
+
+impl NonLinearity {
+    pub fn library(self) -> Activation {
+        match self {
+            NonLinearity::Tanh => Activation::Tanh,
+            NonLinearity::Relu => Activation::Relu,
+            NonLinearity::Silu => Activation::Silu,
+            NonLinearity::Gelu => Activation::Gelu,
+        }
     }
 }
 
@@ -190,10 +291,13 @@ crate::choice_enum! {
 }
 
 crate::choice_enum! {
-    /// How `A` is initialised: PEFT's kaiming-uniform, or gaussian N(0, 1/r).
+    /// How `A` is initialised: PEFT's kaiming-uniform, or gaussian N(0, 1/r); a bottleneck's
+    /// matrices: bert N(0, 0.02^2), or mam (kaiming-uniform down, zero up).
     pub enum InitChoice {
         Peft = "peft",
         Gaussian = "gaussian",
+        Bert = "bert",
+        Mam = "mam",
     }
 }
 
@@ -235,12 +339,16 @@ impl AdapterParams {
     }
 }
 
-/// The settings of one adapter (PEFT's `LoraConfig` in rora's words).
+/// The settings of one adapter (PEFT's `LoraConfig` or LLM-Adapters' `BottleneckConfig` in
+/// rora's words). A bottleneck adapter's `rank` is its bottleneck size and its `scaling` a fixed
+/// or learned number.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AdapterSettings {
     pub method: AdapterMethod,
     pub scaling: ScalingRule,
     pub rank: usize,
+    /// A bottleneck adapter's non-linearity.
+    pub activation: Activation,
     pub alpha_policy: AlphaPolicy,
     /// The effective alpha (`k * rank` under the per-rank policy).
     pub alpha: f64,
@@ -332,6 +440,10 @@ impl Stage for Adapter {
             .is_some_and(|s| s.method == AdapterMethod::Dora);
         let d = cx.dora.entry(stage.name.clone()).or_insert(false);
         *d |= dora;
+        if let Some(s) = a.settings().filter(|s| s.method.is_bottleneck()) {
+            cx.unmergeable
+                .insert(stage.name.clone(), s.method.library().name());
+        }
     }
 
     fn hub_source<'p>(&self, params: &'p mut StageParams) -> Option<HubSource<'p>> {
@@ -354,8 +466,11 @@ impl Stage for Adapter {
     ) -> Result<BTreeMap<String, String>, DigestError> {
         let mut out = BTreeMap::new();
         if let Some(AdapterSource::Path(dir)) = params.get::<AdapterParams>().map(|p| &p.source) {
-            let keep =
-                |n: &str| n == crate::adapter::peft_io::CONFIG_FILE || n.ends_with(".safetensors");
+            let keep = |n: &str| {
+                n == crate::adapter::peft_io::CONFIG_FILE
+                    || n.ends_with(".safetensors")
+                    || n == crate::adapter::bottleneck_io::BIN_FILE
+            };
             out.insert("path".into(), memo.dir(dir, keep)?);
         }
         Ok(out)
@@ -396,24 +511,44 @@ pub fn save_options(cx: &JobCx<'_>) -> Result<SaveOptions, RunError> {
 }
 
 fn fresh_settings(b: &BoundStage) -> Result<AdapterSettings, ParamError> {
-    let rank = b.need_usize("rank")?.max(1);
-    let alpha_policy = match b.float("alpha-per-rank") {
-        Some(k) => AlphaPolicy::PerRank(k),
-        None => AlphaPolicy::Fixed(b.need_float("alpha")?),
-    };
-    let alpha = match alpha_policy {
-        AlphaPolicy::Fixed(a) => a,
-        AlphaPolicy::PerRank(k) => k * rank as f64,
-    };
-    let scaling = match b.need_choice("scaling", ScalingChoice::from_name)? {
-        ScalingChoice::Lora => ScalingRule::Lora,
-        ScalingChoice::Rora => ScalingRule::Rora,
-        // without value= the checker reports FixedScaleNeedsValue; the params still build
-        ScalingChoice::Fixed => ScalingRule::Fixed(
-            b.prop("scaling", "value")
-                .and_then(|v| v.as_f64())
-                .unwrap_or(f64::NAN),
-        ),
+    let method = b.need_choice("method", AdapterMethod::from_name)?;
+    let (rank, alpha_policy, alpha, scaling, activation) = if method.is_bottleneck() {
+        // the checker reports a rank or scaling rule written beside a bottleneck method
+        let size = b.need_usize("bottleneck")?.max(1);
+        let prop = |p: &str| b.prop("bottleneck", p);
+        let scale = prop("scale").and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
+        let rule = if prop("learn-scale").and_then(|v| v.as_bool()) == Some(true) {
+            ScalingRule::Learned(scale)
+        } else {
+            ScalingRule::Fixed(scale)
+        };
+        let activation = prop("non-linearity")
+            .and_then(|v| v.as_str())
+            .and_then(NonLinearity::from_name)
+            .unwrap_or(NonLinearity::Tanh)
+            .library();
+        (size, AlphaPolicy::Fixed(scale), scale, rule, activation)
+    } else {
+        let rank = b.need_usize("rank")?.max(1);
+        let alpha_policy = match b.float("alpha-per-rank") {
+            Some(k) => AlphaPolicy::PerRank(k),
+            None => AlphaPolicy::Fixed(b.need_float("alpha")?),
+        };
+        let alpha = match alpha_policy {
+            AlphaPolicy::Fixed(a) => a,
+            AlphaPolicy::PerRank(k) => k * rank as f64,
+        };
+        let scaling = match b.need_choice("scaling", ScalingChoice::from_name)? {
+            ScalingChoice::Lora => ScalingRule::Lora,
+            ScalingChoice::Rora => ScalingRule::Rora,
+            // without value= the checker reports FixedScaleNeedsValue; the params still build
+            ScalingChoice::Fixed => ScalingRule::Fixed(
+                b.prop("scaling", "value")
+                    .and_then(|v| v.as_f64())
+                    .unwrap_or(f64::NAN),
+            ),
+        };
+        (rank, alpha_policy, alpha, scaling, Activation::default())
     };
     let names = b.strs("targets");
     let targets = if let Some(r) = b.str("target-regex") {
@@ -455,9 +590,10 @@ fn fresh_settings(b: &BoundStage) -> Result<AdapterSettings, ParamError> {
         })
         .collect();
     Ok(AdapterSettings {
-        method: b.need_choice("method", AdapterMethod::from_name)?,
+        method,
         scaling,
         rank,
+        activation,
         alpha_policy,
         alpha,
         targets,
@@ -469,6 +605,58 @@ fn fresh_settings(b: &BoundStage) -> Result<AdapterSettings, ParamError> {
     })
 }
 
+/// The options written beside the method are ones it takes (reports the first that is not).
+fn check_method_options(cx: &mut CheckCx, stage: &StageDecl, b: &BoundStage, a: &AdapterSettings) {
+    let method = a.method.name();
+    let (foreign, why): (&[&str], &str) = if a.method.is_bottleneck() {
+        (
+            &["rank", "alpha", "alpha-per-rank", "scaling", "module"],
+            "takes a bottleneck size and a scale, not a rank, alpha or scaling rule",
+        )
+    } else {
+        (&["bottleneck"], "takes a rank, not a bottleneck size")
+    };
+    let init_ok = b
+        .str("init")
+        .and_then(InitChoice::from_name)
+        .is_none_or(|i| {
+            matches!(i, InitChoice::Bert | InitChoice::Mam) == a.method.is_bottleneck()
+        });
+    // in a sweep over methods each point takes the options its method knows
+    let swept = stage
+        .fields
+        .get("method")
+        .and_then(|f| f.first())
+        .and_then(|f| f.args.first())
+        .is_some_and(|a| matches!(a, crate::ir::Arg::Var { .. }));
+    let bad = foreign
+        .iter()
+        .filter(|_| !swept)
+        .find(|f| stage.fields.contains_key(**f))
+        .copied()
+        .or((!init_ok).then_some("init"));
+    let Some(f) = bad else { return };
+    let help = if a.method.is_bottleneck() {
+        "write `bottleneck 256 non-linearity=\"tanh\" scale=1.0` and init bert or mam (LLM-Adapters' settings are the defaults)"
+    } else {
+        "write `rank 8` (and alpha, scaling) and init peft or gaussian; bottleneck is for method series / parallel"
+    };
+    let msg = if f == "init" {
+        format!(
+            "init {:?} is not an init of a {method} adapter",
+            b.str("init").unwrap_or_default()
+        )
+    } else {
+        format!("a {method} adapter {why}: `{f}` does not apply")
+    };
+    cx.push(
+        Diagnostic::error(Code::OptionNotForMethod, msg)
+            .label(cx.span_of(stage, f), "not for this method")
+            .label(cx.span_of(stage, "method"), format!("method {method}"))
+            .help(help),
+    );
+}
+
 fn check_adapter(
     cx: &mut CheckCx,
     stage: &StageDecl,
@@ -476,6 +664,7 @@ fn check_adapter(
     a: &AdapterSettings,
     cfg: Option<&LlamaConfig>,
 ) {
+    check_method_options(cx, stage, b, a);
     if b.str("scaling") == Some("fixed") && b.prop("scaling", "value").is_none() {
         cx.push(
             Diagnostic::error(Code::FixedScaleNeedsValue, "scaling \"fixed\" needs value=")
@@ -607,7 +796,30 @@ fn check_adapter(
             }
         },
     };
+    if a.method == AdapterMethod::Series
+        && let Some((_, p)) = targeted
+            .iter()
+            .find(|(_, p)| Placement::of(Method::Series, p).is_none())
+    {
+        let f = if stage.fields.contains_key("target-regex") {
+            "target-regex"
+        } else {
+            "targets"
+        };
+        cx.push(
+            Diagnostic::error(
+                Code::OptionNotForMethod,
+                format!("a series adapter has no place on {p}: it sits after down_proj or before gate_proj / up_proj"),
+            )
+            .label(cx.span_of(stage, f), "targets it")
+            .help("target gate_proj, up_proj or down_proj (LLM-Adapters' commonsense runs use down_proj), or use method \"parallel\""),
+        );
+        return;
+    }
     let Some(cfg) = cfg else { return };
+    if a.method.is_bottleneck() {
+        return; // a bottleneck may be wider than its module
+    }
     for (l, p) in targeted {
         let Some((out, inp)) = cfg.proj_shape(l, p) else {
             continue;

@@ -7,9 +7,10 @@ use std::path::Path;
 use candle_core::DType;
 use serde_json::json;
 
+use crate::adapter::bottleneck_io::BIN_FILE;
 use crate::adapter::peft_io::{CONFIG_FILE, WEIGHTS_FILE};
 use crate::adapter::{
-    AdapterConfig, AttachReport, LoraInit, Method, ParamCount, SaveOptions, Targets, attach,
+    AdapterConfig, AttachReport, LoraInit, ParamCount, SaveOptions, Targets, attach,
     llama_base_params, load_peft, save_peft,
 };
 use crate::cache::Entry;
@@ -19,27 +20,25 @@ use crate::run::artifacts::{ADAPTER_CONFIG, ADAPTER_DIR, load_model, subdir, wri
 use crate::run::context::Ctx;
 use crate::run::error::{Result, RunError, io};
 
-use super::{
-    AdapterMethod, AdapterParams, AdapterSettings, AdapterSource, InitChoice, Targets as IrTargets,
-};
+use super::{AdapterParams, AdapterSettings, AdapterSource, InitChoice, Targets as IrTargets};
 
 /// The adapter library's config for a fresh adapter's settings.
 pub fn config(p: &AdapterSettings) -> Result<AdapterConfig> {
-    let method = match p.method {
-        AdapterMethod::Lora => Method::Lora,
-        AdapterMethod::Dora => Method::Dora,
-    };
+    let method = p.method.library();
     let targets = match &p.targets {
         IrTargets::Names(n) => Targets::Names(n.clone()),
         IrTargets::Regex(r) => Targets::Regex(r.clone()),
         IrTargets::AllLinear => Targets::AllLinear,
     };
     let mut c = AdapterConfig::new(method, p.scaling, p.rank, p.alpha, targets);
+    c.activation = p.activation;
     c.layers = p.layers.clone();
     c.dropout = p.dropout;
     c.init = match p.init {
         InitChoice::Peft => LoraInit::Kaiming,
         InitChoice::Gaussian => LoraInit::Gaussian,
+        InitChoice::Bert => LoraInit::Bert,
+        InitChoice::Mam => LoraInit::Mam,
     };
     c.seed = p.seed;
     for m in &p.modules {
@@ -116,9 +115,13 @@ fn loaded(
     let mut base = load_model(model, DType::F32, &ctx.device)?;
     let peft = load_peft(&mut base.model, dir)?;
     let dst = subdir(out, ADAPTER_DIR)?;
-    for f in [CONFIG_FILE, WEIGHTS_FILE] {
+    // the config and whichever weights files the folder has (an LLM-Adapters folder may hold
+    // only adapter_model.bin; load_peft above read one of them)
+    for f in [CONFIG_FILE, WEIGHTS_FILE, BIN_FILE] {
         let (src, to) = (dir.join(f), dst.join(f));
-        std::fs::copy(&src, &to).map_err(io(&src))?;
+        if f == CONFIG_FILE || src.exists() {
+            std::fs::copy(&src, &to).map_err(io(&src))?;
+        }
     }
     write_json(&out.join(ADAPTER_CONFIG), &peft.config)?;
     Ok(summary(
@@ -138,6 +141,7 @@ fn summary(
     let count = ParamCount::new(llama_base_params(model), report.trainable_params());
     let mut meta = json!({
         "method": cfg.method.name(),
+        "mergeable": cfg.method.mergeable(),
         "scaling": cfg.rule.name(),
         "rank": cfg.rank,
         "alpha": cfg.alpha,

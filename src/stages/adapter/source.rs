@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{
     AdapterMethod, AdapterSettings, AlphaPolicy, InitChoice, ModulePattern, Targets as IrTargets,
 };
-use crate::adapter::{AdapterConfig, LoraInit, Method, Targets, read_peft_config};
+use crate::adapter::{AdapterConfig, LoraInit, Targets, read_adapter_config};
 use crate::check::context::{CheckCx, first_line};
 use crate::diag::{Code, Diagnostic};
 use crate::ir::StageDecl;
@@ -79,12 +79,10 @@ pub fn settings_of(c: &AdapterConfig) -> AdapterSettings {
         }
     }
     AdapterSettings {
-        method: match c.method {
-            Method::Lora => AdapterMethod::Lora,
-            Method::Dora => AdapterMethod::Dora,
-        },
+        method: AdapterMethod::of(c.method),
         scaling: c.rule,
         rank: c.rank,
+        activation: c.activation,
         alpha_policy: AlphaPolicy::Fixed(c.alpha),
         alpha: c.alpha,
         targets: match &c.targets {
@@ -97,6 +95,8 @@ pub fn settings_of(c: &AdapterConfig) -> AdapterSettings {
         init: match c.init {
             LoraInit::Kaiming => InitChoice::Peft,
             LoraInit::Gaussian => InitChoice::Gaussian,
+            LoraInit::Bert => InitChoice::Bert,
+            LoraInit::Mam => InitChoice::Mam,
         },
         modules,
         seed: c.seed,
@@ -105,7 +105,7 @@ pub fn settings_of(c: &AdapterConfig) -> AdapterSettings {
 
 /// The settings of the adapter folder `dir`, when its config is readable and accepted.
 pub fn read_settings(dir: &Path) -> Option<AdapterSettings> {
-    read_peft_config(dir).ok().map(|(_, c)| settings_of(&c))
+    read_adapter_config(dir).ok().map(|c| settings_of(&c))
 }
 
 /// `check_decl` of a loaded adapter: no fresh-adapter option beside `path` / `hub`.
@@ -147,8 +147,8 @@ pub fn check_folder(
     let as_written = |e: &dyn std::fmt::Display| {
         first_line(&e.to_string()).replace(&dir.display().to_string(), written)
     };
-    let config = match read_peft_config(dir) {
-        Ok((_, c)) => c,
+    let config = match read_adapter_config(dir) {
+        Ok(c) => c,
         Err(e) => {
             cx.push(
                 Diagnostic::error(Code::BadAdapterFolder, as_written(&e))

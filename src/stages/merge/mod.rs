@@ -117,6 +117,16 @@ impl Stage for Merge {
         let Some(model) = adapter.refs.get("model") else {
             return;
         };
+        if let Some(method) = cx.unmergeable.get(&adapter.name).copied() {
+            let trained = stage.refs["from"].name.clone();
+            cx.push(
+                Diagnostic::error(Code::MergeUnmergeable, format!("merge `{}` takes the {method} adapter `{}`, which cannot be merged into the weights", stage.name, adapter.name))
+                    .label(stage.name_span, "this merge")
+                    .label(cx.span_of(adapter, "method"), format!("method {method}: a bottleneck with a non-linearity"))
+                    .help(format!("evaluate the train stage instead: eval \"e\" model=\"{trained}\" runs the adapter unmerged")),
+            );
+            return;
+        }
         let dora = cx.dora.get(&adapter.name).copied().unwrap_or(false);
         if dora && cx.quantized.get(&model.name).copied().unwrap_or(false) {
             cx.push(

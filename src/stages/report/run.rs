@@ -31,6 +31,8 @@ fn method_label(a: &AdapterSettings) -> String {
         AdapterMethod::Dora if a.scaling.name() == "lora" => "dora".into(),
         AdapterMethod::Dora => format!("dora+{}", a.scaling.name()),
         AdapterMethod::Lora => a.scaling.name().into(),
+        AdapterMethod::Series => "series".into(),
+        AdapterMethod::Parallel => "parallel".into(),
     }
 }
 
