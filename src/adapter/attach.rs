@@ -15,6 +15,7 @@ use super::error::AdapterError;
 use super::linear::{Linear, LinearAdapter};
 use super::lora::Lora;
 use super::lowrank::{LowRank, adapter_dtype};
+use super::prefix::{Prefix, PrefixShape};
 use super::spec::{AdapterSpec, Method};
 
 /// A model whose projections can carry adapters. Paths are HF module paths
@@ -22,6 +23,21 @@ use super::spec::{AdapterSpec, Method};
 pub trait AdaptableModel {
     fn linears(&self) -> Vec<(String, &Linear)>;
     fn linears_mut(&mut self) -> Vec<(String, &mut Linear)>;
+    /// The shape a prefix (prefix tuning) takes on this model; `None` where it takes none.
+    fn prefix_shape(&self) -> Option<PrefixShape> {
+        None
+    }
+    /// The installed prefix.
+    fn prefix(&self) -> Option<&Prefix> {
+        None
+    }
+    /// Install (or remove, with `None`) the prefix, returning the previous one.
+    fn set_prefix(&mut self, prefix: Option<Prefix>) -> Result<Option<Prefix>, AdapterError> {
+        match prefix {
+            None => Ok(None),
+            Some(_) => Err(AdapterError::NoPrefix),
+        }
+    }
 }
 
 /// A bare list of named projections (toy models, tests).
@@ -53,15 +69,29 @@ impl ModulePlan {
     }
 }
 
-/// What [`attach`] did (or would do): one entry per adapted module, in model order.
+/// What [`attach`] did (or would do): one entry per adapted module, in model order; or the
+/// virtual tokens of a prefix.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttachReport {
     pub modules: Vec<ModulePlan>,
+    /// `(virtual tokens, shape)` of a prefix.
+    pub prefix: Option<(usize, PrefixShape)>,
 }
 
 impl AttachReport {
+    pub fn prefix(n: usize, shape: PrefixShape) -> Self {
+        Self {
+            modules: Vec::new(),
+            prefix: Some((n, shape)),
+        }
+    }
+
     pub fn trainable_params(&self) -> usize {
-        self.modules.iter().map(ModulePlan::trainable_params).sum()
+        self.modules
+            .iter()
+            .map(ModulePlan::trainable_params)
+            .sum::<usize>()
+            + self.prefix.map_or(0, |(n, s)| s.params(n))
     }
 
     /// Distinct `(rank, alpha, scale)` triples, in first-seen order (one line per job in reports).
@@ -79,6 +109,13 @@ impl AttachReport {
 
 impl std::fmt::Display for AttachReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some((n, s)) = self.prefix {
+            return write!(
+                f,
+                "prefix of {n} virtual tokens on {} layers ({} KV heads x {})",
+                s.layers, s.kv_heads, s.head_dim
+            );
+        }
         let Some(first) = self.modules.first() else {
             return write!(f, "no adapted modules");
         };
@@ -145,15 +182,43 @@ pub fn plan(
             available: available.join(", "),
         });
     }
-    Ok(AttachReport { modules })
+    Ok(AttachReport {
+        modules,
+        prefix: None,
+    })
 }
 
 /// Attach fresh adapters (A from `cfg.init`, B = 0, DoRA magnitude = row norms of W) to every
-/// module `cfg` targets. Errors leave the model unchanged.
+/// module `cfg` targets; or a fresh prefix (`Method::Prefix`, `cfg.rank` virtual tokens). Errors
+/// leave the model unchanged.
 pub fn attach<M: AdaptableModel + ?Sized>(
     model: &mut M,
     cfg: &AdapterConfig,
 ) -> Result<AttachReport, AdapterError> {
+    if cfg.method == Method::Prefix {
+        cfg.validate()?;
+        let shape = model.prefix_shape().ok_or(AdapterError::NoPrefix)?;
+        if model.prefix().is_some() {
+            return Err(AdapterError::AlreadyAdapted {
+                module: "prefix".into(),
+            });
+        }
+        let device = model
+            .linears()
+            .first()
+            .map(|(_, l)| l.weight().device().clone())
+            .unwrap_or(candle_core::Device::Cpu);
+        let dtype = model
+            .linears()
+            .first()
+            .map_or(candle_core::DType::F32, |(_, l)| {
+                adapter_dtype(l.weight().dtype())
+            });
+        let p = Prefix::init(cfg.rank, shape, cfg.seed, dtype, &device)
+            .map_err(AdapterError::tensor("prefix"))?;
+        model.set_prefix(Some(p))?;
+        return Ok(AttachReport::prefix(cfg.rank, shape));
+    }
     let shapes: Vec<(String, (usize, usize))> = model
         .linears()
         .into_iter()
@@ -213,7 +278,7 @@ fn build(
     Ok(match m.spec.method {
         Method::Lora => Box::new(Lora::new(low)),
         Method::Dora => Box::new(Dora::init(low, w)?),
-        Method::Series | Method::Parallel => {
+        Method::Series | Method::Parallel | Method::Prefix => {
             candle_core::bail!(
                 "{}: no place for a {} adapter",
                 m.path,
@@ -260,7 +325,7 @@ pub fn install<M: AdaptableModel + ?Sized>(
 
 /// Remove every adapter (unmerging first), returning how many were removed.
 pub fn detach_all<M: AdaptableModel + ?Sized>(model: &mut M) -> Result<usize, AdapterError> {
-    let mut n = 0;
+    let mut n = usize::from(model.set_prefix(None)?.is_some());
     for (path, lin) in model.linears_mut() {
         if lin
             .set_adapter(None)
@@ -273,9 +338,13 @@ pub fn detach_all<M: AdaptableModel + ?Sized>(model: &mut M) -> Result<usize, Ad
     Ok(n)
 }
 
-/// Every adapter variable with its PEFT name, in model order (A, B, magnitude per module).
+/// Every adapter variable with its PEFT name, in model order (A, B, magnitude per module), and a
+/// prefix's `prompt_embeddings`.
 pub fn trainable_vars<M: AdaptableModel + ?Sized>(model: &M) -> Vec<(String, Var)> {
     let mut out = Vec::new();
+    if let Some(p) = model.prefix() {
+        out.push((PREFIX_KEY.to_string(), p.var().clone()));
+    }
     for (path, lin) in model.linears() {
         if let Some(a) = lin.adapter() {
             for (suffix, var) in a.vars() {
@@ -285,6 +354,9 @@ pub fn trainable_vars<M: AdaptableModel + ?Sized>(model: &M) -> Vec<(String, Var
     }
     out
 }
+
+/// The saved name of a prefix's embeddings (PEFT's `prompt_embeddings`, no module path).
+pub const PREFIX_KEY: &str = "prompt_embeddings";
 
 /// `base_model.model.{path}.{suffix}`, PEFT's saved tensor name.
 pub fn peft_key(path: &str, suffix: &str) -> String {

@@ -55,7 +55,7 @@ impl Placement {
                 "down_proj" => Some(Placement::After),
                 _ => None,
             },
-            Method::Lora | Method::Dora => None,
+            Method::Lora | Method::Dora | Method::Prefix => None,
         }
     }
 

@@ -301,7 +301,9 @@ pub fn save<M: AdaptableModel + ?Sized>(
 }
 
 /// The tensors of an adapter folder: `adapter_model.safetensors`, else `adapter_model.bin`.
-fn read_tensors(dir: &Path) -> Result<(std::path::PathBuf, Vec<(String, Tensor)>), AdapterError> {
+pub(super) fn read_tensors(
+    dir: &Path,
+) -> Result<(std::path::PathBuf, Vec<(String, Tensor)>), AdapterError> {
     let st = dir.join(super::peft_io::WEIGHTS_FILE);
     if st.exists() {
         let t = candle_core::safetensors::load(&st, &candle_core::Device::Cpu)

@@ -35,6 +35,11 @@ pub enum AdapterError {
         method: &'static str,
     },
 
+    #[error(
+        "this model takes no prefix (prefix tuning needs a LLaMA model with the same KV heads in every layer)"
+    )]
+    NoPrefix,
+
     #[error("{module}: the model has no module with this path")]
     UnknownModule { module: String },
 

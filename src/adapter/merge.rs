@@ -7,8 +7,21 @@
 use super::attach::AdaptableModel;
 use super::error::AdapterError;
 
+/// A prefix is attention state, not a weight delta: nothing to fold in.
+fn refuse_prefix<M: AdaptableModel + ?Sized>(model: &M) -> Result<(), AdapterError> {
+    match model.prefix() {
+        Some(_) => Err(AdapterError::InvalidConfig {
+            field: "method",
+            msg: "a prefix (prefix tuning) cannot be merged into the weights: evaluate it unmerged"
+                .into(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Merge every adapter not yet merged; returns how many were merged.
 pub fn merge_all<M: AdaptableModel + ?Sized>(model: &mut M) -> Result<usize, AdapterError> {
+    refuse_prefix(model)?;
     let mut n = 0;
     for (path, lin) in model.linears_mut() {
         if lin.merge().map_err(AdapterError::tensor(&path))? {
@@ -31,6 +44,7 @@ pub fn unmerge_all<M: AdaptableModel + ?Sized>(model: &mut M) -> Result<usize, A
 
 /// Fold every adapter into its weight and remove it; returns how many were folded in.
 pub fn merge_and_unload<M: AdaptableModel + ?Sized>(model: &mut M) -> Result<usize, AdapterError> {
+    refuse_prefix(model)?;
     let mut n = 0;
     for (path, lin) in model.linears_mut() {
         if lin

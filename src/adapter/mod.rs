@@ -33,6 +33,8 @@ pub mod params;
 pub mod peft_config;
 pub mod peft_convert;
 pub mod peft_io;
+pub mod prefix;
+pub mod prefix_io;
 pub mod scaling;
 pub mod spec;
 pub mod torch_bin;

@@ -61,6 +61,9 @@ pub fn save_peft<M: AdaptableModel + ?Sized>(
     if cfg.method.is_bottleneck() {
         return super::bottleneck_io::save(model, cfg, dir, opts);
     }
+    if cfg.method == Method::Prefix {
+        return super::prefix_io::save(model, dir, opts);
+    }
     let config = peft_config(model, cfg, opts)?;
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let mut tensors: BTreeMap<String, Tensor> = BTreeMap::new();
@@ -112,6 +115,7 @@ pub fn model_card(config: &PeftLoraConfig, cfg: &AdapterConfig) -> String {
         (Method::Lora, _) => "LoRA",
         (Method::Series, _) => "Series bottleneck",
         (Method::Parallel, _) => "Parallel bottleneck",
+        (Method::Prefix, _) => "Prefix tuning",
     };
     let base = match (&config.base_model_name_or_path, &config.revision) {
         (Some(b), Some(r)) => format!("`{b}` at revision `{r}`"),
@@ -165,10 +169,26 @@ fn peft_type(dir: &Path) -> Result<Option<String>, AdapterError> {
 /// rora's config of the adapter folder `dir`: a PEFT LoRA/DoRA folder ([`read_peft_config`]) or
 /// an LLM-Adapters bottleneck folder; what rora does not implement is refused naming the field.
 pub fn read_adapter_config(dir: &Path) -> Result<AdapterConfig, AdapterError> {
-    if peft_type(dir)?.as_deref() == Some(super::bottleneck_io::PEFT_TYPE) {
-        return read_bottleneck_config(dir);
+    match peft_type(dir)?.as_deref() {
+        Some(super::bottleneck_io::PEFT_TYPE) => return read_bottleneck_config(dir),
+        Some(super::prefix_io::PEFT_TYPE) => return Ok(read_prefix_config(dir)?.1),
+        _ => {}
     }
     Ok(read_peft_config(dir)?.1)
+}
+
+fn read_prefix_config(
+    dir: &Path,
+) -> Result<(super::prefix_io::PrefixFile, AdapterConfig), AdapterError> {
+    let config_path = dir.join(CONFIG_FILE);
+    let text = std::fs::read(&config_path).map_err(io(&config_path))?;
+    let file: super::prefix_io::PrefixFile =
+        serde_json::from_slice(&text).map_err(|source| AdapterError::Json {
+            path: config_path.clone(),
+            source,
+        })?;
+    let c = super::prefix_io::adapter_config(&file, &config_path)?;
+    Ok((file, c))
 }
 
 fn read_bottleneck_config(dir: &Path) -> Result<AdapterConfig, AdapterError> {
@@ -204,6 +224,15 @@ pub fn load_peft<M: AdaptableModel + ?Sized>(
     model: &mut M,
     dir: &Path,
 ) -> Result<LoadedPeft, AdapterError> {
+    if peft_type(dir)?.as_deref() == Some(super::prefix_io::PEFT_TYPE) {
+        let (file, config) = read_prefix_config(dir)?;
+        let report = super::prefix_io::load(model, dir, &file, &dir.join(CONFIG_FILE))?;
+        return Ok(LoadedPeft {
+            config,
+            peft: None,
+            report,
+        });
+    }
     if peft_type(dir)?.as_deref() == Some(super::bottleneck_io::PEFT_TYPE) {
         let config = read_bottleneck_config(dir)?;
         let report = super::bottleneck_io::load(model, dir, &config)?;
@@ -292,10 +321,10 @@ pub fn load_peft<M: AdaptableModel + ?Sized>(
                     })?;
                     Box::new(d)
                 }
-                Method::Series | Method::Parallel => {
+                Method::Series | Method::Parallel | Method::Prefix => {
                     return Err(format_err(
                         &weights,
-                        "a PEFT LoRA config describes a bottleneck adapter",
+                        "a PEFT LoRA config describes another method",
                     ));
                 }
             };

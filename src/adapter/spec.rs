@@ -24,6 +24,9 @@ pub enum Method {
     Series,
     /// Parallel bottleneck adapter (LLM-Adapters' `use_parallel_adapter`): `W x + s up(act(down(x)))`.
     Parallel,
+    /// Prefix tuning: learned keys and values before every layer's attention (PEFT
+    /// `PREFIX_TUNING`); `rank` is the number of virtual tokens.
+    Prefix,
 }
 
 impl Method {
@@ -33,6 +36,7 @@ impl Method {
             Method::Dora => "dora",
             Method::Series => "series",
             Method::Parallel => "parallel",
+            Method::Prefix => "prefix",
         }
     }
 
@@ -41,9 +45,10 @@ impl Method {
         matches!(self, Method::Series | Method::Parallel)
     }
 
-    /// Whether the adapter can be folded into the weight (a bottleneck's non-linearity cannot).
+    /// Whether the adapter can be folded into the weight (a bottleneck's non-linearity and a
+    /// prefix cannot).
     pub fn mergeable(self) -> bool {
-        !self.is_bottleneck()
+        matches!(self, Method::Lora | Method::Dora)
     }
 }
 
@@ -76,6 +81,8 @@ impl AdapterSpec {
                 let learned = matches!(self.rule, ScalingRule::Learned(_));
                 self.rank * (d_in + d_out) + usize::from(learned)
             }
+            // no per-module parameters (`super::prefix::PrefixShape::params`)
+            Method::Prefix => return None,
         })
     }
 }

@@ -85,6 +85,10 @@ pub struct TrainBench {
     /// DoRA instead of LoRA.
     #[arg(long)]
     pub dora: bool,
+    /// Prefix tuning with this many virtual tokens instead of LoRA (PEFT's PrefixTuningConfig;
+    /// `scripts/bench_prefix_peft.py` is the peer).
+    #[arg(long, conflicts_with_all = ["dora", "rslora"])]
+    pub prefix: Option<usize>,
     /// Adapter dropout probability (the peer's baseline uses 0; the shipped pipelines 0.05).
     #[arg(long, default_value_t = 0.0)]
     pub dropout: f64,
@@ -223,6 +227,18 @@ impl AdaptableModel for AdaptedLlama {
     fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
         self.0.linears_mut()
     }
+    fn prefix_shape(&self) -> Option<adapter::prefix::PrefixShape> {
+        AdaptableModel::prefix_shape(&self.0)
+    }
+    fn prefix(&self) -> Option<&adapter::prefix::Prefix> {
+        AdaptableModel::prefix(&self.0)
+    }
+    fn set_prefix(
+        &mut self,
+        p: Option<adapter::prefix::Prefix>,
+    ) -> Result<Option<adapter::prefix::Prefix>, adapter::AdapterError> {
+        AdaptableModel::set_prefix(&mut self.0, p)
+    }
 }
 
 impl CausalLm for AdaptedLlama {
@@ -356,7 +372,10 @@ pub fn bench_train(a: &TrainBench) -> Result<String> {
     if !(0.0..1.0).contains(&a.dropout) {
         miette::bail!("--dropout must lie in [0, 1), got {}", a.dropout);
     }
-    let mut acfg = AdapterConfig::new(method, rule, a.r, alpha, targets);
+    let mut acfg = match a.prefix {
+        Some(n) => adapter::prefix_io::prefix_config(n),
+        None => AdapterConfig::new(method, rule, a.r, alpha, targets),
+    };
     acfg.dropout = a.dropout;
     let report = adapter::attach(&mut model, &acfg)
         .into_diagnostic()
@@ -425,7 +444,8 @@ pub fn bench_train(a: &TrainBench) -> Result<String> {
         "step_ms_mean": r3(timed.iter().sum::<f64>() / timed.len().max(1) as f64 * 1e3),
         "step_ms_min": r3(timed.iter().copied().fold(f64::INFINITY, f64::min) * 1e3),
         "cpu_util": r3(cpu.iter().sum::<f64>() / (timed.iter().sum::<f64>() * threads as f64)),
-        "variant": if a.dora { "dora" } else if a.rslora { "rslora" } else { "lora" },
+        "variant": if a.prefix.is_some() { "prefix" } else if a.dora { "dora" } else if a.rslora { "rslora" } else { "lora" },
+        "virtual_tokens": a.prefix,
         "r": a.r, "alpha": alpha, "scaling": rule.scale(alpha, a.r), "dropout": a.dropout,
         "batch": a.batch, "seq": a.seq, "steps": a.steps, "warmup": a.warmup,
         "dtype": match a.dtype { BenchDtype::F32 => "fp32", BenchDtype::Bf16 => "bf16" },

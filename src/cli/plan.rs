@@ -187,6 +187,9 @@ pub fn scale_text(j: &Job) -> String {
         AdapterSource::Hub { .. } => "PEFT hub adapter, ",
     };
     match p.settings() {
+        Some(a) if a.method == crate::stages::adapter::AdapterMethod::Prefix => {
+            format!("({loaded}prefix of {} virtual tokens)", a.rank)
+        }
         Some(a) if a.method.is_bottleneck() => format!(
             "s={:.4} ({loaded}{} {} bottleneck={} {})",
             a.scale(),

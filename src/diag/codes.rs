@@ -307,8 +307,8 @@ codes! {
         "Merge into a full-precision base (hub or path), use LoRA/RoRA, or evaluate the unmerged adapter (eval model=\"ft\")."
     }
     MergeUnmergeable "rora::semantic::merge-unmergeable" {
-        "A merge takes a bottleneck adapter (series or parallel).",
-        "A bottleneck adapter puts a non-linearity between its two matrices, so no weight W' computes what W and the adapter compute together; there is nothing to merge.",
+        "A merge takes a bottleneck adapter (series or parallel) or a prefix (prefix tuning).",
+        "A bottleneck adapter puts a non-linearity between its two matrices, and a prefix is learned attention state, so no weight W' computes what W and the adapter compute together; there is nothing to merge.",
         "adapter \"ad\" model=\"base\" { method \"series\" }; train \"ft\" adapter=\"ad\" data=\"cs\"; merge \"m\" from=\"ft\"",
         "Evaluate the train stage instead: eval model=\"ft\" runs the adapter unmerged."
     }

@@ -4,8 +4,10 @@
 use candle_core::Var;
 
 use super::llama::Llama;
+use crate::adapter::AdapterError;
 use crate::adapter::attach::{self, AdaptableModel};
 use crate::adapter::linear::Linear;
+use crate::adapter::prefix::{Prefix, PrefixShape};
 use crate::lm::TrainableLm;
 
 impl AdaptableModel for Llama {
@@ -15,6 +17,21 @@ impl AdaptableModel for Llama {
 
     fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
         Llama::linears_mut(self)
+    }
+
+    fn prefix_shape(&self) -> Option<PrefixShape> {
+        Llama::prefix_shape(self)
+    }
+
+    fn prefix(&self) -> Option<&Prefix> {
+        Llama::prefix(self)
+    }
+
+    fn set_prefix(&mut self, prefix: Option<Prefix>) -> Result<Option<Prefix>, AdapterError> {
+        if prefix.is_some() && self.prefix_shape().is_none() {
+            return Err(AdapterError::NoPrefix);
+        }
+        Ok(Llama::set_prefix(self, prefix))
     }
 }
 

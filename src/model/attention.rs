@@ -46,6 +46,19 @@ pub enum LayerKv {
 }
 
 impl LayerKv {
+    /// A slot that starts with `k`, `v` `[b, kvh, n, d]` (a prefix): host buffers when `host` and
+    /// they are CPU f32 (inference; detached), else the tensors themselves (they keep their graph).
+    pub fn prefilled(k: Tensor, v: Tensor, host: bool) -> Result<Self> {
+        let (b, kvh, n, d) = k.dims4()?;
+        if host && k.dtype() == DType::F32 && k.device().is_cpu() {
+            let mut h = HostKv::new(b, kvh, d);
+            let flat = |x: &Tensor| x.detach().flatten_all()?.to_vec1::<f32>();
+            h.append(&flat(&k)?, &flat(&v)?, n)?;
+            return Ok(LayerKv::Host(h));
+        }
+        Ok(LayerKv::Tensors(k, v))
+    }
+
     /// Positions cached.
     pub fn len(&self) -> usize {
         match self {

@@ -17,6 +17,7 @@ use super::packed::PackedTree;
 use super::rope::{self, Positions};
 use super::weights::NamedTensors;
 use crate::adapter::linear::Linear;
+use crate::adapter::prefix::{Prefix, PrefixShape};
 use crate::lm::{Branches, CausalLm, IncrementalLm};
 
 pub struct Llama {
@@ -34,18 +35,25 @@ pub struct Llama {
     /// Fused or composed decoder layers in training forwards, and what they ran.
     layer_path: LayerPath,
     layer_log: LayerPathLog,
+    /// Prefix tuning's virtual tokens (`crate::adapter::prefix`).
+    prefix: Option<Prefix>,
 }
 
 /// Key/value cache for incremental decoding: one slot per layer.
 pub struct KvCache {
     layers: Vec<LayerKv>,
     batch: usize,
+    /// Leading slots that hold a prefix's virtual tokens (not positions of the input).
+    virtual_len: usize,
 }
 
 impl KvCache {
-    /// Positions already cached.
+    /// Positions of the input already cached (a prefix's virtual tokens not counted).
     pub fn len(&self) -> usize {
-        self.layers.first().map_or(0, LayerKv::len)
+        self.layers
+            .first()
+            .map_or(0, LayerKv::len)
+            .saturating_sub(self.virtual_len)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -125,6 +133,7 @@ impl Llama {
             device,
             layer_path: LayerPath::default(),
             layer_log: LayerPathLog::default(),
+            prefix: None,
         })
     }
 
@@ -254,6 +263,40 @@ impl Llama {
             .sum()
     }
 
+    /// The shape a prefix takes on this model (`None` when layers differ in KV heads).
+    pub fn prefix_shape(&self) -> Option<PrefixShape> {
+        let kv = self.config.layers.first()?.n_kv_heads;
+        self.config
+            .layers
+            .iter()
+            .all(|l| l.n_kv_heads == kv)
+            .then_some(PrefixShape {
+                layers: self.config.n_layers(),
+                kv_heads: kv,
+                head_dim: self.config.head_dim,
+            })
+    }
+
+    pub fn prefix(&self) -> Option<&Prefix> {
+        self.prefix.as_ref()
+    }
+
+    /// Install (or remove) a prefix, returning the previous one.
+    pub fn set_prefix(&mut self, prefix: Option<Prefix>) -> Option<Prefix> {
+        std::mem::replace(&mut self.prefix, prefix)
+    }
+
+    /// One cache slot per layer holding the prefix's keys and values for `b` rows (`host`: the
+    /// inference host buffers; else tensors that keep the graph to the prefix for training).
+    fn prefix_slots(&self, p: &Prefix, b: usize, host: bool) -> Result<Vec<LayerKv>> {
+        (0..self.layers.len())
+            .map(|l| {
+                let (k, v) = p.layer_kv(l, b, self.dtype)?;
+                LayerKv::prefilled(k, v, host)
+            })
+            .collect()
+    }
+
     /// Output of the last decoder layer `[b, t_new, hidden]` (before the final norm).
     fn forward_decoder(
         &self,
@@ -262,7 +305,7 @@ impl Llama {
         cache: Option<&mut KvCache>,
     ) -> Result<Tensor> {
         let (b, t) = input_ids.dims2()?;
-        let mask = attention_mask.to_dtype(DType::U32)?.to_vec2::<u32>()?;
+        let mut mask = attention_mask.to_dtype(DType::U32)?.to_vec2::<u32>()?;
         if mask.len() != b {
             candle_core::bail!("attention mask has {} rows, input_ids {b}", mask.len());
         }
@@ -273,7 +316,28 @@ impl Llama {
                 mask.first().map_or(0, |r| r.len())
             );
         }
+        // A prefix's virtual tokens are always-visible leading key slots: real token i takes
+        // RoPE position n + i (PEFT's past_key_values offset), the prefix keys no rotation.
+        let n = self.prefix.as_ref().map_or(0, Prefix::tokens);
+        if n > 0 {
+            for row in &mut mask {
+                row.splice(0..0, std::iter::repeat_n(1, n));
+            }
+        }
         let pos = Positions::new(&mask, t, &self.inv_freq, self.dtype, &self.device)?;
+        let mut scratch;
+        let cache = match (cache, &self.prefix) {
+            (Some(c), _) => Some(c),
+            (None, Some(p)) => {
+                scratch = KvCache {
+                    layers: self.prefix_slots(p, b, false)?,
+                    batch: b,
+                    virtual_len: n,
+                };
+                Some(&mut scratch)
+            }
+            (None, None) => None,
+        };
         let mut x = self
             .embed_tokens
             .index_select(&input_ids.flatten_all()?, 0)?
@@ -369,6 +433,10 @@ impl CausalLm for Llama {
         if segments.is_empty() {
             return Tensor::zeros((0, self.config.vocab_size), DType::F32, &self.device);
         }
+        if self.prefix.is_some() {
+            // the packed layout has no slots for a prefix: one padded batch instead
+            return crate::lm::branch_logits_by_forward(self, segments);
+        }
         let pk = PackedTree::new(segments, &self.inv_freq, self.dtype, &self.device)?;
         let ids = Tensor::new(pk.tokens.as_slice(), &self.device)?;
         let mut x = self.embed_tokens.index_select(&ids, 0)?.unsqueeze(0)?;
@@ -389,10 +457,18 @@ impl IncrementalLm for Llama {
     type Cache = KvCache;
 
     fn new_cache(&self, batch: usize) -> Result<KvCache> {
-        Ok(KvCache {
-            layers: vec![LayerKv::Empty; self.layers.len()],
-            batch,
-        })
+        match &self.prefix {
+            Some(p) => Ok(KvCache {
+                layers: self.prefix_slots(p, batch, true)?,
+                batch,
+                virtual_len: p.tokens(),
+            }),
+            None => Ok(KvCache {
+                layers: vec![LayerKv::Empty; self.layers.len()],
+                batch,
+                virtual_len: 0,
+            }),
+        }
     }
 
     fn forward_step(

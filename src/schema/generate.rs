@@ -254,7 +254,7 @@ mod tests {
     fn adapter_text_lists_rank_as_required_with_its_range() {
         let t = kind_text(crate::stages::spec(crate::schema::Kind::Adapter));
         assert!(
-            t.contains("rank <integer in 1..=65536>  [required unless path or hub is given; optional with method series / parallel]"),
+            t.contains("rank <integer in 1..=65536>  [required unless path or hub is given; optional with method series / parallel / prefix]"),
             "{t}"
         );
         assert!(t.contains("alpha-per-rank"));

@@ -467,3 +467,98 @@ fn bottleneck_adapters_load_as_llm_adapters_loads_them_with_rora_logits() {
         eprintln!("{method} (rora-trained, LLM-Adapters-loaded): within {d:.1e}; {report}");
     }
 }
+
+// Prefix tuning both ways on a grouped-query model (4 heads, 2 KV heads): a prefix PEFT trains
+// loads into rora (`rora model logits --adapter`) with PEFT's logits, and a prefix rora trains
+// loads in PEFT (`PeftModel.from_pretrained`) with rora's logits.
+#[test]
+fn prefix_tuning_moves_both_ways_between_peft_and_rora() {
+    let Some(py) = python_with("torch, transformers, peft") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let p = dir.path().join("p.kdl");
+    std::fs::write(
+        &p,
+        format!(
+            "model \"tiny\" {{\n    random layers=2 hidden=64 heads=4 kv-heads=2 ffn=128 seed=13\n}}\n\
+             data \"cs\" {{\n    files \"{}/*.train.jsonl\"\n    template \"llm-adapters\"\n    max-len 64\n    limit 16\n}}\n\
+             adapter \"ad\" model=\"tiny\" {{\n    method \"prefix\"\n    virtual-tokens 6\n}}\n\
+             train \"ft\" adapter=\"ad\" data=\"cs\" {{\n    steps 3\n    batch 4\n    lr 5e-2\n}}\n",
+            crate::root().join("datasets/commonsense").display()
+        ),
+    )
+    .unwrap();
+    let o = rora(&["run", p.to_str().unwrap()], &cache);
+    assert!(o.status.success(), "{}", text(&o));
+    let model_dir = output_dir(&cache, "tiny", &p).join("model");
+    let m = model_dir.to_str().unwrap();
+
+    // PEFT -> rora
+    let out = dir.path().join("peft");
+    let report = python_json(
+        &py,
+        "prefix_peft.py",
+        &["train", m, out.to_str().unwrap(), TOKENS],
+    );
+    assert_eq!(
+        (
+            report["token_dim"].as_u64(),
+            report["num_attention_heads"].as_u64()
+        ),
+        (Some(32), Some(2)),
+        "PEFT sizes the prefix by KV heads: {report}"
+    );
+    let ours = rora_logits(
+        &cache,
+        &model_dir,
+        Some(&out.join("adapter")),
+        &out.join("rora.safetensors"),
+    );
+    let d = max_diff(
+        &ours,
+        &read_logits(&out.join("logits.safetensors"), "logits"),
+    );
+    assert!(
+        d < 1e-4,
+        "PEFT-trained prefix: rora's logits differ from PEFT's by {d}"
+    );
+    eprintln!("prefix (PEFT-trained, rora-loaded): within {d:.1e}");
+
+    // rora -> PEFT
+    let adapter = output_dir(&cache, "ft", &p).join("adapter");
+    let theirs = dir.path().join("rora-prefix-peft.safetensors");
+    let report = python_json(
+        &py,
+        "prefix_peft.py",
+        &[
+            "load",
+            m,
+            adapter.to_str().unwrap(),
+            TOKENS,
+            theirs.to_str().unwrap(),
+        ],
+    );
+    for w in report["warnings"].as_array().unwrap() {
+        assert!(
+            w.as_str().unwrap().contains("is_gradient_checkpointing"),
+            "{w}"
+        );
+    }
+    assert_eq!(report["num_virtual_tokens"], 6, "{report}");
+    let ours = rora_logits(
+        &cache,
+        &model_dir,
+        Some(&adapter),
+        &dir.path().join("r.safetensors"),
+    );
+    let base = rora_logits(&cache, &model_dir, None, &dir.path().join("b.safetensors"));
+    assert!(max_diff(&ours, &base) > 1e-3, "the prefix changes nothing");
+    let d = max_diff(&ours, &read_logits(&theirs, "logits"));
+    assert!(
+        d < 1e-4,
+        "rora-trained prefix: PEFT's logits differ from rora's by {d}"
+    );
+    eprintln!("prefix (rora-trained, PEFT-loaded): within {d:.1e}; {report}");
+}

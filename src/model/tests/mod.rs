@@ -10,6 +10,7 @@ mod golden;
 mod grad;
 mod masking;
 mod packed;
+mod prefix;
 mod quant;
 mod reference;
 mod roundtrip;

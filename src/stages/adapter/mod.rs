@@ -75,7 +75,7 @@ pub static SPEC: KindSpec = KindSpec {
         def(
             one(
                 "method",
-                "lora; dora (weight-decomposed: learned magnitude per output row); series (a bottleneck adapter after down_proj, or before gate_proj / up_proj) or parallel (a bottleneck beside each target), LLM-Adapters' adapters, which take `bottleneck`, not a rank or scaling rule, and are evaluated unmerged.",
+                "lora; dora (weight-decomposed: learned magnitude per output row); series (a bottleneck adapter after down_proj, or before gate_proj / up_proj) or parallel (a bottleneck beside each target), LLM-Adapters' adapters, which take `bottleneck`, not a rank or scaling rule; prefix (prefix tuning: `virtual-tokens` learned keys and values in every layer). Series, parallel and prefix are evaluated unmerged. In a sweep over methods each point takes the options its method knows.",
                 Ty::Choice(AdapterMethod::NAMES),
             ),
             Default::Str("lora"),
@@ -104,8 +104,16 @@ pub static SPEC: KindSpec = KindSpec {
                 ),
                 &["path", "hub"],
             ),
-            &[("method", BOTTLENECK_METHODS)],
+            &[("method", RANKLESS_METHODS)],
         ),
+        added_later_option(def(
+            one(
+                "virtual-tokens",
+                "Virtual tokens of a prefix (method prefix): learned keys and values before every layer's attention (PEFT num_virtual_tokens; LLM-Adapters' finetune.py default 30).",
+                Ty::int(1, 4096),
+            ),
+            Default::Int(30),
+        )),
         added_later_option(props(
             def(
                 one(
@@ -229,11 +237,14 @@ crate::choice_enum! {
         Dora = "dora",
         Series = "series",
         Parallel = "parallel",
+        Prefix = "prefix",
     }
 }
 
 /// The methods that take a bottleneck size instead of a rank.
 pub const BOTTLENECK_METHODS: &[&str] = &["series", "parallel"];
+/// The methods that take no rank.
+pub const RANKLESS_METHODS: &[&str] = &["series", "parallel", "prefix"];
 
 impl AdapterMethod {
     /// The adapter library's method.
@@ -243,6 +254,7 @@ impl AdapterMethod {
             AdapterMethod::Dora => Method::Dora,
             AdapterMethod::Series => Method::Series,
             AdapterMethod::Parallel => Method::Parallel,
+            AdapterMethod::Prefix => Method::Prefix,
         }
     }
 
@@ -252,6 +264,7 @@ impl AdapterMethod {
             Method::Dora => AdapterMethod::Dora,
             Method::Series => AdapterMethod::Series,
             Method::Parallel => AdapterMethod::Parallel,
+            Method::Prefix => AdapterMethod::Prefix,
         }
     }
 
@@ -440,7 +453,7 @@ impl Stage for Adapter {
             .is_some_and(|s| s.method == AdapterMethod::Dora);
         let d = cx.dora.entry(stage.name.clone()).or_insert(false);
         *d |= dora;
-        if let Some(s) = a.settings().filter(|s| s.method.is_bottleneck()) {
+        if let Some(s) = a.settings().filter(|s| !s.method.library().mergeable()) {
             cx.unmergeable
                 .insert(stage.name.clone(), s.method.library().name());
         }
@@ -512,7 +525,12 @@ pub fn save_options(cx: &JobCx<'_>) -> Result<SaveOptions, RunError> {
 
 fn fresh_settings(b: &BoundStage) -> Result<AdapterSettings, ParamError> {
     let method = b.need_choice("method", AdapterMethod::from_name)?;
-    let (rank, alpha_policy, alpha, scaling, activation) = if method.is_bottleneck() {
+    let (rank, alpha_policy, alpha, scaling, activation) = if method == AdapterMethod::Prefix {
+        // the number of virtual tokens in the rank field (`adapter::prefix_io::prefix_config`)
+        let n = b.need_usize("virtual-tokens")?.max(1);
+        let rule = ScalingRule::Fixed(1.0);
+        (n, AlphaPolicy::Fixed(1.0), 1.0, rule, Activation::default())
+    } else if method.is_bottleneck() {
         // the checker reports a rank or scaling rule written beside a bottleneck method
         let size = b.need_usize("bottleneck")?.max(1);
         let prop = |p: &str| b.prop("bottleneck", p);
@@ -608,20 +626,48 @@ fn fresh_settings(b: &BoundStage) -> Result<AdapterSettings, ParamError> {
 /// The options written beside the method are ones it takes (reports the first that is not).
 fn check_method_options(cx: &mut CheckCx, stage: &StageDecl, b: &BoundStage, a: &AdapterSettings) {
     let method = a.method.name();
-    let (foreign, why): (&[&str], &str) = if a.method.is_bottleneck() {
+    let (foreign, why): (&[&str], &str) = if a.method == AdapterMethod::Prefix {
         (
-            &["rank", "alpha", "alpha-per-rank", "scaling", "module"],
+            &[
+                "rank",
+                "alpha",
+                "alpha-per-rank",
+                "scaling",
+                "module",
+                "bottleneck",
+                "targets",
+                "target-regex",
+                "layers",
+                "layer-range",
+                "dropout",
+                "init",
+            ],
+            "takes virtual-tokens only (its keys and values sit in every layer, N(0, 1) at the start as PEFT's)",
+        )
+    } else if a.method.is_bottleneck() {
+        (
+            &[
+                "rank",
+                "alpha",
+                "alpha-per-rank",
+                "scaling",
+                "module",
+                "virtual-tokens",
+            ],
             "takes a bottleneck size and a scale, not a rank, alpha or scaling rule",
         )
     } else {
-        (&["bottleneck"], "takes a rank, not a bottleneck size")
+        (
+            &["bottleneck", "virtual-tokens"],
+            "takes a rank, not a bottleneck size or virtual tokens",
+        )
     };
-    let init_ok = b
-        .str("init")
-        .and_then(InitChoice::from_name)
-        .is_none_or(|i| {
-            matches!(i, InitChoice::Bert | InitChoice::Mam) == a.method.is_bottleneck()
-        });
+    let init_ok = a.method == AdapterMethod::Prefix
+        || b.str("init")
+            .and_then(InitChoice::from_name)
+            .is_none_or(|i| {
+                matches!(i, InitChoice::Bert | InitChoice::Mam) == a.method.is_bottleneck()
+            });
     // in a sweep over methods each point takes the options its method knows
     let swept = stage
         .fields
@@ -636,7 +682,9 @@ fn check_method_options(cx: &mut CheckCx, stage: &StageDecl, b: &BoundStage, a: 
         .copied()
         .or((!init_ok).then_some("init"));
     let Some(f) = bad else { return };
-    let help = if a.method.is_bottleneck() {
+    let help = if a.method == AdapterMethod::Prefix {
+        "write `virtual-tokens 30` (LLM-Adapters' default) and nothing else"
+    } else if a.method.is_bottleneck() {
         "write `bottleneck 256 non-linearity=\"tanh\" scale=1.0` and init bert or mam (LLM-Adapters' settings are the defaults)"
     } else {
         "write `rank 8` (and alpha, scaling) and init peft or gaussian; bottleneck is for method series / parallel"
@@ -665,6 +713,23 @@ fn check_adapter(
     cfg: Option<&LlamaConfig>,
 ) {
     check_method_options(cx, stage, b, a);
+    if a.method == AdapterMethod::Prefix {
+        if let Some(c) = cfg
+            && c.layers
+                .iter()
+                .any(|l| l.n_kv_heads != c.layers[0].n_kv_heads)
+        {
+            cx.push(
+                Diagnostic::error(
+                    Code::OptionNotForMethod,
+                    "prefix tuning needs the same KV heads in every layer; this model's layers differ (pruned heads)",
+                )
+                .label(cx.span_of(stage, "method"), "method prefix")
+                .help("use lora, dora or a bottleneck adapter on a head-pruned model"),
+            );
+        }
+        return;
+    }
     if b.str("scaling") == Some("fixed") && b.prop("scaling", "value").is_none() {
         cx.push(
             Diagnostic::error(Code::FixedScaleNeedsValue, "scaling \"fixed\" needs value=")

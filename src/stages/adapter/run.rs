@@ -24,6 +24,12 @@ use super::{AdapterParams, AdapterSettings, AdapterSource, InitChoice, Targets a
 
 /// The adapter library's config for a fresh adapter's settings.
 pub fn config(p: &AdapterSettings) -> Result<AdapterConfig> {
+    if p.method == super::AdapterMethod::Prefix {
+        let mut c = crate::adapter::prefix_io::prefix_config(p.rank);
+        c.seed = p.seed;
+        c.validate()?;
+        return Ok(c);
+    }
     let method = p.method.library();
     let targets = match &p.targets {
         IrTargets::Names(n) => Targets::Names(n.clone()),

@@ -122,7 +122,7 @@ impl Stage for Merge {
             cx.push(
                 Diagnostic::error(Code::MergeUnmergeable, format!("merge `{}` takes the {method} adapter `{}`, which cannot be merged into the weights", stage.name, adapter.name))
                     .label(stage.name_span, "this merge")
-                    .label(cx.span_of(adapter, "method"), format!("method {method}: a bottleneck with a non-linearity"))
+                    .label(cx.span_of(adapter, "method"), format!("method {method}: {}", if method == "prefix" { "learned attention keys and values, not a weight delta" } else { "a bottleneck with a non-linearity" }))
                     .help(format!("evaluate the train stage instead: eval \"e\" model=\"{trained}\" runs the adapter unmerged")),
             );
             return;

@@ -33,6 +33,7 @@ fn method_label(a: &AdapterSettings) -> String {
         AdapterMethod::Lora => a.scaling.name().into(),
         AdapterMethod::Series => "series".into(),
         AdapterMethod::Parallel => "parallel".into(),
+        AdapterMethod::Prefix => "prefix".into(),
     }
 }
 
