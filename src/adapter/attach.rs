@@ -203,17 +203,7 @@ pub fn attach<M: AdaptableModel + ?Sized>(
                 module: "prefix".into(),
             });
         }
-        let device = model
-            .linears()
-            .first()
-            .map(|(_, l)| l.weight().device().clone())
-            .unwrap_or(candle_core::Device::Cpu);
-        let dtype = model
-            .linears()
-            .first()
-            .map_or(candle_core::DType::F32, |(_, l)| {
-                adapter_dtype(l.weight().dtype())
-            });
+        let (device, dtype) = adapter_home(model);
         let p = Prefix::init(cfg.rank, shape, cfg.seed, dtype, &device)
             .map_err(AdapterError::tensor("prefix"))?;
         model.set_prefix(Some(p))?;
@@ -353,6 +343,22 @@ pub fn trainable_vars<M: AdaptableModel + ?Sized>(model: &M) -> Vec<(String, Var
         }
     }
     out
+}
+
+/// The device and adapter dtype for parameters that belong to no one module (a prefix): the
+/// first projection's device, and f32 (f64 on an f64 base).
+pub fn adapter_home<M: AdaptableModel + ?Sized>(
+    model: &M,
+) -> (candle_core::Device, candle_core::DType) {
+    model.linears().first().map_or(
+        (candle_core::Device::Cpu, candle_core::DType::F32),
+        |(_, l)| {
+            (
+                l.weight().device().clone(),
+                adapter_dtype(l.weight().dtype()),
+            )
+        },
+    )
 }
 
 /// The saved name of a prefix's embeddings (PEFT's `prompt_embeddings`, no module path).

@@ -15,7 +15,7 @@
 //! matches them; without `target_modules` LLM-Adapters' LLaMA defaults apply (series:
 //! gate/up/down, `use_adapterp`: down, parallel: q/v/k), as `get_peft_model` would fill them.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use candle_core::Tensor;
@@ -30,6 +30,7 @@ use super::init::{LoraInit, derive_seed};
 use super::linear::LinearAdapter;
 use super::lowrank::adapter_dtype;
 use super::peft_convert::SaveOptions;
+use super::peft_io::{CONFIG_FILE, WEIGHTS_FILE, format_err, io, write_json, write_weights};
 use super::scaling::ScalingRule;
 use super::spec::Method;
 use crate::model::config::PROJECTIONS;
@@ -83,20 +84,6 @@ fn tanh() -> String {
 }
 fn one() -> serde_json::Value {
     serde_json::json!(1.0)
-}
-
-fn format_err(path: &Path, msg: impl Into<String>) -> AdapterError {
-    AdapterError::Format {
-        path: path.to_path_buf(),
-        msg: msg.into(),
-    }
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AdapterError + '_ {
-    move |source| AdapterError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 /// The file config describing the adapters `cfg` attached to `model`.
@@ -282,29 +269,15 @@ pub fn save<M: AdaptableModel + ?Sized>(
             }
         }
     }
-    let bin = dir.join(BIN_FILE);
-    let bytes = super::torch_bin::serialize(&tensors)
-        .map_err(|e| format_err(&bin, format!("cannot serialize: {e}")))?;
-    crate::fsx::write_atomic(&bin, &bytes).map_err(io(&bin))?;
-    let st = dir.join(super::peft_io::WEIGHTS_FILE);
-    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-    let bytes =
-        safetensors::serialize(tensors.iter().map(|(k, t)| (k.as_str(), t)), Some(metadata))
-            .map_err(|e| format_err(&st, format!("cannot serialize: {e}")))?;
-    crate::fsx::write_atomic(&st, &bytes).map_err(io(&st))?;
-    let cfg_path = dir.join(super::peft_io::CONFIG_FILE);
-    let json = serde_json::to_vec_pretty(&config).map_err(|source| AdapterError::Json {
-        path: cfg_path.clone(),
-        source,
-    })?;
-    crate::fsx::write_atomic(&cfg_path, &json).map_err(io(&cfg_path))
+    write_weights(dir, &tensors, true)?;
+    write_json(&dir.join(CONFIG_FILE), &config)
 }
 
 /// The tensors of an adapter folder: `adapter_model.safetensors`, else `adapter_model.bin`.
 pub(super) fn read_tensors(
     dir: &Path,
 ) -> Result<(std::path::PathBuf, Vec<(String, Tensor)>), AdapterError> {
-    let st = dir.join(super::peft_io::WEIGHTS_FILE);
+    let st = dir.join(WEIGHTS_FILE);
     if st.exists() {
         let t = candle_core::safetensors::load(&st, &candle_core::Device::Cpu)
             .map_err(|e| format_err(&st, format!("not a valid safetensors file: {e}")))?;
@@ -314,10 +287,7 @@ pub(super) fn read_tensors(
     if !bin.exists() {
         return Err(format_err(
             dir,
-            format!(
-                "neither {} nor {BIN_FILE} is here",
-                super::peft_io::WEIGHTS_FILE
-            ),
+            format!("neither {} nor {BIN_FILE} is here", WEIGHTS_FILE),
         ));
     }
     let t = candle_core::pickle::read_all(&bin)

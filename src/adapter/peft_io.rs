@@ -35,14 +35,14 @@ pub const CONFIG_FILE: &str = "adapter_config.json";
 pub const WEIGHTS_FILE: &str = "adapter_model.safetensors";
 pub const CARD_FILE: &str = "README.md";
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AdapterError + '_ {
+pub(super) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AdapterError + '_ {
     move |source| AdapterError::Io {
         path: path.to_path_buf(),
         source,
     }
 }
 
-fn format_err(path: &Path, msg: impl Into<String>) -> AdapterError {
+pub(super) fn format_err(path: &Path, msg: impl Into<String>) -> AdapterError {
     AdapterError::Format {
         path: path.to_path_buf(),
         msg: msg.into(),
@@ -79,12 +79,8 @@ pub fn save_peft<M: AdaptableModel + ?Sized>(
             }
         }
     }
-    let weights = dir.join(WEIGHTS_FILE);
-    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-    let bytes =
-        safetensors::serialize(tensors.iter().map(|(k, t)| (k.as_str(), t)), Some(metadata))
-            .map_err(|e| format_err(&weights, format!("cannot serialize: {e}")))?;
-    write_atomic(&weights, &bytes)?;
+    let tensors: Vec<(String, Tensor)> = tensors.into_iter().collect();
+    write_weights(dir, &tensors, false)?;
     let json = serde_json::to_vec_pretty(&config).map_err(|source| AdapterError::Json {
         path: dir.join(CONFIG_FILE),
         source,
@@ -137,6 +133,38 @@ pub fn model_card(config: &PeftLoraConfig, cfg: &AdapterConfig) -> String {
         targets = cfg.targets_description(),
         version = env!("CARGO_PKG_VERSION"),
     )
+}
+
+/// Write `tensors` (f32, on the CPU) as `adapter_model.safetensors` with PEFT's `{"format": "pt"}`
+/// metadata and, with `bin`, as `adapter_model.bin` in `torch.save`'s format (what LLM-Adapters
+/// reads). Each file is written to a temporary name and renamed.
+pub(super) fn write_weights(
+    dir: &Path,
+    tensors: &[(String, Tensor)],
+    bin: bool,
+) -> Result<(), AdapterError> {
+    let weights = dir.join(WEIGHTS_FILE);
+    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    let bytes =
+        safetensors::serialize(tensors.iter().map(|(k, t)| (k.as_str(), t)), Some(metadata))
+            .map_err(|e| format_err(&weights, format!("cannot serialize: {e}")))?;
+    write_atomic(&weights, &bytes)?;
+    if bin {
+        let path = dir.join(super::bottleneck_io::BIN_FILE);
+        let bytes = super::torch_bin::serialize(tensors)
+            .map_err(|e| format_err(&path, format!("cannot serialize: {e}")))?;
+        write_atomic(&path, &bytes)?;
+    }
+    Ok(())
+}
+
+/// Write `value` as pretty JSON to `path` (temporary name, then renamed).
+pub(super) fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), AdapterError> {
+    let json = serde_json::to_vec_pretty(value).map_err(|source| AdapterError::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    write_atomic(path, &json)
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AdapterError> {

@@ -10,17 +10,16 @@
 //! Loading reads the safetensors file, else the `.bin`, and checks the config's layer count,
 //! token width and heads against the model, naming the field that differs.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::attach::{AdaptableModel, AttachReport, PREFIX_KEY};
-use super::bottleneck_io::{BIN_FILE, read_tensors};
+use super::attach::{AdaptableModel, AttachReport, PREFIX_KEY, adapter_home};
+use super::bottleneck_io::read_tensors;
 use super::config::{AdapterConfig, Targets};
 use super::error::AdapterError;
 use super::peft_convert::SaveOptions;
-use super::peft_io::{CONFIG_FILE, WEIGHTS_FILE};
+use super::peft_io::{CONFIG_FILE, format_err, io, write_json, write_weights};
 use super::prefix::{Prefix, PrefixShape};
 use super::scaling::ScalingRule;
 use super::spec::Method;
@@ -58,20 +57,6 @@ pub struct PrefixFile {
     pub task_type: Option<String>,
     #[serde(default)]
     pub token_dim: Option<usize>,
-}
-
-fn format_err(path: &Path, msg: impl Into<String>) -> AdapterError {
-    AdapterError::Format {
-        path: path.to_path_buf(),
-        msg: msg.into(),
-    }
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AdapterError + '_ {
-    move |source| AdapterError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
 }
 
 /// rora's config of a prefix of `n` virtual tokens (the rank field holds `n`).
@@ -155,26 +140,11 @@ pub fn save<M: AdaptableModel + ?Sized>(
         .to_device(&candle_core::Device::Cpu)
         .and_then(|t| t.to_dtype(candle_core::DType::F32))
         .map_err(AdapterError::tensor("prefix"))?;
-    let tensors = vec![(PREFIX_KEY.to_string(), t)];
-    let st = dir.join(WEIGHTS_FILE);
-    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-    let bytes =
-        safetensors::serialize(tensors.iter().map(|(k, t)| (k.as_str(), t)), Some(metadata))
-            .map_err(|e| format_err(&st, format!("cannot serialize: {e}")))?;
-    crate::fsx::write_atomic(&st, &bytes).map_err(io(&st))?;
-    let bin = dir.join(BIN_FILE);
-    let bytes = super::torch_bin::serialize(&tensors)
-        .map_err(|e| format_err(&bin, format!("cannot serialize: {e}")))?;
-    crate::fsx::write_atomic(&bin, &bytes).map_err(io(&bin))?;
-    let cfg_path = dir.join(CONFIG_FILE);
-    let json =
-        serde_json::to_vec_pretty(&file_config(p.tokens(), p.shape(), opts)).map_err(|source| {
-            AdapterError::Json {
-                path: cfg_path.clone(),
-                source,
-            }
-        })?;
-    crate::fsx::write_atomic(&cfg_path, &json).map_err(io(&cfg_path))
+    write_weights(dir, &[(PREFIX_KEY.to_string(), t)], true)?;
+    write_json(
+        &dir.join(CONFIG_FILE),
+        &file_config(p.tokens(), p.shape(), opts),
+    )
 }
 
 /// Install the prefix of `dir` (its config `f`, read from `config_path`) on `model`.
@@ -224,17 +194,7 @@ pub fn load<M: AdaptableModel + ?Sized>(
         found = Some(t);
     }
     let t = found.ok_or_else(|| format_err(&file, format!("missing tensor {PREFIX_KEY}")))?;
-    let device = model
-        .linears()
-        .first()
-        .map(|(_, l)| l.weight().device().clone())
-        .unwrap_or(candle_core::Device::Cpu);
-    let dtype = model
-        .linears()
-        .first()
-        .map_or(candle_core::DType::F32, |(_, l)| {
-            super::lowrank::adapter_dtype(l.weight().dtype())
-        });
+    let (device, dtype) = adapter_home(model);
     let t = t
         .to_device(&device)
         .and_then(|t| t.to_dtype(dtype))

@@ -104,6 +104,38 @@ fn rora_logits(cache: &Path, model_dir: &Path, adapter: Option<&Path>, out: &Pat
     read_logits(out, "logits")
 }
 
+/// Run `stages` beside a random tiny model "tiny" (2 layers, 4 heads, 2 KV heads, `seed`) and the
+/// shipped commonsense rows as data "cs" (max-len 64, 16 rows) in a fresh cache under `dir`: the
+/// cache, the pipeline file and the model's HF folder.
+fn run_tiny(dir: &Path, seed: u64, stages: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let cache = dir.join("cache");
+    let p = dir.join("p.kdl");
+    std::fs::write(
+        &p,
+        format!(
+            "model \"tiny\" {{\n    random layers=2 hidden=64 heads=4 kv-heads=2 ffn=128 seed={seed}\n}}\n\
+             data \"cs\" {{\n    files \"{}/*.train.jsonl\"\n    template \"llm-adapters\"\n    max-len 64\n    limit 16\n}}\n{stages}",
+            crate::root().join("datasets/commonsense").display()
+        ),
+    )
+    .unwrap();
+    let o = rora(&["run", p.to_str().unwrap()], &cache);
+    assert!(o.status.success(), "{}", text(&o));
+    let model_dir = output_dir(&cache, "tiny", &p).join("model");
+    (cache, p, model_dir)
+}
+
+/// PEFT 0.21.2 raises one warning on every load with transformers 5.24, about its own API; none
+/// may be about the folder (keys not applied, unknown fields, ...).
+fn assert_only_api_warnings(report: &serde_json::Value, what: &str) {
+    for w in report["warnings"].as_array().unwrap() {
+        assert!(
+            w.as_str().unwrap().contains("is_gradient_checkpointing"),
+            "{what}: {w}"
+        );
+    }
+}
+
 #[test]
 fn adapters_peft_trained_match_peft_logits_in_a_rora_pipeline() {
     let Some(py) = python_with("torch, transformers, peft") else {
@@ -195,24 +227,14 @@ fn adapters_rora_trained_load_in_peft_with_rora_logits() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let cache = dir.path().join("cache");
-    let p = dir.path().join("p.kdl");
-    std::fs::write(
-        &p,
-        format!(
-            "sweep method \"lora\" \"dora\"\n\
-             model \"tiny\" {{\n    random layers=2 hidden=64 heads=4 kv-heads=2 ffn=128 seed=12\n}}\n\
-             data \"cs\" {{\n    files \"{}/*.train.jsonl\"\n    template \"llm-adapters\"\n    max-len 64\n    limit 16\n}}\n\
-             adapter \"ad\" model=\"tiny\" {{\n    method (sweep)\"method\"\n    scaling \"rora\"\n    rank 4\n    alpha 6\n    targets \"q_proj\" \"v_proj\" \"down_proj\"\n}}\n\
-             train \"ft\" adapter=\"ad\" data=\"cs\" {{\n    steps 3\n    batch 4\n    lr 5e-2\n}}\n",
-            crate::root().join("datasets/commonsense").display()
-        ),
-    )
-    .unwrap();
-    let o = rora(&["run", p.to_str().unwrap()], &cache);
-    assert!(o.status.success(), "{}", text(&o));
+    let (cache, p, model_dir) = run_tiny(
+        dir.path(),
+        12,
+        "sweep method \"lora\" \"dora\"\n\
+         adapter \"ad\" model=\"tiny\" {\n    method (sweep)\"method\"\n    scaling \"rora\"\n    rank 4\n    alpha 6\n    targets \"q_proj\" \"v_proj\" \"down_proj\"\n}\n\
+         train \"ft\" adapter=\"ad\" data=\"cs\" {\n    steps 3\n    batch 4\n    lr 5e-2\n}\n",
+    );
     let out = |job: &str| output_dir(&cache, job, &p);
-    let model_dir = out("tiny").join("model");
     for method in ["lora", "dora"] {
         let adapter = out(&format!("ft@method={method}")).join("adapter");
         let card = std::fs::read_to_string(adapter.join("README.md")).unwrap();
@@ -228,14 +250,7 @@ fn adapters_rora_trained_load_in_peft_with_rora_logits() {
                 theirs.to_str().unwrap(),
             ],
         );
-        // The one warning PEFT 0.21.2 raises on every load with transformers 5.24 is about
-        // its own API; none may be about this folder (keys not applied, unknown fields, ...).
-        for w in report["warnings"].as_array().unwrap() {
-            assert!(
-                w.as_str().unwrap().contains("is_gradient_checkpointing"),
-                "{method}: {w}"
-            );
-        }
+        assert_only_api_warnings(&report, method);
         assert_eq!(report["use_rslora"], true, "{report}");
         assert_eq!(report["use_dora"], method == "dora", "{report}");
         assert_eq!(
@@ -406,25 +421,15 @@ fn bottleneck_adapters_load_as_llm_adapters_loads_them_with_rora_logits() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let cache = dir.path().join("cache");
-    let p = dir.path().join("p.kdl");
-    std::fs::write(
-        &p,
-        format!(
-            "model \"tiny\" {{\n    random layers=2 hidden=64 heads=4 kv-heads=2 ffn=128 seed=12\n}}\n\
-             data \"cs\" {{\n    files \"{}/*.train.jsonl\"\n    template \"llm-adapters\"\n    max-len 64\n    limit 16\n}}\n\
-             adapter \"series\" model=\"tiny\" {{\n    method \"series\"\n    bottleneck 8 learn-scale=#true\n    targets \"gate_proj\" \"up_proj\" \"down_proj\"\n}}\n\
-             adapter \"parallel\" model=\"tiny\" {{\n    method \"parallel\"\n    bottleneck 8 non-linearity=\"gelu\" scale=0.5\n}}\n\
-             train \"ft-series\" adapter=\"series\" data=\"cs\" {{\n    steps 3\n    batch 4\n    lr 5e-2\n}}\n\
-             train \"ft-parallel\" adapter=\"parallel\" data=\"cs\" {{\n    steps 3\n    batch 4\n    lr 5e-2\n}}\n",
-            crate::root().join("datasets/commonsense").display()
-        ),
-    )
-    .unwrap();
-    let o = rora(&["run", p.to_str().unwrap()], &cache);
-    assert!(o.status.success(), "{}", text(&o));
+    let (cache, p, model_dir) = run_tiny(
+        dir.path(),
+        12,
+        "adapter \"series\" model=\"tiny\" {\n    method \"series\"\n    bottleneck 8 learn-scale=#true\n    targets \"gate_proj\" \"up_proj\" \"down_proj\"\n}\n\
+         adapter \"parallel\" model=\"tiny\" {\n    method \"parallel\"\n    bottleneck 8 non-linearity=\"gelu\" scale=0.5\n}\n\
+         train \"ft-series\" adapter=\"series\" data=\"cs\" {\n    steps 3\n    batch 4\n    lr 5e-2\n}\n\
+         train \"ft-parallel\" adapter=\"parallel\" data=\"cs\" {\n    steps 3\n    batch 4\n    lr 5e-2\n}\n",
+    );
     let out = |job: &str| output_dir(&cache, job, &p);
-    let model_dir = out("tiny").join("model");
     for (method, modules) in [("series", 6), ("parallel", 4)] {
         let adapter = out(&format!("ft-{method}")).join("adapter");
         let theirs = dir.path().join(format!("{method}-la.safetensors"));
@@ -477,31 +482,17 @@ fn prefix_tuning_moves_both_ways_between_peft_and_rora() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let cache = dir.path().join("cache");
-    let p = dir.path().join("p.kdl");
-    std::fs::write(
-        &p,
-        format!(
-            "model \"tiny\" {{\n    random layers=2 hidden=64 heads=4 kv-heads=2 ffn=128 seed=13\n}}\n\
-             data \"cs\" {{\n    files \"{}/*.train.jsonl\"\n    template \"llm-adapters\"\n    max-len 64\n    limit 16\n}}\n\
-             adapter \"ad\" model=\"tiny\" {{\n    method \"prefix\"\n    virtual-tokens 6\n}}\n\
-             train \"ft\" adapter=\"ad\" data=\"cs\" {{\n    steps 3\n    batch 4\n    lr 5e-2\n}}\n",
-            crate::root().join("datasets/commonsense").display()
-        ),
-    )
-    .unwrap();
-    let o = rora(&["run", p.to_str().unwrap()], &cache);
-    assert!(o.status.success(), "{}", text(&o));
-    let model_dir = output_dir(&cache, "tiny", &p).join("model");
+    let (cache, p, model_dir) = run_tiny(
+        dir.path(),
+        13,
+        "adapter \"ad\" model=\"tiny\" {\n    method \"prefix\"\n    virtual-tokens 6\n}\n\
+         train \"ft\" adapter=\"ad\" data=\"cs\" {\n    steps 3\n    batch 4\n    lr 5e-2\n}\n",
+    );
     let m = model_dir.to_str().unwrap();
 
     // PEFT -> rora
     let out = dir.path().join("peft");
-    let report = python_json(
-        &py,
-        "prefix_peft.py",
-        &["train", m, out.to_str().unwrap(), TOKENS],
-    );
+    let report = python_json(&py, "prefix_peft.py", &[m, out.to_str().unwrap(), TOKENS]);
     assert_eq!(
         (
             report["token_dim"].as_u64(),
@@ -531,21 +522,15 @@ fn prefix_tuning_moves_both_ways_between_peft_and_rora() {
     let theirs = dir.path().join("rora-prefix-peft.safetensors");
     let report = python_json(
         &py,
-        "prefix_peft.py",
+        "peft_load.py",
         &[
-            "load",
             m,
             adapter.to_str().unwrap(),
             TOKENS,
             theirs.to_str().unwrap(),
         ],
     );
-    for w in report["warnings"].as_array().unwrap() {
-        assert!(
-            w.as_str().unwrap().contains("is_gradient_checkpointing"),
-            "{w}"
-        );
-    }
+    assert_only_api_warnings(&report, "prefix");
     assert_eq!(report["num_virtual_tokens"], 6, "{report}");
     let ours = rora_logits(
         &cache,

@@ -3,7 +3,9 @@
     python peft_load.py MODEL_DIR ADAPTER_DIR TOKENS OUT
 
 Writes OUT (safetensors, `logits` [seq, vocab] f32) and prints one JSON line with the warnings
-PEFT raised (python warnings and log records at WARNING or above) and the PEFT config it read.
+PEFT raised (python warnings and log records at WARNING or above) and the fields of the PEFT
+config it read that describe the method (LoRA: use_rslora, use_dora, r, lora_alpha; prefix
+tuning: num_virtual_tokens, token_dim, num_attention_heads, num_layers).
 """
 import json
 import sys
@@ -25,10 +27,8 @@ with torch.no_grad():
     logits = model(input_ids=ids).logits[0].float().contiguous()
 save_file({"logits": logits}, out)
 cfg = model.peft_config["default"]
-print(json.dumps({
-    "warnings": records,
-    "use_rslora": cfg.use_rslora,
-    "use_dora": cfg.use_dora,
-    "r": cfg.r,
-    "lora_alpha": cfg.lora_alpha,
-}))
+fields = ["use_rslora", "use_dora", "r", "lora_alpha",
+          "num_virtual_tokens", "token_dim", "num_attention_heads", "num_layers"]
+report = {"warnings": records, "peft_type": str(cfg.peft_type)}
+report.update({f: getattr(cfg, f) for f in fields if hasattr(cfg, f)})
+print(json.dumps(report))

@@ -3,7 +3,7 @@
 
 use candle_core::{DType, Device, Module, Tensor};
 
-use super::fixtures::{outputs, rand, toy_model};
+use super::fixtures::{max_abs_diff, outputs, rand, toy_model};
 use crate::adapter::bottleneck::{Activation, Bottleneck, Placement};
 use crate::adapter::bottleneck_io::BIN_FILE;
 use crate::adapter::dropout::Dropout;
@@ -12,21 +12,6 @@ use crate::adapter::{
     AdapterConfig, AdapterSpec, Linear, LoraInit, Method, SaveOptions, ScalingRule, Targets,
     attach, load_peft, merge_all, save_peft,
 };
-
-fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_dtype(DType::F64)
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap()
-}
 
 /// `s * up(act(down(z)))` written out: `z` `[n, d_in]`.
 fn adapter_ref(z: &Tensor, down: &Tensor, up: &Tensor, act: Activation, s: f64) -> Tensor {
@@ -100,7 +85,7 @@ fn forward_is_llm_adapters_formula_for_each_placement() {
                 Placement::Parallel => (linear(&x) + adapter_ref(&x, &down, &up, act, s)).unwrap(),
             };
             let got = lin.forward(&x).unwrap();
-            let d = max_diff(&got, &want);
+            let d = max_abs_diff(&got, &want);
             assert!(d < 1e-12, "{placement:?} {act:?}: {d}");
         }
     }
@@ -135,7 +120,7 @@ fn mam_init_is_the_identity_and_bert_init_is_not() {
         let d = before
             .iter()
             .zip(&after)
-            .map(|(a, b)| max_diff(a, b))
+            .map(|(a, b)| max_abs_diff(a, b))
             .fold(0.0, f64::max);
         assert_eq!(d == 0.0, identity, "{init:?}: {d}");
     }
@@ -169,7 +154,7 @@ fn merging_a_bottleneck_is_refused_and_changes_nothing() {
     assert!(err.contains("cannot be merged"), "{err}");
     let after = outputs(&m, DType::F32);
     for (a, b) in before.iter().zip(&after) {
-        assert_eq!(max_diff(a, b), 0.0);
+        assert_eq!(max_abs_diff(a, b), 0.0);
     }
 }
 
@@ -278,7 +263,7 @@ fn save_and_load_round_trip_in_llm_adapters_layout() {
             assert_eq!(loaded.report.modules.len(), 4);
             let got = outputs(&fresh, DType::F32);
             for (a, b) in want.iter().zip(&got) {
-                assert_eq!(max_diff(a, b), 0.0, "{method:?} only_bin={only_bin}");
+                assert_eq!(max_abs_diff(a, b), 0.0, "{method:?} only_bin={only_bin}");
             }
         }
         assert!(dir.path().join(BIN_FILE).exists());

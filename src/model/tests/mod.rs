@@ -8,7 +8,7 @@ mod assets;
 mod errors;
 mod golden;
 mod grad;
-mod masking;
+pub mod masking;
 mod packed;
 mod prefix;
 mod quant;

@@ -1,7 +1,10 @@
-//! The `adapter` stage: adapters on a model, stored in PEFT format with the full config and the
-//! trainable-parameter report. Either fresh (seeded init, B = 0: LoRA or DoRA, scaled by the rule
-//! lora (alpha/r), rora (alpha/sqrt(r)) or fixed), or loaded from a PEFT adapter folder (`path`)
-//! or hub repo (`hub`, its revision pinned to a commit in the key). A loaded adapter's settings
+//! The `adapter` stage: adapters on a model, stored in PEFT format (LLM-Adapters' for bottleneck
+//! adapters) with the full config and the trainable-parameter report. Either fresh (seeded init,
+//! B = 0: LoRA or DoRA, scaled by the rule lora (alpha/r), rora (alpha/sqrt(r)) or fixed; a
+//! series / parallel bottleneck; a prefix of virtual tokens), or loaded from an adapter folder
+//! (`path`) or hub repo (`hub`, its revision pinned to a commit in the key). Each method takes its
+//! own options (`check_method_options`); the method-dependent defaults live in the schema
+//! (`def_when`). A loaded adapter's settings
 //! come from its `adapter_config.json`: the options that describe a fresh adapter are refused
 //! beside `path`/`hub`, and what PEFT writes that rora does not implement is refused naming the
 //! field (`adapter::peft_convert`). The checks compare ranks, targets and layer indices with the
@@ -46,7 +49,7 @@ use crate::stages::model::{ModelParams, ModelSource};
 
 pub static SPEC: KindSpec = KindSpec {
     kind: Kind::Adapter,
-    doc: "An adapter on a model: fresh LoRA or DoRA, with the scaling rule lora (alpha/r), rora (alpha/sqrt(r), PEFT use_rslora) or fixed, or a Series / Parallel bottleneck adapter (LLM-Adapters); or an adapter loaded from a folder or the hub (PEFT LoRA, rsLoRA, DoRA, rank/alpha patterns; LLM-Adapters BOTTLENECK), to evaluate, merge or train further.",
+    doc: "An adapter on a model: fresh LoRA or DoRA, with the scaling rule lora (alpha/r), rora (alpha/sqrt(r), PEFT use_rslora) or fixed, a Series / Parallel bottleneck adapter (LLM-Adapters) or a prefix (prefix tuning); or an adapter loaded from a folder or the hub (PEFT LoRA, rsLoRA, DoRA, rank/alpha patterns, PREFIX_TUNING; LLM-Adapters BOTTLENECK), to evaluate, merge (LoRA, DoRA) or train further.",
     version: 1,
     props: &[req_prop(
         "model",

@@ -174,10 +174,10 @@ train "t" adapter="a" data="d" {{
         assert_eq!(weights("bf16", true), f32);
     }
 
-    /// The train job's estimate for LLaMA-7B (hub id, shape known offline) with `method` at
-    /// rank 32 on q, k, v, up, down (the paper's Table I setting).
-    fn llama_7b(method: &str) -> JobMemory {
-        let src = format!(
+    /// The train job's estimate for LLaMA-7B (hub id, shape known offline) with the adapter
+    /// options `adapter` (one per line).
+    fn llama_7b_with(adapter: &str) -> JobMemory {
+        train_memory(&format!(
             r#"
 model "m" {{
     hub "huggyllama/llama-7b"
@@ -186,17 +186,20 @@ data "d" {{
     hub "org/commonsense"
 }}
 adapter "a" model="m" {{
-    method "{method}"
-    rank 32
-    alpha 64
-    targets "q_proj" "k_proj" "v_proj" "up_proj" "down_proj"
+    {adapter}
 }}
 train "t" adapter="a" data="d" {{
     steps 10
 }}
 "#
-        );
-        train_memory(&src)
+        ))
+    }
+
+    /// `method` at rank 32 on q, k, v, up, down (the paper's Table I setting).
+    fn llama_7b(method: &str) -> JobMemory {
+        llama_7b_with(&format!(
+            "method \"{method}\"\n    rank 32\n    alpha 64\n    targets \"q_proj\" \"k_proj\" \"v_proj\" \"up_proj\" \"down_proj\""
+        ))
     }
 
     // Table I of the RoRA paper (from LLM-Adapters' / DoRA's tables): LoRA r32 on LLaMA-7B is
@@ -219,22 +222,7 @@ train "t" adapter="a" data="d" {{
     /// targets from the schema: series down_proj, parallel up_proj + down_proj; 30 virtual
     /// tokens).
     fn llama_7b_bottleneck(method: &str) -> JobMemory {
-        train_memory(&format!(
-            r#"
-model "m" {{
-    hub "huggyllama/llama-7b"
-}}
-data "d" {{
-    hub "org/commonsense"
-}}
-adapter "a" model="m" {{
-    method "{method}"
-}}
-train "t" adapter="a" data="d" {{
-    steps 10
-}}
-"#
-        ))
+        llama_7b_with(&format!("method \"{method}\""))
     }
 
     // Table I (LLM-Adapters' commonsense rows): Series 0.99%, Parallel 3.54%. By hand: series
